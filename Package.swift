@@ -1,0 +1,66 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Upcoming features we opt into everywhere, as Hummingbird 2 does: they make
+/// dependencies explicit and keep `any` visible where an existential costs a box.
+let swiftSettings: [SwiftSetting] = [
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+  .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+  name: "edge-cdn-store",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "EdgeCDNStore", targets: ["EdgeCDNStore"]),
+    .executable(name: "edge-cdn-bench", targets: ["edge-cdn-bench"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+  ],
+  targets: [
+    .target(
+      name: "EdgeCDNStore",
+      dependencies: [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    // The behaviour every Storage must show, as plain async checks that throw on a
+    // violation, so any test framework (or a bench) can drive them with any factory.
+    .target(
+      name: "StorageConformance",
+      dependencies: [
+        "EdgeCDNStore",
+        .product(name: "NIOCore", package: "swift-nio"),
+      ],
+      path: "Tests/StorageConformance",
+      swiftSettings: swiftSettings
+    ),
+    .executableTarget(
+      name: "edge-cdn-bench",
+      dependencies: [
+        "EdgeCDNStore",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EdgeCDNStoreTests",
+      dependencies: [
+        "EdgeCDNStore",
+        "StorageConformance",
+        .product(name: "NIOCore", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+  ]
+)

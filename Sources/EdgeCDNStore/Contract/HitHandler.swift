@@ -1,0 +1,47 @@
+public import NIOCore
+
+/// Reads one stored object's body: pingora's `HandleHit`.
+///
+/// A value owned by one request task; its methods are `mutating` because the read
+/// position is the handler's own state. Chunks are `ByteBuffer`s that share the
+/// stored bytes where the tier can (RAM), so a hit copies nothing per chunk.
+public protocol HitHandler: Sendable {
+  /// The next chunk of the body, or nil at its end (or at the end of the seeked range).
+  ///
+  /// Reading an object still being written waits, without polling, for more bytes;
+  /// if that write fails, this throws `CacheError.writerFailed` instead of ending early.
+  mutating func readBody() async throws(CacheError) -> ByteBuffer?
+
+  /// Called once when the response is done; lets a tier count or release things.
+  mutating func finish() async throws(CacheError)
+
+  /// Whether `seek` is supported for this object now.
+  var canSeek: Bool { get }
+
+  /// Restricts the following reads to bytes [start, end) of the body. `end` past the
+  /// body is clamped to it; `start` at or past the end of the body throws `invalidRange`.
+  mutating func seek(start: Int, end: Int?) async throws(CacheError)
+
+  /// Whether the handler can be seeked again after reading a range (multipart ranges).
+  var canSeekMultipart: Bool { get }
+
+  /// Seeks again for the next part of a multipart range request.
+  mutating func seekMultipart(start: Int, end: Int?) async throws(CacheError)
+
+  /// Whether this read should count as an access for eviction (partial reads may not).
+  var shouldCountAccess: Bool { get }
+
+  /// The object's weight in bytes, so an eviction manager can start tracking an
+  /// object it did not know (after a restart, say).
+  var evictionWeight: Int { get }
+}
+
+extension HitHandler {
+  public var canSeekMultipart: Bool { canSeek }
+
+  public mutating func seekMultipart(start: Int, end: Int?) async throws(CacheError) {
+    try await seek(start: start, end: end)
+  }
+
+  public var shouldCountAccess: Bool { true }
+}
