@@ -1,0 +1,126 @@
+import NIOCore
+import Synchronization
+
+/// The chunks of a body with their cumulative end offsets, so a reader finds the
+/// chunk holding any position by binary search and slices it without copying.
+struct MemoryBody: Sendable {
+  var chunks: [ByteBuffer] = []
+  /// ends[i] is the offset just past chunk i.
+  var ends: [Int] = []
+
+  var size: Int { ends.last ?? 0 }
+
+  mutating func append(_ chunk: ByteBuffer) {
+    guard chunk.readableBytes > 0 else { return }
+    chunks.append(chunk)
+    ends.append(size + chunk.readableBytes)
+  }
+
+  /// The bytes from `position` to the end of its chunk, capped at `limit`.
+  /// `hint` is the chunk index where the previous read ended, so sequential reads
+  /// skip the search. Precondition: position < size.
+  func slice(from position: Int, limit: Int, hint: inout Int) -> ByteBuffer {
+    if !(hint < ends.count && position < ends[hint] && (hint == 0 || ends[hint - 1] <= position)) {
+      var low = 0
+      var high = ends.count - 1
+      while low < high {
+        let mid = (low + high) / 2
+        if ends[mid] <= position { low = mid + 1 } else { high = mid }
+      }
+      hint = low
+    }
+    let chunkStart = hint == 0 ? 0 : ends[hint - 1]
+    let chunkEnd = ends[hint]
+    let upTo = min(chunkEnd, limit)
+    let chunk = chunks[hint]
+    if position == chunkStart && upTo == chunkEnd { return chunk }
+    // In bounds by construction: chunkStart <= position < upTo <= chunkEnd.
+    return chunk.getSlice(at: chunk.readerIndex + position - chunkStart, length: upTo - position) ?? ByteBuffer()
+  }
+}
+
+/// One object in RAM, being written or complete, shared by its writer, the index and
+/// every reader. Readers keep a reference, so a purge or a replacement never pulls the
+/// bytes from under them.
+final class MemoryObject: Sendable {
+  enum Phase: Sendable, Equatable {
+    case writing
+    case complete
+    case failed(CacheError)
+  }
+
+  struct State: Sendable {
+    var body = MemoryBody()
+    var phase = Phase.writing
+    /// Readers parked until the body grows or the phase changes.
+    var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+  }
+
+  let hash: CacheHash
+  let tag: StreamingWriteTag
+  let state = Mutex(State())
+  private let nextWaiterID = Atomic<UInt64>(0)
+
+  init(hash: CacheHash, tag: StreamingWriteTag) {
+    self.hash = hash
+    self.tag = tag
+  }
+
+  /// Appends a chunk and wakes readers waiting for it.
+  func append(_ chunk: ByteBuffer, eof: Bool) {
+    let waiters = state.withLock { state in
+      state.body.append(chunk)
+      if eof { state.phase = .complete }
+      return state.waiters.isEmpty ? [:] : Self.takeWaiters(&state)
+    }
+    for waiter in waiters.values { waiter.resume() }
+  }
+
+  /// Marks the body complete (finish without an eof chunk).
+  func complete() {
+    let waiters = state.withLock { state in
+      if state.phase == .writing { state.phase = .complete }
+      return Self.takeWaiters(&state)
+    }
+    for waiter in waiters.values { waiter.resume() }
+  }
+
+  /// Fails the write: readers that have not reached the end get `error`.
+  func fail(_ error: CacheError) {
+    let waiters = state.withLock { state in
+      if state.phase == .writing { state.phase = .failed(error) }
+      return Self.takeWaiters(&state)
+    }
+    for waiter in waiters.values { waiter.resume() }
+  }
+
+  /// The body once complete; nil while writing or failed.
+  var completeBody: MemoryBody? {
+    state.withLock { $0.phase == .complete ? $0.body : nil }
+  }
+
+  /// Suspends until the body is larger than `knownSize` or the write ends, without
+  /// polling: the writer resumes us. Cancellation resumes at once and throws.
+  func waitForMore(than knownSize: Int) async throws(CacheError) {
+    let id = nextWaiterID.add(1, ordering: .relaxed).newValue
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let resumeNow = state.withLock { state in
+          if state.body.size > knownSize || state.phase != .writing || Task.isCancelled { return true }
+          state.waiters[id] = continuation
+          return false
+        }
+        if resumeNow { continuation.resume() }
+      }
+    } onCancel: {
+      state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+    }
+    if Task.isCancelled { throw .cancelled(key: hash) }
+  }
+
+  private static func takeWaiters(_ state: inout State) -> [UInt64: CheckedContinuation<Void, Never>] {
+    let waiters = state.waiters
+    state.waiters = [:]
+    return waiters
+  }
+}

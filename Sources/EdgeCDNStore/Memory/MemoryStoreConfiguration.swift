@@ -1,0 +1,48 @@
+/// The RAM tier's settings. Defaults suit a laptop; `validate()` names the setting,
+/// the bad value and the allowed range.
+public struct MemoryStoreConfiguration: Sendable, Hashable {
+  /// Bytes of bodies and metadata the tier may hold, in-flight writes included.
+  public var byteBudget: Int
+  /// The largest object accepted; larger writes fail with `objectTooLarge`.
+  public var maxObjectSize: Int
+  /// Independent index locks; more shards, less contention between tasks.
+  public var shardCount: Int
+
+  public init(byteBudget: Int = 256 << 20, maxObjectSize: Int = 16 << 20, shardCount: Int = 64) {
+    self.byteBudget = byteBudget
+    self.maxObjectSize = maxObjectSize
+    self.shardCount = shardCount
+  }
+
+  public static let shardCountRange = 1...4096
+
+  public func validate() throws(ConfigurationError) {
+    guard byteBudget >= 4096 else {
+      throw ConfigurationError(setting: "memory.byteBudget", value: "\(byteBudget)", allowed: "at least 4096 bytes")
+    }
+    guard (1...byteBudget).contains(maxObjectSize) else {
+      throw ConfigurationError(
+        setting: "memory.maxObjectSize", value: "\(maxObjectSize)", allowed: "1...\(byteBudget) (the byte budget)")
+    }
+    guard Self.shardCountRange.contains(shardCount) else {
+      throw ConfigurationError(
+        setting: "memory.shardCount", value: "\(shardCount)",
+        allowed: "\(Self.shardCountRange.lowerBound)...\(Self.shardCountRange.upperBound)")
+    }
+  }
+}
+
+/// A setting with a value outside its allowed range.
+public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+  public var setting: String
+  public var value: String
+  public var allowed: String
+
+  public init(setting: String, value: String, allowed: String) {
+    self.setting = setting
+    self.value = value
+    self.allowed = allowed
+  }
+
+  public var description: String { "invalid \(setting) = \(value): allowed \(allowed)" }
+}

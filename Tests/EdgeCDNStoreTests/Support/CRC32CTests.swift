@@ -1,0 +1,25 @@
+import Testing
+
+@testable import EdgeCDNStore
+
+@Suite("CRC-32C")
+struct CRC32CTests {
+  /// RFC 3720 (iSCSI) Appendix B.4 test vectors.
+  @Test("RFC 3720 vectors")
+  func rfc3720() {
+    #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+    #expect(CRC32C.checksum([UInt8](repeating: 0xff, count: 32)) == 0x62A8_AB43)
+    #expect(CRC32C.checksum(Array(0..<32) as [UInt8]) == 0x46DD_794E)
+    #expect(CRC32C.checksum(Array((0..<32).reversed()) as [UInt8]) == 0x113F_DB5C)
+    #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+  }
+
+  @Test("continuing a checksum equals one pass")
+  func continuation() {
+    let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+    for split in [0, 1, 7, 8, 9, 500] {
+      let first = CRC32C.checksum(Array(data[..<split]))
+      #expect(CRC32C.checksum(Array(data[split...]), continuing: first) == CRC32C.checksum(data))
+    }
+  }
+}
