@@ -1,6 +1,8 @@
 import ArgumentParser
+import CoreMetrics
 import EdgeCDNStore
 import NIOCore
+import Prometheus
 
 /// `edge-cdn-bench memory`: the RAM tier's hot paths, as the proxy drives them.
 ///
@@ -15,8 +17,17 @@ struct MemoryBenchmark: AsyncParsableCommand {
   @Option(help: "Seconds each figure is measured for (after a warm-up of a tenth of it).")
   var seconds: Double = 1.0
 
+  @Option(help: "Alternating rounds of the metrics overhead figure (its median is printed).")
+  var rounds: Int = 5
+
   @Option(help: "Distinct keys the hit benchmark cycles over.")
   var keys: Int = 4096
+
+  func validate() throws {
+    guard seconds > 0, rounds >= 1, keys >= 1 else {
+      throw ValidationError("--seconds must be > 0, --rounds >= 1 and --keys >= 1")
+    }
+  }
 
   func run() async throws {
     var report = BenchReport()
@@ -29,13 +40,28 @@ struct MemoryBenchmark: AsyncParsableCommand {
 
     for tasks in [1, 2] {
       let hit = try await Self.measure(tasks: tasks, for: budget) { task, i in
-        var found = try await store.lookup(keySet[(i &* 7 &+ task) % keySet.count])
-        guard found != nil else { throw BenchError.unexpectedMiss }
-        while try await found?.handler.readBody() != nil {}
-        try await found?.handler.finish()
+        try await Self.hit(store, keySet[(i &* 7 &+ task) % keySet.count])
       }
       report.record(hit, as: "memory.hit_1k.tasks\(tasks)")
     }
+
+    // The same hit through InstrumentedStorage with a Prometheus registry behind it,
+    // against the bare store, alternating rounds so both see the same machine load.
+    let registry = PrometheusCollectorRegistry()
+    let instrumented = InstrumentedStorage(
+      store, metrics: StoreMetrics(tier: "memory", factory: PrometheusMetricsFactory(registry: registry)))
+    var ratios: [Double] = []
+    for _ in 0..<rounds {
+      let bare = try await Self.measure(tasks: 1, for: budget / 2) { task, i in
+        try await Self.hit(store, keySet[(i &* 7 &+ task) % keySet.count])
+      }
+      let observed = try await Self.measure(tasks: 1, for: budget / 2) { task, i in
+        try await Self.hit(instrumented, keySet[(i &* 7 &+ task) % keySet.count])
+      }
+      ratios.append(observed.nanosecondsPerOperation / bare.nanosecondsPerOperation)
+    }
+    ratios.sort()
+    report.record("memory.hit_1k.metrics_overhead_pct", (ratios[ratios.count / 2] - 1) * 100, decimals: 1)
 
     for (name, size) in [("miss_1k", 1024), ("miss_1m", 1 << 20)] {
       let body = ByteBuffer(repeating: 2, count: size)
@@ -56,6 +82,13 @@ struct MemoryBenchmark: AsyncParsableCommand {
     return CacheMeta(
       freshUntil: now.adding(seconds: 3600), created: now,
       response: .init(status: 200, fields: [.init("content-type", "application/octet-stream")]))
+  }
+
+  /// lookup + read to the end + finish: what the proxy does for a hit.
+  static func hit(_ store: some Storage, _ key: CacheKey) async throws {
+    guard var found = try await store.lookup(key) else { throw BenchError.unexpectedMiss }
+    while try await found.handler.readBody() != nil {}
+    try await found.handler.finish()
   }
 
   static func write(_ store: MemoryStore, _ key: CacheKey, meta: CacheMeta, body: ByteBuffer) async throws {
