@@ -23,6 +23,10 @@ struct MemoryBenchmark: AsyncParsableCommand {
   @Option(help: "Distinct keys the hit benchmark cycles over.")
   var keys: Int = 4096
 
+  @Option(
+    help: ArgumentHelp("Only loop 1 KiB hits on `bare`, `noop` or `prometheus` (for a profiler).", visibility: .hidden))
+  var profile: String?
+
   func validate() throws {
     guard seconds > 0, rounds >= 1, keys >= 1 else {
       throw ValidationError("--seconds must be > 0, --rounds >= 1 and --keys >= 1")
@@ -38,6 +42,23 @@ struct MemoryBenchmark: AsyncParsableCommand {
     let keySet = (0..<keys).map { CacheKey(namespace: "bench", primary: "/object/\($0)") }
     for key in keySet { try await Self.write(store, key, meta: meta, body: ByteBuffer(repeating: 1, count: 1024)) }
 
+    if let profile {
+      let factory: any MetricsFactory =
+        profile == "prometheus"
+        ? PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()) : NOOPMetricsHandler.instance
+      let wrapped = InstrumentedStorage(store, metrics: StoreMetrics(tier: "memory", factory: factory))
+      let figure = try await Self.measure(tasks: 1, for: budget) { task, i in
+        if profile == "bare" {
+          try await Self.hit(store, keySet[(i &* 7 &+ task) % keySet.count])
+        } else {
+          try await Self.hit(wrapped, keySet[(i &* 7 &+ task) % keySet.count])
+        }
+      }
+      report.record(figure, as: "memory.hit_1k.profile_\(profile)")
+      report.printFigures()
+      return
+    }
+
     for tasks in [1, 2] {
       let hit = try await Self.measure(tasks: tasks, for: budget) { task, i in
         try await Self.hit(store, keySet[(i &* 7 &+ task) % keySet.count])
@@ -50,8 +71,13 @@ struct MemoryBenchmark: AsyncParsableCommand {
     let registry = PrometheusCollectorRegistry()
     let instrumented = InstrumentedStorage(
       store, metrics: StoreMetrics(tier: "memory", factory: PrometheusMetricsFactory(registry: registry)))
+    let noop = InstrumentedStorage(store, metrics: StoreMetrics(tier: "memory", factory: NOOPMetricsHandler.instance))
     var ratios: [Double] = []
+    var noopRatios: [Double] = []
     for _ in 0..<rounds {
+      let wrapped = try await Self.measure(tasks: 1, for: budget / 2) { task, i in
+        try await Self.hit(noop, keySet[(i &* 7 &+ task) % keySet.count])
+      }
       let bare = try await Self.measure(tasks: 1, for: budget / 2) { task, i in
         try await Self.hit(store, keySet[(i &* 7 &+ task) % keySet.count])
       }
@@ -59,7 +85,10 @@ struct MemoryBenchmark: AsyncParsableCommand {
         try await Self.hit(instrumented, keySet[(i &* 7 &+ task) % keySet.count])
       }
       ratios.append(observed.nanosecondsPerOperation / bare.nanosecondsPerOperation)
+      noopRatios.append(wrapped.nanosecondsPerOperation / bare.nanosecondsPerOperation)
     }
+    noopRatios.sort()
+    report.record("memory.hit_1k.wrapper_overhead_pct", (noopRatios[noopRatios.count / 2] - 1) * 100, decimals: 1)
     ratios.sort()
     report.record("memory.hit_1k.metrics_overhead_pct", (ratios[ratios.count / 2] - 1) * 100, decimals: 1)
 

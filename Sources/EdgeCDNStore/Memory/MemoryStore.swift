@@ -33,10 +33,26 @@ public final class MemoryStore: Storage {
   private let nextTag = Atomic<UInt64>(0)
   private let allocator = ByteBufferAllocator()
 
-  struct Entry: Sendable {
-    var object: MemoryObject
-    var meta: CacheMeta
-    var weight: Int
+  /// One stored or in-progress object. A class so that a lookup copies one reference
+  /// out of the shard lock, not the meta's fields; immutable, so updateMeta swaps in a
+  /// new entry. A committed entry carries its complete body, so a hit on it needs no
+  /// lock on the object at all.
+  final class Entry: Sendable {
+    let object: MemoryObject
+    let meta: CacheMeta
+    let weight: Int
+    let completeBody: MemoryBody?
+
+    init(object: MemoryObject, meta: CacheMeta, weight: Int, completeBody: MemoryBody? = nil) {
+      self.object = object
+      self.meta = meta
+      self.weight = weight
+      self.completeBody = completeBody
+    }
+
+    func with(meta: CacheMeta, weight: Int) -> Entry {
+      Entry(object: object, meta: meta, weight: weight, completeBody: completeBody)
+    }
   }
 
   struct ShardState: Sendable {
@@ -108,7 +124,8 @@ public final class MemoryStore: Storage {
   private func hit(_ entry: Entry) -> CacheHit<MemoryHitHandler> {
     CacheHit(
       meta: entry.meta,
-      handler: MemoryHitHandler(object: entry.object, snapshot: entry.object.completeBody, weight: entry.weight))
+      handler: MemoryHitHandler(
+        object: entry.object, snapshot: entry.completeBody ?? entry.object.completeBody, weight: entry.weight))
   }
 
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> MemoryMissHandler {
@@ -149,12 +166,11 @@ public final class MemoryStore: Storage {
     let growth = max(0, newMetaWeight - current)
     if growth > 0 { try charge(growth, for: hash) }
     let outcome = shard(for: hash).state.withLock { state -> (delta: Int, weight: Int)? in
-      guard var entry = state.committed[hash] else { return nil }
+      guard let entry = state.committed[hash] else { return nil }
       let delta = newMetaWeight - entry.meta.encodedSizeEstimate
-      entry.meta = meta
-      entry.weight += delta
-      state.committed[hash] = entry
-      return (delta, entry.weight)
+      let updated = entry.with(meta: meta, weight: entry.weight + delta)
+      state.committed[hash] = updated
+      return (delta, updated.weight)
     }
     guard let outcome else {
       release(growth)
@@ -200,7 +216,7 @@ public final class MemoryStore: Storage {
   /// Makes a finished write the committed object of its key (the last to finish wins).
   func commit(key: CacheKey, meta: CacheMeta, object: MemoryObject, weight: Int) {
     let hash = key.combinedHash
-    let entry = Entry(object: object, meta: meta, weight: weight)
+    let entry = Entry(object: object, meta: meta, weight: weight, completeBody: object.completeBody)
     let replaced = shard(for: hash).state.withLock { state -> Entry? in
       Self.removeWrite(object, of: hash, from: &state)
       return state.committed.updateValue(entry, forKey: hash)

@@ -7,12 +7,14 @@ public import CoreMetrics
 /// `_bytes` sizes) under the `edge_cdn_store_` prefix, with a `tier` label; docs/metrics.md
 /// lists them all. Any swift-metrics backend plugs in through `MetricsSystem.bootstrap`,
 /// or explicitly through `factory` (tests and the overhead benchmark do that).
-public struct StoreMetrics: Sendable {
+///
+/// A class, not a struct: it holds some twenty handles, and each hit handler and
+/// miss handler keeps it; a struct would cost a retain per handle per copy, a class one.
+public final class StoreMetrics: Sendable {
   public let tier: String
 
   let lookupsHit: Counter
   let lookupsMiss: Counter
-  let lookupsPartial: Counter
   let lookupsError: Counter
   let lookupDuration: Timer
   let firstByteDuration: Timer
@@ -59,7 +61,6 @@ public struct StoreMetrics: Sendable {
     }
     lookupsHit = counter("lookups_total", [("outcome", "hit")])
     lookupsMiss = counter("lookups_total", [("outcome", "miss")])
-    lookupsPartial = counter("lookups_total", [("outcome", "partial")])
     lookupsError = counter("lookups_total", [("outcome", "error")])
     lookupDuration = timer("lookup_duration_seconds")
     firstByteDuration = timer("first_byte_duration_seconds")
