@@ -14,6 +14,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .library(name: "EdgeCDNStore", targets: ["EdgeCDNStore"]),
+    .library(name: "EdgeCDNConfiguration", targets: ["EdgeCDNConfiguration"]),
     .executable(name: "edge-cdn-bench", targets: ["edge-cdn-bench"]),
   ],
   dependencies: [
@@ -21,6 +22,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    .package(
+      url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
+      traits: [.defaults, "CommandLineArguments"]),
   ],
   targets: [
     .target(
@@ -50,6 +54,25 @@ let package = Package(
         "EdgeCDNStore",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    // Reads a StoreConfiguration from a JSON file, environment variables and command-line
+    // arguments through swift-configuration; kept apart so the store itself has no such dependency.
+    .target(
+      name: "EdgeCDNConfiguration",
+      dependencies: [
+        "EdgeCDNStore",
+        .product(name: "Configuration", package: "swift-configuration"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EdgeCDNConfigurationTests",
+      dependencies: [
+        "EdgeCDNConfiguration",
+        "EdgeCDNStore",
+        .product(name: "Configuration", package: "swift-configuration"),
       ],
       swiftSettings: swiftSettings
     ),

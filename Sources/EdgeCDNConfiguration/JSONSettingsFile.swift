@@ -1,0 +1,76 @@
+import Configuration
+import EdgeCDNStore
+import Foundation
+
+/// A JSON settings file, read once at startup. It is parsed twice: by swift-configuration's
+/// `JSONSnapshot`, which answers lookups, and by `JSONSerialization` here, which lists every key
+/// the file sets so that keys nobody reads (typos) can be reported instead of silently ignored.
+struct JSONSettingsFile: Sendable {
+  var path: String
+  var snapshot: JSONSnapshot
+  /// Every leaf key path of the file, dot-separated, with its value for messages.
+  var leaves: [String: String]
+
+  /// The setting name errors about the file itself use.
+  static let setting = "configuration file"
+
+  init(path: String) throws(ConfigurationError) {
+    let quotedPath = "\"\(path)\""
+    let data: Data
+    do {
+      data = try Data(contentsOf: URL(fileURLWithPath: path))
+    } catch {
+      throw ConfigurationError(
+        setting: Self.setting, value: quotedPath, allowed: "a readable file (\(Self.reason(error)))")
+    }
+    let parsed: Any
+    do {
+      parsed = try JSONSerialization.jsonObject(with: data)
+    } catch {
+      throw ConfigurationError(
+        setting: Self.setting, value: quotedPath, allowed: "well-formed JSON (\(Self.reason(error)))")
+    }
+    guard let object = parsed as? [String: Any] else {
+      throw ConfigurationError(
+        setting: Self.setting, value: quotedPath, allowed: "a JSON object at the top level, e.g. {\"memory\": {...}}")
+    }
+    do {
+      snapshot = try JSONSnapshot(data: data.bytes, providerName: "file \(path)", parsingOptions: .default)
+    } catch {
+      // JSONSnapshot rejects nulls and mixed arrays, which JSONSerialization accepts.
+      throw ConfigurationError(
+        setting: Self.setting, value: quotedPath,
+        allowed: "strings, numbers, booleans, objects and arrays of one type, no null (\(error))")
+    }
+    self.path = path
+    var leaves: [String: String] = [:]
+    Self.collectLeaves(of: object, under: [], into: &leaves)
+    self.leaves = leaves
+  }
+
+  private static func collectLeaves(of object: [String: Any], under path: [String], into leaves: inout [String: String])
+  {
+    for (key, value) in object {
+      if let nested = value as? [String: Any] {
+        collectLeaves(of: nested, under: path + [key], into: &leaves)
+      } else {
+        leaves[(path + [key]).joined(separator: "."), default: ""] = Self.display(value)
+      }
+    }
+  }
+
+  private static func display(_ value: Any) -> String {
+    if let string = value as? String { return "\"\(string)\"" }
+    if let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]) {
+      return String(decoding: data, as: UTF8.self)
+    }
+    return "\(value)"
+  }
+
+  /// Foundation's message without the NSError boilerplate, which on Linux hides the position.
+  private static func reason(_ error: any Error) -> String {
+    let nsError = error as NSError
+    if let debug = nsError.userInfo["NSDebugDescription"] as? String { return debug }
+    return nsError.localizedDescription
+  }
+}
