@@ -28,7 +28,8 @@ struct JSONSettingsFile: Sendable {
       parsed = try JSONSerialization.jsonObject(with: data)
     } catch {
       throw ConfigurationError(
-        setting: Self.setting, value: quotedPath, allowed: "well-formed JSON (\(Self.reason(error)))")
+        setting: Self.setting, value: quotedPath,
+        allowed: "well-formed JSON (\(Self.position(of: error, in: data))\(Self.reason(error)))")
     }
     guard let object = parsed as? [String: Any] else {
       throw ConfigurationError(
@@ -65,6 +66,31 @@ struct JSONSettingsFile: Sendable {
       return String(decoding: data, as: UTF8.self)
     }
     return "\(value)"
+  }
+
+  /// "line 3, column 17: " for a JSONSerialization error that carries an offset, since an
+  /// offset alone makes the operator count characters.
+  private static func position(of error: any Error, in data: Data) -> String {
+    let userInfo = (error as NSError).userInfo
+    // Darwin gives the offset as a number; Linux only inside "... around character 27."
+    var offset = userInfo["NSJSONSerializationErrorIndex"] as? Int
+    if offset == nil, let debug = userInfo["NSDebugDescription"] as? String,
+      let range = debug.range(of: "around character ")
+    {
+      offset = Int(debug[range.upperBound...].prefix { $0.isNumber })
+    }
+    guard let offset else { return "" }
+    var line = 1
+    var column = 1
+    for byte in data.prefix(offset) {
+      if byte == UInt8(ascii: "\n") {
+        line += 1
+        column = 1
+      } else {
+        column += 1
+      }
+    }
+    return "line \(line), column \(column): "
   }
 
   /// Foundation's message without the NSError boilerplate, which on Linux hides the position.

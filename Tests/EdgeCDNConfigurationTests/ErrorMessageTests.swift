@@ -84,6 +84,13 @@ struct ErrorMessageTests {
     #expect(error.allowed.count > "well-formed JSON ()".count)
   }
 
+  @Test("a JSON syntax error is placed by line and column")
+  func syntaxErrorPosition() throws {
+    let error = try #require(try loadError(file: "{\n  \"memory\": {\n    \"byteBudget\": 1GiB\n  }\n}\n"))
+    #expect(error.setting == "configuration file")
+    #expect(error.allowed.hasPrefix("well-formed JSON (line 3, column 20: "), "\(error)")
+  }
+
   @Test("a file whose top level is not an object is refused")
   func topLevelNotObject() throws {
     let error = try #require(try loadError(file: "[1, 2]"))

@@ -17,16 +17,16 @@ struct DecimalQuantity: Hashable, Sendable {
 
   /// Reads `digits[.digits]` from the start of `bytes`; returns the quantity and how many bytes
   /// it used, or nil when `bytes` does not start with a digit or a point lacks digits after it.
-  /// A number too long for 64 bits also gives nil; callers report it as out of range.
+  /// An integer part too long for 64 bits saturates, so scaling reports it as an overflow.
   static func prefix(of bytes: ArraySlice<UInt8>) -> (quantity: DecimalQuantity, length: Int)? {
     var index = bytes.startIndex
     var integer: UInt64 = 0
     var sawDigit = false
     while index < bytes.endIndex, let digit = Self.digit(bytes[index]) {
+      // Saturate rather than fail, so a too-long number is reported as too large, not as garbage.
       let (times10, overflow1) = integer.multipliedReportingOverflow(by: 10)
       let (sum, overflow2) = times10.addingReportingOverflow(digit)
-      guard !overflow1, !overflow2 else { return nil }
-      integer = sum
+      integer = overflow1 || overflow2 ? .max : sum
       sawDigit = true
       index += 1
     }
