@@ -64,6 +64,7 @@ let package = Package(
       dependencies: [
         "EdgeCDNStore",
         .product(name: "Configuration", package: "swift-configuration"),
+        .product(name: "NIOPosix", package: "swift-nio"),
       ],
       swiftSettings: swiftSettings
     ),

@@ -65,3 +65,21 @@ struct PrecedenceTests {
     #expect(configuration.memory.maxObjectSize == 64 << 10)
   }
 }
+
+@Suite("Configuration loading from async code")
+struct AsyncLoadingTests {
+  @Test("the async load reads the file off the cooperative pool with the same result")
+  func asyncLoad() async throws {
+    let directory = try TemporaryDirectory()
+    let file = directory.path + "/edge-cdn.json"
+    try #"{"memory": {"shardCount": 7}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+    let sources = ConfigurationSources(file: file, environment: ["EDGE_CDN_MEMORY_BYTE_BUDGET": "1GiB"])
+    let configuration = try await StoreConfiguration.load(from: sources)
+    #expect(configuration.memory == MemoryStoreConfiguration(byteBudget: 1 << 30, shardCount: 7))
+    let settings = try await SettingsReader.reading(sources)
+    #expect(try settings.int("memory.shardCount", default: 0) == 7)
+    await #expect(throws: ConfigurationError.self) {
+      try await StoreConfiguration.load(from: ConfigurationSources(file: directory.path + "/missing.json"))
+    }
+  }
+}
