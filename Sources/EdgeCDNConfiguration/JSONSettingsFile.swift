@@ -10,6 +10,9 @@ struct JSONSettingsFile: Sendable {
   var snapshot: JSONSnapshot
   /// Every leaf key path of the file, dot-separated, with its value for messages.
   var leaves: [String: String]
+  /// Keys whose value is a JSON boolean. `JSONSnapshot` hands booleans out as the integers 0 and
+  /// 1, which would let `"shardCount": true` pass as 1; the reader turns them back into booleans.
+  var booleanKeys: Set<String>
 
   /// The setting name errors about the file itself use.
   static let setting = "configuration file"
@@ -45,17 +48,24 @@ struct JSONSettingsFile: Sendable {
     }
     self.path = path
     var leaves: [String: String] = [:]
-    Self.collectLeaves(of: object, under: [], into: &leaves)
+    var booleanKeys: Set<String> = []
+    Self.collectLeaves(of: object, under: [], into: &leaves, booleans: &booleanKeys)
     self.leaves = leaves
+    self.booleanKeys = booleanKeys
   }
 
-  private static func collectLeaves(of object: [String: Any], under path: [String], into leaves: inout [String: String])
-  {
+  private static func collectLeaves(
+    of object: [String: Any], under path: [String], into leaves: inout [String: String],
+    booleans: inout Set<String>
+  ) {
     for (key, value) in object {
       if let nested = value as? [String: Any] {
-        collectLeaves(of: nested, under: path + [key], into: &leaves)
+        collectLeaves(of: nested, under: path + [key], into: &leaves, booleans: &booleans)
       } else {
-        leaves[(path + [key]).joined(separator: "."), default: ""] = Self.display(value)
+        let fullKey = (path + [key]).joined(separator: ".")
+        leaves[fullKey] = Self.display(value)
+        // JSONSerialization's booleans are NSNumbers of type char ("c") on Linux and Darwin alike.
+        if let number = value as? NSNumber, String(cString: number.objCType) == "c" { booleans.insert(fullKey) }
       }
     }
   }

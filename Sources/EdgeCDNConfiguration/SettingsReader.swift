@@ -114,7 +114,11 @@ public struct SettingsReader: Sendable {
         guard let value = result.value else { break }
         let source = layer.describe(encodedKey: result.encodedKey)
         record.noteSource(source, of: full)
-        return SettingValue(content: value.content, layer: layer.kind, source: source)
+        var content = value.content
+        if case .file = layer.kind, let file, file.booleanKeys.contains(full), case .int(let int) = content {
+          content = .bool(int != 0)
+        }
+        return SettingValue(content: content, layer: layer.kind, source: source)
       }
       if lastEncodedKey == nil {
         // Every type failed: the source holds something none of them reads, e.g. a

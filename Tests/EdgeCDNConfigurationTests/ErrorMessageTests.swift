@@ -56,6 +56,9 @@ struct ErrorMessageTests {
     #expect(list.allowed.contains("a size such as"))
     let negative = try #require(try loadError(file: #"{"memory": {"byteBudget": -4096}}"#))
     #expect(negative.value == "-4096")
+    let boolean = try #require(try loadError(file: #"{"memory": {"shardCount": true}}"#))
+    #expect(boolean.value == "true")
+    #expect(boolean.allowed == "an integer")
   }
 
   @Test(

@@ -1,6 +1,7 @@
 import Configuration
 import EdgeCDNConfiguration
 import EdgeCDNStore
+import Foundation
 import Testing
 
 /// The typed getters other tiers will use (durations, booleans, lists, choices), driven through
@@ -79,5 +80,22 @@ struct SettingsReaderTests {
     #expect(try settings.string("origin.url", default: "") == "http://o/?a=1,2")
     #expect(try settings.bool("verbose", default: false))
     #expect(try settings.string("missing", default: "d") == "d")
+  }
+}
+
+@Suite("SettingsReader with a file")
+struct SettingsReaderFileTests {
+  @Test("JSON booleans read as booleans, and only booleans")
+  func fileBooleans() throws {
+    let directory = try TemporaryDirectory()
+    let file = directory.path + "/flags.json"
+    try #"{"feature": {"on": true, "off": false, "one": 1}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+    let settings = try SettingsReader(sources: ConfigurationSources(file: file)).scoped(to: "feature")
+    #expect(try settings.bool("on", default: false))
+    #expect(try !settings.bool("off", default: true))
+    #expect(try settings.bool("one", default: false))
+    #expect(throws: ConfigurationError.self) { try settings.int("on", default: 0) }
+    #expect(try settings.int("one", default: 0) == 1)
+    try settings.rejectUnknownSettings()
   }
 }
