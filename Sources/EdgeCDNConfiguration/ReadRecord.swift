@@ -1,13 +1,14 @@
 import Synchronization
 
 /// What a `SettingsReader` and its scoped children have looked up, shared between them: the keys
-/// (so settings nobody reads can be reported as typos) and where each value came from (so a
-/// range error found later by `validate()` can still name its source).
+/// (so settings nobody reads can be reported as typos), where each value came from (so a range
+/// error found later by `validate()` can still name its source) and the effective values.
 final class ReadRecord: Sendable {
   private struct State {
     var keys: Set<String> = []
     var environmentNames: Set<String> = []
     var sources: [String: String] = [:]
+    var resolved: [String: ResolvedSetting] = [:]
   }
 
   private let state = Mutex(State())
@@ -24,8 +25,13 @@ final class ReadRecord: Sendable {
     state.withLock { $0.sources[key] = source }
   }
 
+  func noteResolved(_ setting: ResolvedSetting) {
+    state.withLock { $0.resolved[setting.key] = setting }
+  }
+
   var keys: Set<String> { state.withLock { $0.keys } }
   var environmentNames: Set<String> { state.withLock { $0.environmentNames } }
+  var resolved: [ResolvedSetting] { state.withLock { $0.resolved.values.sorted { $0.key < $1.key } } }
 
   func source(of key: String) -> String? {
     state.withLock { $0.sources[key] }

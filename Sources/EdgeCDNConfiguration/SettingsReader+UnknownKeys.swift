@@ -24,6 +24,10 @@ extension SettingsReader {
     }
   }
 
+  /// Every setting read so far with its effective value and source (or default), sorted by key:
+  /// what an executable logs at startup.
+  public var resolvedSettings: [ResolvedSetting] { record.resolved }
+
   /// `error` with its source filled in from where `error.setting` was read, for range errors that
   /// a tier's `validate()` finds after reading.
   public func attachingSource(to error: ConfigurationError) -> ConfigurationError {

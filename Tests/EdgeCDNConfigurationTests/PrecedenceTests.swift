@@ -35,6 +35,23 @@ struct PrecedenceTests {
     )
   }
 
+  @Test("the resolved settings say which source won for each key")
+  func resolvedSettings() throws {
+    let directory = try TemporaryDirectory()
+    let file = directory.path + "/edge-cdn.json"
+    try #"{"memory": {"byteBudget": 1073741824}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+    let settings = try SettingsReader(
+      sources: ConfigurationSources(
+        file: file, environment: ["EDGE_CDN_MEMORY_SHARD_COUNT": "8"], arguments: ["edge-cdn"]))
+    _ = try StoreConfiguration(reading: settings)
+    #expect(
+      settings.resolvedSettings.map(\.description) == [
+        "memory.byteBudget = 1GiB (file \(file), key memory.byteBudget)",
+        "memory.maxObjectSize = 16MiB (default)",
+        "memory.shardCount = 8 (environment variable EDGE_CDN_MEMORY_SHARD_COUNT)",
+      ])
+  }
+
   @Test("--config and EDGE_CDN_CONFIG name the file when none is given, the command line first")
   func fileFromSources() throws {
     let directory = try TemporaryDirectory()
