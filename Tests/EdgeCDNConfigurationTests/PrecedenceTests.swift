@@ -71,6 +71,16 @@ struct PrecedenceTests {
     #expect(explicit.memory.shardCount == 3)
   }
 
+  @Test("a JSON null leaves the default in force")
+  func jsonNull() throws {
+    let directory = try TemporaryDirectory()
+    let file = directory.path + "/null.json"
+    try #"{"memory": {"shardCount": null, "byteBudget": "1GiB"}}"#.write(
+      toFile: file, atomically: true, encoding: .utf8)
+    let configuration = try StoreConfiguration.load(file: file, environment: [:], arguments: ["edge-cdn"])
+    #expect(configuration.memory == MemoryStoreConfiguration(byteBudget: 1 << 30))
+  }
+
   @Test("sizes are read from JSON numbers of bytes and from text with units alike")
   func sizeForms() throws {
     let directory = try TemporaryDirectory()
