@@ -14,6 +14,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .library(name: "EdgeCDNStore", targets: ["EdgeCDNStore"]),
+    .library(name: "EdgeCDNConfiguration", targets: ["EdgeCDNConfiguration"]),
     .executable(name: "edge-cdn-bench", targets: ["edge-cdn-bench"]),
   ],
   dependencies: [
@@ -23,6 +24,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    .package(
+      url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
+      traits: [.defaults, "CommandLineArguments"]),
   ],
   targets: [
     .target(
@@ -55,6 +59,26 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    // Reads a StoreConfiguration from a JSON file, environment variables and command-line
+    // arguments through swift-configuration; kept apart so the store itself has no such dependency.
+    .target(
+      name: "EdgeCDNConfiguration",
+      dependencies: [
+        "EdgeCDNStore",
+        .product(name: "Configuration", package: "swift-configuration"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EdgeCDNConfigurationTests",
+      dependencies: [
+        "EdgeCDNConfiguration",
+        "EdgeCDNStore",
+        .product(name: "Configuration", package: "swift-configuration"),
       ],
       swiftSettings: swiftSettings
     ),

@@ -31,18 +31,3 @@ public struct MemoryStoreConfiguration: Sendable, Hashable {
     }
   }
 }
-
-/// A setting with a value outside its allowed range.
-public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
-  public var setting: String
-  public var value: String
-  public var allowed: String
-
-  public init(setting: String, value: String, allowed: String) {
-    self.setting = setting
-    self.value = value
-    self.allowed = allowed
-  }
-
-  public var description: String { "invalid \(setting) = \(value): allowed \(allowed)" }
-}
