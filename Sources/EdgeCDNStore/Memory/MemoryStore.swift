@@ -46,8 +46,8 @@ public final class MemoryStore: Storage {
   }
 
   /// - Parameters:
-  ///   - evictionManager: decides victims when the budget is full; by default a
-  ///     sharded LRU sized to the budget.
+  ///   - evictionManager: decides victims when the budget is full; by default one of
+  ///     the configured `evictionPolicy`, sized to the budget.
   ///   - observer: told about every object the store removes on its own or by purge.
   public init(
     configuration: MemoryStoreConfiguration = MemoryStoreConfiguration(),
@@ -56,7 +56,8 @@ public final class MemoryStore: Storage {
   ) throws(ConfigurationError) {
     try configuration.validate()
     self.configuration = configuration
-    self.evictionManager = evictionManager ?? ShardedLRU(capacity: configuration.byteBudget)
+    self.evictionManager =
+      evictionManager ?? configuration.evictionPolicy.makeManager(capacity: configuration.byteBudget)
     self.observer = observer
     self.shards = (0..<configuration.shardCount).map { _ in Shard() }
   }
@@ -199,7 +200,8 @@ public final class MemoryStore: Storage {
     }
     if let replaced {
       release(replaced.weight)
-      observer?.storage(Self.tierName, removed: StorageRemoval(key: key.compact, weight: replaced.weight, reason: .replaced))
+      observer?.storage(
+        Self.tierName, removed: StorageRemoval(key: key.compact, weight: replaced.weight, reason: .replaced))
     } else {
       objects.add(1, ordering: .relaxed)
     }
