@@ -24,8 +24,6 @@ struct S3FIFOShard {
   private static let live: UInt8 = 0b1000
 
   let admission: Admission
-  /// This shard's share of the byte limit; small is a tenth of it.
-  let limit: Int
 
   private var hashes: [CacheHash] = []
   private var weights: [UInt32] = []
@@ -47,8 +45,7 @@ struct S3FIFOShard {
   var count: Int { smallCount + mainCount }
   var weightTotal: Int { smallWeight + mainWeight }
 
-  init(limit: Int, admission: Admission) {
-    self.limit = limit
+  init(admission: Admission) {
     self.admission = admission
     if admission == .sketch { sketch = CountMinSketch(width: 256) }
   }
@@ -134,10 +131,14 @@ struct S3FIFOShard {
     return weight
   }
 
-  /// Evicts one key by S3-FIFO's rules; nil when the shard is empty.
-  mutating func evictOne() -> (hash: CacheHash, weight: Int)? {
+  /// Evicts one key by S3-FIFO's rules, from the small queue when `fromSmall` (the
+  /// cache-wide small queue is over its tenth), else from main. With `strict`, a shard
+  /// without keys in the wanted queue evicts nothing, so that another shard's turn
+  /// comes; otherwise it falls back to the other queue. Nil when nothing was evicted.
+  mutating func evictOne(fromSmall: Bool, strict: Bool) -> (hash: CacheHash, weight: Int)? {
+    if strict && (fromSmall ? smallCount == 0 : mainCount == 0) { return nil }
     while true {
-      if smallCount > 0 && (smallWeight > limit / 10 || mainCount == 0) {
+      if smallCount > 0 && (fromSmall || mainCount == 0) {
         guard let slot = small.popFront() else { return nil }
         guard isLive(slot) else {
           freeSlots.append(slot)
