@@ -1,6 +1,6 @@
 /// One shard of S3-FIFO (Yang et al., SOSP 2023): a small FIFO that new keys enter,
-/// a main FIFO for keys that proved themselves, and either a ghost queue (S3-FIFO) or
-/// a frequency sketch (TinyUFO) to recognise keys that come back.
+/// a main FIFO for keys that proved themselves, a ghost queue to recognise keys that
+/// come back and, for TinyUFO, a frequency sketch that vets them.
 ///
 /// Entries live in a slab of parallel arrays (hash 16 bytes, weight 4, flags 1) found
 /// through a 4-byte probing table, and the queues hold 4-byte slot numbers: no object
@@ -12,8 +12,9 @@ struct S3FIFOShard {
     /// S3-FIFO: keys evicted unused from small are remembered by fingerprint; a
     /// remembered key that returns goes straight to main.
     case ghost
-    /// TinyUFO: a count-min sketch of recent requests decides whether a key that
-    /// was not reused in small may still enter main, by outranking main's next victim.
+    /// TinyUFO: as `ghost`, but a returning key enters main only if a count-min sketch
+    /// of recent requests ranks it at least as high as main's next victim (TinyLFU);
+    /// otherwise it starts over in small.
     case sketch
   }
 
@@ -146,9 +147,8 @@ struct S3FIFOShard {
         }
         let weight = self.weight(at: slot)
         let hash = hashes[Int(slot)]
-        if frequency(slot) > 0 || outranksMainVictim(hash) {
-          // Reused while in small (or, for TinyUFO, more popular than main's next
-          // victim): it moves to main with its frequency reset.
+        if frequency(slot) > 0 {
+          // Reused while in small: it moves to main with its frequency reset.
           flags[Int(slot)] = Self.live | Self.inMain
           smallWeight -= weight
           smallCount -= 1
@@ -157,7 +157,7 @@ struct S3FIFOShard {
           main.pushBack(slot)
           continue
         }
-        if admission == .ghost { ghost.insert(hash.low, limit: max(mainCount, 64)) }
+        ghost.insert(hash.low, limit: max(mainCount, 64))
         evictSlot(slot, weight: weight)
         return (hash, weight)
       }
@@ -228,8 +228,8 @@ struct S3FIFOShard {
     if freq < Self.maxFrequency { flags[Int(slot)] += 1 }
   }
 
-  /// Whether a new key skips small: a ghost hit for S3-FIFO; for TinyUFO, a key the
-  /// sketch has seen before (this request aside) that outranks main's next victim.
+  /// Whether a new key skips small: a ghost hit for S3-FIFO; for TinyUFO, a ghost hit
+  /// that the sketch ranks at least as high as main's next victim.
   private mutating func entersMainDirectly(_ hash: CacheHash) -> Bool {
     switch admission {
     case .ghost:
@@ -237,19 +237,26 @@ struct S3FIFOShard {
       ghost.remove(hash.low)
       return true
     case .sketch:
-      guard let sketch, sketch.estimate(hash.low) > 1 else { return false }
-      return outranksMainVictim(hash)
+      guard ghost.contains(hash.low) else { return false }
+      ghost.remove(hash.low)
+      return mainVictimEstimate().map { (sketch?.estimate(hash.low) ?? 0) >= $0 } ?? true
     }
   }
 
-  /// TinyLFU's admission test: is `hash` requested more often than the key main
-  /// would evict next? Always false for S3-FIFO, which has no sketch.
-  private func outranksMainVictim(_ hash: CacheHash) -> Bool {
-    guard let sketch else { return false }
-    let candidate = sketch.estimate(hash.low)
-    guard candidate > 0 else { return false }
-    guard let victim = main.first, isLive(victim) else { return candidate > 1 }
-    return candidate > sketch.estimate(hashes[Int(victim)].low)
+  /// The sketch's estimate for main's next victim: its first key without reuse (reused
+  /// ones go round again), looked for a few keys deep, else the least requested of
+  /// those seen; nil without a sketch or with main empty.
+  private func mainVictimEstimate() -> Int? {
+    guard let sketch else { return nil }
+    var victimEstimate: Int? = nil
+    for offset in 0..<min(main.count, 8) {
+      let slot = main[offset]
+      guard isLive(slot) else { continue }
+      let estimate = sketch.estimate(hashes[Int(slot)].low)
+      if frequency(slot) == 0 { return estimate }
+      victimEstimate = min(victimEstimate ?? Int.max, estimate)
+    }
+    return victimEstimate
   }
 
   private mutating func add(_ hash: CacheHash, weight: Int, toMain: Bool, frequency: UInt8) {
@@ -277,9 +284,9 @@ struct S3FIFOShard {
       smallWeight += stored
       smallCount += 1
     }
-    if var grown = sketch, count > grown.width {
+    if var grown = sketch {
       sketch = nil
-      grown.grow(toAtLeast: count * 2)
+      if count > grown.width { grown.grow(toAtLeast: count * 2) }
       sketch = grown
     }
   }

@@ -24,6 +24,9 @@ struct SlotRing {
   /// The oldest slot, without removing it.
   var first: UInt32? { count > 0 ? storage[head] : nil }
 
+  /// The slot `offset` places behind the front.
+  subscript(offset: Int) -> UInt32 { storage[(head + offset) & (storage.count - 1)] }
+
   /// The slots from front (oldest) to back.
   func inOrder() -> [UInt32] {
     var out = [UInt32]()

@@ -1,11 +1,13 @@
-/// S3-FIFO's queues with TinyLFU admission, after Cloudflare's TinyUFO (pingora): a
-/// count-min sketch with aging counts recent requests per key, and a key that was not
-/// reused in the small queue still enters main if the sketch ranks it above main's next
-/// victim; a key the sketch has seen before may skip small the same way.
+/// S3-FIFO with TinyLFU admission into main, after Cloudflare's TinyUFO (pingora): a
+/// count-min sketch with aging counts recent requests per key (hits and misses), and a
+/// key coming back from the ghost queue enters main only if the sketch ranks it at
+/// least as high as main's next victim; otherwise it starts over in the small queue.
 ///
-/// Why a sketch instead of a ghost queue: it remembers frequency, not only recency, over
-/// a window ten times the cache, so a popular key that was evicted comes back into main
-/// and a burst of new keys cannot displace keys with a history of requests.
+/// Why a filter on the ghost: a ghost hit only says "seen once recently", which lets a
+/// key requested twice displace one requested a hundred times; the sketch remembers
+/// frequency over a window many times the cache. Measured alternatives (the sketch also
+/// promoting unused keys out of small, or replacing the ghost as in pingora) missed more
+/// on the Zipf workloads; see docs/performance.md.
 public final class TinyUFO: EvictionManager {
   public static let policyName = "tinyufo"
   private let engine: S3FIFOEngine
