@@ -1,12 +1,6 @@
 import ArgumentParser
 import EdgeCDNStore
 
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Darwin)
-  import Darwin
-#endif
-
 /// RAM per tracked key and the cost of admit and access for every eviction policy,
 /// from one and from two concurrent tasks.
 struct EvictionBenchmark: AsyncParsableCommand {
@@ -16,9 +10,8 @@ struct EvictionBenchmark: AsyncParsableCommand {
     discussion: """
       bytes_per_key: a manager sized for 1M objects of 1000 bytes replays 4M Zipf(0.8) \
       requests over 4M objects (so ghost and sketch are in steady state); the figure is the \
-      bytes of its structures' array capacities per tracked key, and rss_bytes_per_key the \
-      growth of the process's resident memory over the same run (an upper bound: it includes \
-      allocator slack). admit_ns: admitting distinct keys into a full manager (each admit \
+      bytes of its structures' array and table capacities (what they asked malloc for) per \
+      tracked key. admit_ns: admitting distinct keys into a full manager (each admit \
       evicts); access_ns: hits on random tracked keys. threadsN: N tasks at once, each \
       timing its own share; the figure is per operation as each task sees it.
       """
@@ -37,11 +30,8 @@ struct EvictionBenchmark: AsyncParsableCommand {
     var report = BenchReport()
     for policy in policies {
       let memory = measureMemory(policy)
-      print(
-        "\(policy): \(BenchReport.format(memory.structures, decimals: 1)) bytes/key (structures), \(BenchReport.format(memory.rss, decimals: 1)) (RSS)"
-      )
-      report.record("eviction.\(policy).bytes_per_key", memory.structures)
-      report.record("eviction.\(policy).rss_bytes_per_key", memory.rss)
+      print("\(policy): \(BenchReport.format(memory.bytesPerKey, decimals: 1)) bytes per key over \(memory.keys) keys")
+      report.record("eviction.\(policy).bytes_per_key", memory.bytesPerKey)
       for threads in [1, 2] {
         let admit = await timeAdmit(policy, threads: threads)
         let access = await timeAccess(policy, threads: threads)
@@ -57,10 +47,9 @@ struct EvictionBenchmark: AsyncParsableCommand {
 
   private static let never = CacheTime(millisecondsSinceEpoch: 0)
 
-  private func measureMemory(_ policy: EvictionPolicy) -> (structures: Double, rss: Double) {
+  private func measureMemory(_ policy: EvictionPolicy) -> (bytesPerKey: Double, keys: Int) {
     let workload = SyntheticWorkload(exponent: 0.8, requests: 4_000_000, objects: 4_000_000, oneHitWonderShare: 0)
     let sample = workload.generate()
-    let before = Self.residentBytes()
     let manager = policy.makeManager(capacity: 1_000_000 * 1000, shards: 16)
     for i in 0..<sample.requestCount {
       let key = sample.keys[Int(sample.objects[i])]
@@ -70,7 +59,6 @@ struct EvictionBenchmark: AsyncParsableCommand {
         _ = manager.admit(key, size: 1000, freshUntil: Self.never)
       }
     }
-    let rss = Double(Self.residentBytes() - before) / Double(max(1, manager.totalItems))
     let structures: Double =
       switch manager {
       case let lru as ShardedLRU: lru.bytesPerKey
@@ -78,29 +66,7 @@ struct EvictionBenchmark: AsyncParsableCommand {
       case let tinyufo as TinyUFO: tinyufo.bytesPerKey
       default: .nan
       }
-    withExtendedLifetime(manager) {}
-    return (structures, rss)
-  }
-
-  /// Resident set size from /proc/self/statm (Linux); 0 elsewhere.
-  private static func residentBytes() -> Int {
-    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(file) }
-    var size = 0
-    var resident = 0
-    guard fscanf_pair(file, &size, &resident) else { return 0 }
-    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
-  }
-
-  private static func fscanf_pair(_ file: UnsafeMutablePointer<FILE>, _ a: inout Int, _ b: inout Int) -> Bool {
-    var buffer = [CChar](repeating: 0, count: 128)
-    guard fgets(&buffer, Int32(buffer.count), file) != nil else { return false }
-    let fields = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-      .split(separator: " ")
-    guard fields.count >= 2, let first = Int(fields[0]), let second = Int(fields[1]) else { return false }
-    a = first
-    b = second
-    return true
+    return (structures, manager.totalItems)
   }
 
   private func keys(_ count: Int, offset: Int) -> [CompactCacheKey] {
