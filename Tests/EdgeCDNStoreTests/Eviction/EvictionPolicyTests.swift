@@ -22,8 +22,12 @@ struct EvictionPolicyTests {
     let store = try MemoryStore(
       configuration: MemoryStoreConfiguration(byteBudget: 1 << 20, maxObjectSize: 1 << 16, evictionPolicy: .s3fifo))
     #expect(store.evictionManager is S3FIFO)
-    let lruStore = try MemoryStore(configuration: MemoryStoreConfiguration(byteBudget: 1 << 20, maxObjectSize: 1 << 16))
-    #expect(lruStore.evictionManager is ShardedLRU)
+    let tinyufoStore = try MemoryStore(
+      configuration: MemoryStoreConfiguration(byteBudget: 1 << 20, maxObjectSize: 1 << 16, evictionPolicy: .tinyufo))
+    #expect(tinyufoStore.evictionManager is TinyUFO)
+    let defaultStore = try MemoryStore(
+      configuration: MemoryStoreConfiguration(byteBudget: 1 << 20, maxObjectSize: 1 << 16))
+    #expect(defaultStore.evictionManager is ShardedLRU)
   }
 
   /// A seeded Zipf(1.0) stream over 2000 objects of 100 to 1000 bytes, with 30% of
