@@ -11,8 +11,11 @@ enum TraceReader {
     var description: String
   }
 
-  static func read(path: String, limit: Int? = nil) throws(Failure) -> Workload {
-    guard let file = fopen(path, "r") else { throw Failure(description: "cannot open trace \(path): errno \(errno)") }
+  static func read(path: String) throws(Failure) -> Workload {
+    guard let file = fopen(path, "r") else {
+      let code = errno
+      throw Failure(description: "cannot open trace \(path): \(String(cString: strerror(code))) (errno \(code))")
+    }
     defer { fclose(file) }
     var workload = Workload()
     workload.name = path
@@ -25,7 +28,6 @@ enum TraceReader {
       let length = getline(&line, &capacity, file)
       guard length >= 0, let line else { break }
       lineNumber += 1
-      if let limit, workload.requestCount >= limit { break }
       let bytes = UnsafeRawBufferPointer(start: line, count: length).bindMemory(to: UInt8.self)
       guard let request = parse(bytes) else {
         if bytes.allSatisfy({ $0 == 10 || $0 == 13 || $0 == 32 }) { continue }

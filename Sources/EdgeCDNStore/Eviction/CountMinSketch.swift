@@ -64,8 +64,9 @@ struct CountMinSketch {
     increments /= 2
   }
 
-  /// Doubles the width when the tracked population outgrows it, keeping the counts
-  /// of the old table in the new one's matching rows would be wrong, so it restarts.
+  /// Widens the sketch when the tracked population outgrows it. Counts cannot be
+  /// carried over (a key's counters move to other columns), so it starts empty; this
+  /// happens a logarithmic number of times while the cache fills.
   mutating func grow(toAtLeast target: Int) {
     guard target > width else { return }
     self = CountMinSketch(width: target)
