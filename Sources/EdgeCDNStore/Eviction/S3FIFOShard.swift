@@ -284,9 +284,8 @@ struct S3FIFOShard {
       smallWeight += stored
       smallCount += 1
     }
-    if var grown = sketch {
-      sketch = nil
-      if count > grown.width { grown.grow(toAtLeast: count * 2) }
+    if var grown = sketch, count > grown.width {
+      grown.grow(toAtLeast: count * 2)
       sketch = grown
     }
   }
