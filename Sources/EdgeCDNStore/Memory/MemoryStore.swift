@@ -200,8 +200,7 @@ public final class MemoryStore: Storage {
     }
     if let replaced {
       release(replaced.weight)
-      observer?.storage(
-        Self.tierName, removed: StorageRemoval(key: key.compact, weight: replaced.weight, reason: .replaced))
+      observer?.storage(Self.tierName, removed: StorageRemoval(key: key.compact, weight: replaced.weight, reason: .replaced))
     } else {
       objects.add(1, ordering: .relaxed)
     }
