@@ -66,8 +66,8 @@ public final class MemoryStore: Storage {
   }
 
   /// - Parameters:
-  ///   - evictionManager: decides victims when the budget is full; by default a
-  ///     sharded LRU sized to the budget.
+  ///   - evictionManager: decides victims when the budget is full; by default one of
+  ///     the configured `evictionPolicy`, sized to the budget.
   ///   - observer: told about every object the store removes on its own or by purge.
   public init(
     configuration: MemoryStoreConfiguration = MemoryStoreConfiguration(),
@@ -77,7 +77,8 @@ public final class MemoryStore: Storage {
   ) throws(ConfigurationError) {
     try configuration.validate()
     self.configuration = configuration
-    self.evictionManager = evictionManager ?? ShardedLRU(capacity: configuration.byteBudget)
+    self.evictionManager =
+      evictionManager ?? configuration.evictionPolicy.makeManager(capacity: configuration.byteBudget)
     self.observer = observer
     self.logger = logger
     self.shards = (0..<configuration.shardCount).map { _ in Shard() }

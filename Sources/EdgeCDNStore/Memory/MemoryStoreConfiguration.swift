@@ -7,11 +7,17 @@ public struct MemoryStoreConfiguration: Sendable, Hashable {
   public var maxObjectSize: Int
   /// Independent index locks; more shards, less contention between tasks.
   public var shardCount: Int
+  /// Which objects stay when the budget is full, unless the store is given a manager.
+  public var evictionPolicy: EvictionPolicy
 
-  public init(byteBudget: Int = 256 << 20, maxObjectSize: Int = 16 << 20, shardCount: Int = 64) {
+  public init(
+    byteBudget: Int = 256 << 20, maxObjectSize: Int = 16 << 20, shardCount: Int = 64,
+    evictionPolicy: EvictionPolicy = .lru
+  ) {
     self.byteBudget = byteBudget
     self.maxObjectSize = maxObjectSize
     self.shardCount = shardCount
+    self.evictionPolicy = evictionPolicy
   }
 
   public static let shardCountRange = 1...4096
