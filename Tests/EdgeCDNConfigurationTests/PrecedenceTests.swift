@@ -47,6 +47,7 @@ struct PrecedenceTests {
     #expect(
       settings.resolvedSettings.map(\.description) == [
         "memory.byteBudget = 1GiB (file \(file), key memory.byteBudget)",
+        "memory.evictionPolicy = s3fifo (default)",
         "memory.maxObjectSize = 16MiB (default)",
         "memory.shardCount = 8 (environment variable EDGE_CDN_MEMORY_SHARD_COUNT)",
       ])

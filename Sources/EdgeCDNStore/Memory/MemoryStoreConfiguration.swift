@@ -12,7 +12,7 @@ public struct MemoryStoreConfiguration: Sendable, Hashable {
 
   public init(
     byteBudget: Int = 256 << 20, maxObjectSize: Int = 16 << 20, shardCount: Int = 64,
-    evictionPolicy: EvictionPolicy = .lru
+    evictionPolicy: EvictionPolicy = .s3fifo
   ) {
     self.byteBudget = byteBudget
     self.maxObjectSize = maxObjectSize
