@@ -51,10 +51,18 @@ let package = Package(
       path: "Tests/StorageConformance",
       swiftSettings: swiftSettings
     ),
+    // Replays request traces and seeded synthetic workloads through eviction managers:
+    // what `edge-cdn-bench simulate` runs, kept in a library so that it is tested.
+    .target(
+      name: "EdgeCDNSimulation",
+      dependencies: ["EdgeCDNStore"],
+      swiftSettings: swiftSettings
+    ),
     .executableTarget(
       name: "edge-cdn-bench",
       dependencies: [
         "EdgeCDNStore",
+        "EdgeCDNSimulation",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -80,6 +88,11 @@ let package = Package(
         "EdgeCDNStore",
         .product(name: "Configuration", package: "swift-configuration"),
       ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EdgeCDNSimulationTests",
+      dependencies: ["EdgeCDNSimulation", "EdgeCDNStore"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

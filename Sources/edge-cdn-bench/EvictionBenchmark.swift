@@ -1,4 +1,5 @@
 import ArgumentParser
+import EdgeCDNSimulation
 import EdgeCDNStore
 
 /// RAM per tracked key and the cost of admit and access for every eviction policy,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EdgeCDNSimulation
 import EdgeCDNStore
 
 /// Replays a request trace (or a seeded synthetic one) through eviction managers and

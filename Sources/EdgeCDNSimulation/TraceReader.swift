@@ -6,12 +6,12 @@
 
 /// Reads a request trace in the shared CSV format (`timestamp,key,size` per line, no
 /// header), line by line with `getline`, into a `Workload`: the file is never held whole.
-enum TraceReader {
-  struct Failure: Error, CustomStringConvertible {
-    var description: String
+public enum TraceReader {
+  public struct Failure: Error, CustomStringConvertible {
+    public var description: String
   }
 
-  static func read(path: String) throws(Failure) -> Workload {
+  public static func read(path: String) throws(Failure) -> Workload {
     guard let file = fopen(path, "r") else {
       let code = errno
       throw Failure(description: "cannot open trace \(path): \(String(cString: strerror(code))) (errno \(code))")

@@ -7,26 +7,34 @@
 /// Seeded CDN-like request streams: Zipf popularity over a catalogue, one-hit wonders
 /// mixed in, and heavy-tailed (Pareto) object sizes, so miss ratios are reproducible
 /// without shipping traces.
-struct SyntheticWorkload {
+public struct SyntheticWorkload: Sendable {
   /// Zipf exponent: 0.8 is a flat CDN mix, 1.0 and above a skewed one.
-  var exponent: Double
+  public var exponent: Double
   /// Requests to generate.
-  var requests: Int
+  public var requests: Int
   /// Objects in the popular catalogue.
-  var objects: Int
+  public var objects: Int
   /// Share of requests for objects seen only once.
-  var oneHitWonderShare: Double = 0.1
+  public var oneHitWonderShare: Double = 0.1
   /// Pareto sizes: scale (the smallest size), shape, and a cap.
-  var minimumSize = 1024
-  var sizeShape = 1.2
-  var maximumSize = 16 << 20
-  var seed: UInt64 = 42
+  public var minimumSize = 1024
+  public var sizeShape = 1.2
+  public var maximumSize = 16 << 20
+  public var seed: UInt64 = 42
 
-  var name: String {
+  public init(exponent: Double, requests: Int, objects: Int, oneHitWonderShare: Double = 0.1, seed: UInt64 = 42) {
+    self.exponent = exponent
+    self.requests = requests
+    self.objects = objects
+    self.oneHitWonderShare = oneHitWonderShare
+    self.seed = seed
+  }
+
+  public var name: String {
     "zipf:\(exponent) requests=\(requests) objects=\(objects) one-hit=\(oneHitWonderShare) seed=\(seed)"
   }
 
-  func generate() -> Workload {
+  public func generate() -> Workload {
     var random = SplitMix64(seed: seed)
     // Cumulative popularity of ranks 1...objects; a request draws a uniform number
     // and binary-searches it (inversion), exact for any exponent.

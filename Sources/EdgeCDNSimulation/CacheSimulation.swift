@@ -1,14 +1,14 @@
-import EdgeCDNStore
+public import EdgeCDNStore
 
 /// Replays a workload through one eviction manager, as a cache would drive it.
-enum CacheSimulation {
-  struct Result {
-    var objectMissRatio: Double
-    var byteMissRatio: Double
-    var requestsPerSecond: Double
+public enum CacheSimulation {
+  public struct Result: Sendable {
+    public var objectMissRatio: Double
+    public var byteMissRatio: Double
+    public var requestsPerSecond: Double
   }
 
-  static func run(_ workload: Workload, manager: any EvictionManager) -> Result {
+  public static func run(_ workload: Workload, manager: any EvictionManager) -> Result {
     let never = CacheTime(millisecondsSinceEpoch: 0)
     var misses = 0
     var missBytes = 0

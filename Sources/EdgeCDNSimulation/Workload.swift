@@ -1,23 +1,25 @@
-import EdgeCDNStore
+public import EdgeCDNStore
 
 /// A request sequence held compactly for replay: each request is an object number and
 /// a size, and each object has one key. Loading it once lets the simulator measure the
 /// policy alone, not parsing, and compute the footprint before the replay.
-struct Workload {
+public struct Workload: Sendable {
   /// Object number of each request.
-  var objects: [UInt32] = []
+  public var objects: [UInt32] = []
   /// Size in bytes of each request.
-  var sizes: [UInt32] = []
+  public var sizes: [UInt32] = []
   /// Key of each object.
-  var keys: [CompactCacheKey] = []
+  public var keys: [CompactCacheKey] = []
   /// Unique bytes: the sum of each object's size at its first request.
-  var footprint = 0
-  var name = ""
+  public var footprint = 0
+  public var name = ""
 
-  var requestCount: Int { objects.count }
+  public init() {}
+
+  public var requestCount: Int { objects.count }
 
   /// Appends a request, registering the object when it is new.
-  mutating func append(object: UInt32, size: Int) {
+  public mutating func append(object: UInt32, size: Int) {
     let clamped = UInt32(clamping: max(0, size))
     if Int(object) == keys.count {
       keys.append(Self.key(for: UInt64(object)))
@@ -29,7 +31,7 @@ struct Workload {
 
   /// A uniform 128-bit name for object `n`, so shards and hash tables see what
   /// BLAKE2b digests would give them, without hashing a URL per request.
-  static func key(for n: UInt64) -> CompactCacheKey {
+  public static func key(for n: UInt64) -> CompactCacheKey {
     var mixer = SplitMix64(seed: n &* 0x9E37_79B9_7F4A_7C15 ^ 0x5EED)
     return CompactCacheKey(combinedHash: CacheHash(high: mixer.next(), low: mixer.next()))
   }
@@ -37,12 +39,12 @@ struct Workload {
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast and seedable, so that a synthetic
 /// workload is the same on every run and machine.
-struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
   private var state: UInt64
 
-  init(seed: UInt64) { state = seed }
+  public init(seed: UInt64) { state = seed }
 
-  mutating func next() -> UInt64 {
+  public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -51,5 +53,5 @@ struct SplitMix64: RandomNumberGenerator {
   }
 
   /// A double in [0, 1).
-  mutating func nextUnit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
+  public mutating func nextUnit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
 }
