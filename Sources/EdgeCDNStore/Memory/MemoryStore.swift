@@ -280,7 +280,7 @@ public final class MemoryStore: Storage {
 }
 
 extension MemoryStore: StatisticsReporting, HealthReporting {
-  public var statistics: StorageStatistics { StorageStatistics(objectCount: objectCount, usedBytes: usedBytes) }
+  public var storageStatistics: StorageStatistics { StorageStatistics(objectCount: objectCount, usedBytes: usedBytes) }
 
   /// RAM cannot fail as a disk does; the tier degrades when writes in flight hold
   /// most of the budget, because new writes then fail with `insufficientSpace`.

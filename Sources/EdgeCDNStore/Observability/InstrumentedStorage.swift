@@ -98,5 +98,5 @@ extension InstrumentedStorage: HealthReporting where Base: HealthReporting {
 }
 
 extension InstrumentedStorage: StatisticsReporting where Base: StatisticsReporting {
-  public var statistics: StorageStatistics { base.statistics }
+  public var storageStatistics: StorageStatistics { base.storageStatistics }
 }

@@ -133,7 +133,7 @@ final class OperationProbe: Sendable {
   func writeFinished(since start: NIODeadline) {
     metrics.writeFinishDuration.recordNanoseconds(Self.nanoseconds(since: start))
     metrics.writesFinished.increment()
-    if let statistics { metrics.record(statistics.statistics) }
+    if let statistics { metrics.record(statistics.storageStatistics) }
   }
 
   /// The writes-in-flight gauge, ended exactly once per write by the miss handler.
@@ -154,7 +154,7 @@ final class OperationProbe: Sendable {
   func purgeEnded(_ started: Started, key: CompactCacheKey, reason: PurgeReason, removed: Bool) {
     if let start = started.start { metrics.purgeDuration.recordNanoseconds(Self.nanoseconds(since: start)) }
     (removed ? metrics.purgesRemoved : metrics.purgesMissing).increment()
-    if let statistics { metrics.record(statistics.statistics) }
+    if let statistics { metrics.record(statistics.storageStatistics) }
     if let span = started.span {
       if span.isRecording {
         span.attributes["cache.tier"] = metrics.tier
