@@ -29,6 +29,9 @@ public final class DiskStore: Storage {
 
   public static let tierName = "disk"
   static let fileName = "cache.data"
+  /// The first read of a head: enough for the meta and a small body (4 KiB objects are
+  /// inline), so most hits of small objects cost one read.
+  static let headReadSize = 8192
 
   public let configuration: DiskStoreConfiguration
   /// Told which keys left when a region is reclaimed or an object is purged.
@@ -183,6 +186,7 @@ public final class DiskStore: Storage {
   public var statistics: DiskStoreStatistics {
     DiskStoreStatistics(
       objects: index.count, indexBytes: index.memoryBytes, usedBytes: usedBytes,
+      filledBytes: writer.filledBytes,
       regionsReclaimed: counters.regionsReclaimed.load(ordering: .relaxed),
       objectsReclaimed: counters.objectsReclaimed.load(ordering: .relaxed),
       objectsReinserted: counters.objectsReinserted.load(ordering: .relaxed),
@@ -349,7 +353,9 @@ public final class DiskStore: Storage {
   /// Reads and checks the head record at `offset`; nil when it is not `hash`'s (tag
   /// collision, region reclaimed) or failed a check (then it is dropped and counted).
   func readHead(_ hash: CacheHash, at offset: Int) async throws(CacheError) -> HeadRecord? {
-    guard let (first, sequence) = try await readRecovering(offset: offset, length: 4096) else { return nil }
+    guard let (first, sequence) = try await readRecovering(offset: offset, length: Self.headReadSize) else {
+      return nil
+    }
     guard let header = first.withUnsafeReadableBytes({ RecordFormat.RecordHeader($0, nonce: writer.nonce) }) else {
       dropCorrupt(hash, at: offset, reason: "head record header fails its check")
       return nil

@@ -5,6 +5,9 @@ public struct DiskStoreStatistics: Sendable, Hashable {
   public var objects: Int
   public var indexBytes: Int
   public var usedBytes: Int
+  /// Like `usedBytes` but counting only the filled part of the open region: the
+  /// numerator of space amplification.
+  public var filledBytes: Int
   public var regionsReclaimed: Int
   /// Objects that left because their region was reclaimed.
   public var objectsReclaimed: Int

@@ -101,6 +101,11 @@ final class RegionWriter: Sendable {
     state.withLock { ($0.sealedOrder.count + ($0.open == nil ? 0 : 1)) * regionSize }
   }
 
+  /// Bytes of regions holding data, counting only the filled part of the open one.
+  var filledBytes: Int {
+    state.withLock { $0.sealedOrder.count * regionSize + ($0.open == nil ? 0 : $0.used) }
+  }
+
   /// Appends one record. `dependsOn` are fragments the record needs: each must still be
   /// in its region, which then learns that this head depends on it.
   func tryAppend(
