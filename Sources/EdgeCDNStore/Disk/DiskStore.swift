@@ -248,6 +248,8 @@ public final class DiskStore: Storage {
         return true
       case .needsRoom:
         try await reclaimOldest(for: hash)
+      case .busy(let write):
+        await write.value
       case .fragmentsLost:
         return false
       }
@@ -276,6 +278,7 @@ public final class DiskStore: Storage {
         case nil, .fragmentsLost: return false
         case .appended: return true
         case .needsRoom: try await reclaimOldest(for: hash)
+        case .busy(let write): await write.value
         }
       }
       throw .insufficientSpace(key: hash, needed: payload.readableBytes, budget: capacityBytes)
@@ -314,6 +317,7 @@ public final class DiskStore: Storage {
       switch writer.tryAppend(kind: kind, hash: hash, fragmentIndex: fragmentIndex, payload: payload) {
       case .appended(let location): return location
       case .needsRoom: try await reclaimOldest(for: hash)
+      case .busy(let write): await write.value
       case .fragmentsLost: break
       }
     }
@@ -342,6 +346,8 @@ public final class DiskStore: Storage {
         return
       case .needsRoom:
         try await reclaimOldest(for: hash)
+      case .busy(let write):
+        await write.value
       case .fragmentsLost:
         throw .writerFailed(
           key: hash, reason: "its first fragments were reclaimed before it finished (object too large for the cache?)")
@@ -446,6 +452,11 @@ public final class DiskStore: Storage {
     for dependent in victim.dependents where index.remove(dependent.hash, ifAt: dependent.headOffset) != nil {
       left.append(dependent.hash)
     }
+    do throws(CacheError) {
+      try await writer.invalidateHeader(victim.region)
+    } catch {
+      recordFailure(error)
+    }
     writer.finishReclaim(victim.region)
     // Rewrite the kept objects now that a region is free; an entry still pointing at
     // its old place moves to the copy (until then readers see a miss: region gone).
@@ -457,7 +468,7 @@ public final class DiskStore: Storage {
       switch outcome {
       case .appended?: reinserted += 1
       case nil: break
-      case .needsRoom?, .fragmentsLost?:
+      case .needsRoom?, .fragmentsLost?, .busy?:
         if index.remove(hash, ifAt: offset) != nil { left.append(hash) }
       }
     }

@@ -50,7 +50,13 @@ final class RegionWriter: Sendable {
     case needsRoom
     /// A fragment the record depends on was reclaimed meanwhile.
     case fragmentsLost
+    /// Too many full regions wait for the disk: wait for this write, then retry. This
+    /// is the backpressure that keeps RAM bounded when writers outpace the disk.
+    case busy(Task<Void, Never>)
   }
+
+  /// Sealed regions allowed to wait for their write before appends wait too.
+  static let maxPendingRegions = 2
 
   struct Pending: Sendable {
     var buffer: RegionBuffer
@@ -115,7 +121,10 @@ final class RegionWriter: Sendable {
     let space = RecordFormat.recordSpace(payload: payload.readableBytes)
     precondition(space <= regionSize - RecordFormat.regionHeaderSize, "record larger than a region")
     return state.withLock { s -> AppendOutcome in
-      if s.open != nil, s.used + space > regionSize { seal(&s) }
+      if s.open != nil, s.used + space > regionSize {
+        if s.pending.count >= Self.maxPendingRegions, let task = s.pending.values.first?.task { return .busy(task) }
+        seal(&s)
+      }
       if s.open == nil {
         guard let region = s.free.popLast() else { return .needsRoom }
         let sequence = s.nextSequence
@@ -338,6 +347,16 @@ final class RegionWriter: Sendable {
       }
       if let failure { throw failure }
       return out
+    }
+  }
+
+  /// Zeroes a region's header in the file, so a crash before the region's next use is
+  /// written cannot bring its old records back (a purge's tombstone may be gone by then).
+  func invalidateHeader(_ region: Int) async throws(CacheError) {
+    let io = self.io
+    let offset = regionOffset(region)
+    try await DurableFile.onIOThread { () throws(CacheError) in
+      try io.write([UInt8](repeating: 0, count: RecordFormat.regionHeaderSize), at: offset)
     }
   }
 
