@@ -422,7 +422,7 @@ public final class DiskStore: Storage {
       throw .insufficientSpace(key: hash, needed: configuration.regionSize, budget: capacityBytes)
     }
     if let pending = victim.pendingWrite { await pending.value }
-    var left: [CacheHash] = []
+    var left: [(CacheHash, Int)] = []
     /// Heads read since written, small enough to rewrite: (hash, offset, payload, crc).
     var keep: [(CacheHash, Int, ByteBuffer, UInt32)] = []
     do throws(CacheError) {
@@ -442,15 +442,16 @@ public final class DiskStore: Storage {
           keep.append((header.hash, offset, ByteBuffer(bytes: payload), header.payloadCRC))
           return true
         }
-        if index.remove(header.hash, ifAt: offset) != nil { left.append(header.hash) }
+        if index.remove(header.hash, ifAt: offset) != nil { left.append((header.hash, Self.weight(ofHead: payload))) }
         return true
       }
     } catch {
       // Unreadable region: its objects cannot be named, but none may stay indexed.
       logger.error("disk cache region unreadable at reclaim", metadata: ["error": "\(error)"])
     }
+    // A dependent head's weight is not at hand (its record is elsewhere): reported as 0.
     for dependent in victim.dependents where index.remove(dependent.hash, ifAt: dependent.headOffset) != nil {
-      left.append(dependent.hash)
+      left.append((dependent.hash, 0))
     }
     do throws(CacheError) {
       try await writer.invalidateHeader(victim.region)
@@ -469,17 +470,26 @@ public final class DiskStore: Storage {
       case .appended?: reinserted += 1
       case nil: break
       case .needsRoom?, .fragmentsLost?, .busy?:
-        if index.remove(hash, ifAt: offset) != nil { left.append(hash) }
+        if index.remove(hash, ifAt: offset) != nil {
+          left.append((hash, payload.withUnsafeReadableBytes { Self.weight(ofHead: $0) }))
+        }
       }
     }
     counters.count(counters.regionsReclaimed)
     counters.count(counters.objectsReclaimed, left.count)
     counters.count(counters.objectsReinserted, reinserted)
-    for hash in left {
+    for (hash, weight) in left {
       let key = CompactCacheKey(combinedHash: hash)
       evictionManager?.remove(key)
-      observer?.storage(Self.tierName, removed: StorageRemoval(key: key, weight: 0, reason: .capacity))
+      observer?.storage(Self.tierName, removed: StorageRemoval(key: key, weight: weight, reason: .capacity))
     }
+  }
+
+  /// Meta plus body bytes, from a head payload's fixed fields (its CRC was checked).
+  static func weight(ofHead payload: UnsafeRawBufferPointer) -> Int {
+    guard payload.count >= HeadRecord.fixedSize else { return 0 }
+    let r = ByteReader(payload)
+    return Int(r.u32(0)) + Int(clamping: r.u64(8))
   }
 
   /// A sealed region could not be written: drop what it held, report unhealthy.

@@ -57,19 +57,20 @@ enum Recovery {
     recovered.free = (0..<regionCount).filter { sequences[$0] == 0 }.reversed()
     recovered.nextSequence = (sequences.max() ?? 0) + 1
 
+    let buffer = RegionBuffer(region: 0, sequence: 0, size: writer.regionSize)
     for region in recovered.order {
-      let bytes = try await writer.readRegion(region)
+      let count = try await writer.readRegion(region, into: buffer)
       report.regionsScanned += 1
-      report.bytesRead += bytes.readableBytes
+      report.bytesRead += count
       scanRegion(
-        bytes, region: region, sequence: sequences[region], writer: writer, index: index, recovered: &recovered,
-        report: &report)
+        UnsafeRawBufferPointer(rebasing: buffer.memory[0..<count]), region: region, sequence: sequences[region],
+        writer: writer, index: index, recovered: &recovered, report: &report)
     }
     return (recovered, report)
   }
 
   private static func scanRegion(
-    _ bytes: ByteBuffer, region: Int, sequence: UInt64, writer: RegionWriter, index: DiskIndex,
+    _ bytes: UnsafeRawBufferPointer, region: Int, sequence: UInt64, writer: RegionWriter, index: DiskIndex,
     recovered: inout RecoveredRegions, report: inout RecoveryReport
   ) {
     let base = writer.regionOffset(region)
@@ -123,6 +124,16 @@ enum Recovery {
     onCorrupt: () -> Void = {}
   ) {
     bytes.withUnsafeReadableBytes { raw in
+      forEachRecord(in: raw, sequence: sequence, nonce: nonce, body, onCorrupt: onCorrupt)
+    }
+  }
+
+  static func forEachRecord(
+    in raw: UnsafeRawBufferPointer, sequence: UInt64, nonce: UInt64,
+    _ body: (RecordFormat.RecordHeader, Int, UnsafeRawBufferPointer) -> Bool,
+    onCorrupt: () -> Void = {}
+  ) {
+    do {
       var within = RecordFormat.regionHeaderSize
       while within + RecordFormat.recordHeaderSize <= raw.count {
         let headerBytes = UnsafeRawBufferPointer(rebasing: raw[within..<(within + RecordFormat.recordHeaderSize)])

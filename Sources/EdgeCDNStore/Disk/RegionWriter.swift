@@ -360,6 +360,17 @@ final class RegionWriter: Sendable {
     }
   }
 
+  /// Reads a whole region into `buffer` (reused across regions by recovery, so a scan
+  /// holds one region of RAM and frees it explicitly); returns the bytes read.
+  func readRegion(_ region: Int, into buffer: RegionBuffer) async throws(CacheError) -> Int {
+    let io = self.io
+    let offset = regionOffset(region)
+    let size = min(regionSize, buffer.memory.count)
+    return try await DurableFile.onIOThread { () throws(CacheError) -> Int in
+      try io.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.memory[0..<size]), at: offset)
+    }
+  }
+
   func finishReclaim(_ region: Int) {
     state.withLock { s in
       s.pending[region] = nil

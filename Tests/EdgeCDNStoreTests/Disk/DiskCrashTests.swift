@@ -56,7 +56,7 @@ struct DiskCrashTests {
     var rounds = 0
     var killedWithObjects = 0
     var generator = SystemRandomNumberGenerator()
-    while rounds < 6 && ContinuousClock.now - began < .seconds(15) {
+    while rounds < 5 && ContinuousClock.now - began < .seconds(20) {
       let start = rounds * 100_000
       rounds += 1
       let process = Process()
@@ -103,14 +103,14 @@ struct DiskCrashTests {
       // Earlier rounds' durable objects stay while nothing can have been reclaimed.
       bodyBytesSoFar += done.reduce(0) { $0 + Objects.size($1) + 400 }
       if bodyBytesSoFar + 3 * rounds * Self.regionSize < Self.fileSize / 2 {
-        for i in durableSoFar {
+        for i in durableSoFar.shuffled(using: &generator).prefix(20) {
           #expect(try await DiskTestSupport.read(store, Objects.key(i))?.body == Objects.body(i))
         }
       }
       durableSoFar += durableNow
       try await store.close()
     }
-    #expect(rounds >= 3)
+    #expect(rounds >= 2)
     #expect(killedWithObjects >= 2, "the child must have written objects before most kills")
     #expect(durableSoFar.count >= 10, "only \(durableSoFar.count) objects were durable before the kills")
   }
