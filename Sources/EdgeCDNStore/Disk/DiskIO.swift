@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -31,6 +33,7 @@ protocol DiskIO: Sendable {
 final class FileDiskIO: DiskIO {
   let path: String
   private let fd: Int32
+  private let isClosed = Atomic<Bool>(false)
 
   /// Opens (creating when missing) the file at `path`.
   init(path: String) throws(CacheError) {
@@ -94,9 +97,12 @@ final class FileDiskIO: DiskIO {
     #endif
   }
 
+  /// Closes once; a store dropped without close() still gives its descriptor back.
   func close() {
-    _ = Glibc.close(fd)
+    if !isClosed.exchange(true, ordering: .relaxed) { _ = Glibc.close(fd) }
   }
+
+  deinit { close() }
 }
 
 extension DiskIO {

@@ -133,30 +133,28 @@ enum Recovery {
     _ body: (RecordFormat.RecordHeader, Int, UnsafeRawBufferPointer) -> Bool,
     onCorrupt: () -> Void = {}
   ) {
-    do {
-      var within = RecordFormat.regionHeaderSize
-      while within + RecordFormat.recordHeaderSize <= raw.count {
-        let headerBytes = UnsafeRawBufferPointer(rebasing: raw[within..<(within + RecordFormat.recordHeaderSize)])
-        // An all-zero header is the unwritten end of the region, not damage.
-        if headerBytes.allSatisfy({ $0 == 0 }) { return }
-        guard let header = RecordFormat.RecordHeader(headerBytes, nonce: nonce) else {
-          onCorrupt()
-          return
-        }
-        // A record from an earlier use of the region: the end of this one.
-        guard header.sequence == sequence else { return }
-        let start = within + RecordFormat.recordHeaderSize
-        guard header.payloadLength <= raw.count - start else {
-          onCorrupt()
-          return
-        }
-        let payload = UnsafeRawBufferPointer(rebasing: raw[start..<(start + header.payloadLength)])
-        guard body(header, within, payload) else {
-          onCorrupt()
-          return
-        }
-        within += RecordFormat.recordSpace(payload: header.payloadLength)
+    var within = RecordFormat.regionHeaderSize
+    while within + RecordFormat.recordHeaderSize <= raw.count {
+      let headerBytes = UnsafeRawBufferPointer(rebasing: raw[within..<(within + RecordFormat.recordHeaderSize)])
+      // An all-zero header is the unwritten end of the region, not damage.
+      if headerBytes.allSatisfy({ $0 == 0 }) { return }
+      guard let header = RecordFormat.RecordHeader(headerBytes, nonce: nonce) else {
+        onCorrupt()
+        return
       }
+      // A record from an earlier use of the region: the end of this one.
+      guard header.sequence == sequence else { return }
+      let start = within + RecordFormat.recordHeaderSize
+      guard header.payloadLength <= raw.count - start else {
+        onCorrupt()
+        return
+      }
+      let payload = UnsafeRawBufferPointer(rebasing: raw[start..<(start + header.payloadLength)])
+      guard body(header, within, payload) else {
+        onCorrupt()
+        return
+      }
+      within += RecordFormat.recordSpace(payload: header.payloadLength)
     }
   }
 }
