@@ -187,6 +187,26 @@ final class DiskIndex: Sendable {
     return (nil, true)
   }
 
+  /// Copies of the shard tables, for a snapshot.
+  func exportTables() -> [ContiguousArray<UInt64>] {
+    shards.map { shard in shard.table.withLock { $0.words } }
+  }
+
+  /// Replaces the tables with a snapshot's; false (and nothing changed) when the shard
+  /// count differs.
+  func importTables(_ tables: [ContiguousArray<UInt64>]) -> Bool {
+    guard tables.count == shards.count, tables.allSatisfy({ !$0.isEmpty }) else { return false }
+    var total = 0
+    for (shard, words) in zip(shards, tables) {
+      let live = words.reduce(0) { $0 + ($1 & Self.validBit != 0 ? 1 : 0) }
+      let tombstones = words.reduce(0) { $0 + ($1 == Self.tombstone ? 1 : 0) }
+      shard.table.withLock { $0 = Table(words: words, count: live, tombstones: tombstones) }
+      total += live
+    }
+    liveCount.store(total, ordering: .relaxed)
+    return true
+  }
+
   /// Remembers that the object at `offset` was read, for reinsertion at reclaim.
   func markAccessed(_ hash: CacheHash, at offset: Int) {
     let tag = Self.tag(of: hash)

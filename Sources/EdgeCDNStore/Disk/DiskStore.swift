@@ -130,7 +130,23 @@ public final class DiskStore: Storage {
     let scanner = RegionWriter(
       io: io, regionSize: configuration.regionSize, regionCount: regionCount, nonce: header.nonce,
       recovered: .empty(regionCount: regionCount))
-    let (recovered, report) = try await Recovery.scan(writer: scanner, regionCount: regionCount, index: index)
+    // A snapshot from a clean close is read, then deleted before anything is written, so
+    // a crash from here on replays the log instead of trusting a stale snapshot.
+    let snapshotPath = IndexSnapshot.path(for: io)
+    let snapshotBytes = try? await DurableFile.onIOThread { () throws(CacheError) -> [UInt8]? in
+      let bytes = try DurableFile.readAll(path: snapshotPath)
+      if bytes != nil { IndexSnapshot.remove(path: snapshotPath) }
+      return bytes
+    }
+    let snapshot = (snapshotBytes ?? nil).flatMap {
+      reuse
+        ? IndexSnapshot($0, nonce: header.nonce, regionSize: configuration.regionSize, regionCount: regionCount) : nil
+    }
+    if (snapshotBytes ?? nil) != nil && snapshot == nil {
+      logger.notice("disk cache index snapshot rejected: replaying the log", metadata: ["path": "\(snapshotPath)"])
+    }
+    let (recovered, report) = try await Recovery.recover(
+      writer: scanner, regionCount: regionCount, index: index, snapshot: snapshot)
     if report.corruptRecords > 0 || report.incompleteObjects > 0 {
       logger.warning(
         "disk cache recovery skipped damaged records",
@@ -301,6 +317,18 @@ public final class DiskStore: Storage {
     flushTask.withLock { $0 }?.cancel()
     defer { writer.io.close() }
     try await writer.flush()
+    // Everything is on disk: save the index so the next open can skip the replay.
+    let state = writer.snapshotState()
+    let snapshot = IndexSnapshot(
+      nextSequence: state.nextSequence, sequences: state.sequences, order: state.order,
+      dependents: state.dependents, tables: index.exportTables())
+    let bytes = snapshot.encoded(nonce: writer.nonce, regionSize: configuration.regionSize)
+    let path = IndexSnapshot.path(for: writer.io)
+    do throws(CacheError) {
+      try await DurableFile.onIOThread { () throws(CacheError) in try DurableFile.replace(path: path, with: bytes) }
+    } catch {
+      logger.warning("disk cache index snapshot not written", metadata: ["error": "\(error)"])
+    }
   }
 
   private func checkOpen() throws(CacheError) {

@@ -26,6 +26,8 @@ public struct RecoveryReport: Sendable, Hashable {
   /// Heads whose fragments were reclaimed or never written.
   public var incompleteObjects = 0
   public var bytesRead = 0
+  /// The index came from the snapshot written at the last clean close.
+  public var fromSnapshot = false
 }
 
 /// Rebuilds the index by replaying the log: regions in sequence order, records in
@@ -34,23 +36,58 @@ public struct RecoveryReport: Sendable, Hashable {
 /// tail after a crash); what comes before it is trusted because every header and
 /// every head payload carries its CRC.
 enum Recovery {
-  static func scan(
-    writer: RegionWriter, regionCount: Int, index: DiskIndex
+  /// Uses `snapshot` when every region header on disk carries the sequence it recorded;
+  /// otherwise replays the log.
+  static func recover(
+    writer: RegionWriter, regionCount: Int, index: DiskIndex, snapshot: IndexSnapshot?
   ) async throws(CacheError) -> (RecoveredRegions, RecoveryReport) {
-    var report = RecoveryReport()
+    if let snapshot {
+      let onDisk = try await regionSequences(writer: writer, regionCount: regionCount)
+      // Regions the snapshot calls free may hold stale headers; those it uses must match.
+      let matches = (0..<regionCount).allSatisfy { r in
+        snapshot.sequences[r] == 0 ? true : onDisk[r] == snapshot.sequences[r]
+      }
+      if matches, Set(snapshot.order).count == snapshot.order.count,
+        snapshot.order.allSatisfy({ snapshot.sequences[$0] != 0 }), index.importTables(snapshot.tables)
+      {
+        var recovered = RecoveredRegions.empty(regionCount: regionCount)
+        recovered.sequences = snapshot.sequences
+        recovered.order = snapshot.order
+        let used = Set(snapshot.order)
+        recovered.free = (0..<regionCount).filter { !used.contains($0) }.reversed()
+        for r in recovered.free { recovered.sequences[r] = 0 }
+        recovered.nextSequence = max(snapshot.nextSequence, (onDisk.max() ?? 0) + 1)
+        recovered.dependents = snapshot.dependents
+        var report = RecoveryReport()
+        report.fromSnapshot = true
+        report.objectsIndexed = index.count
+        return (recovered, report)
+      }
+    }
+    return try await scan(writer: writer, regionCount: regionCount, index: index)
+  }
+
+  /// The sequence in each region's header (0 when invalid).
+  static func regionSequences(writer: RegionWriter, regionCount: Int) async throws(CacheError) -> [UInt64] {
     let io = writer.io
     let nonce = writer.nonce
     let headerOffsets = (0..<regionCount).map { writer.regionOffset($0) }
-    let sequences: [UInt64] = try await DurableFile.onIOThread { () throws(CacheError) -> [UInt64] in
+    return try await DurableFile.onIOThread { () throws(CacheError) -> [UInt64] in
       var found = [UInt64](repeating: 0, count: regionCount)
       for region in 0..<regionCount {
         let header = try io.read(count: RecordFormat.regionHeaderSize, at: headerOffsets[region])
         guard header.count == RecordFormat.regionHeaderSize else { continue }
-        found[region] =
-          header.withUnsafeBytes { RecordFormat.readRegionHeader($0, nonce: nonce) } ?? 0
+        found[region] = header.withUnsafeBytes { RecordFormat.readRegionHeader($0, nonce: nonce) } ?? 0
       }
       return found
     }
+  }
+
+  static func scan(
+    writer: RegionWriter, regionCount: Int, index: DiskIndex
+  ) async throws(CacheError) -> (RecoveredRegions, RecoveryReport) {
+    var report = RecoveryReport()
+    let sequences = try await regionSequences(writer: writer, regionCount: regionCount)
     var recovered = RecoveredRegions.empty(regionCount: regionCount)
     recovered.sequences = sequences
     recovered.order = (0..<regionCount).filter { sequences[$0] != 0 }.sorted { sequences[$0] < sequences[$1] }

@@ -378,6 +378,16 @@ final class RegionWriter: Sendable {
     }
   }
 
+  /// The region table for a snapshot, taken after a flush: the open region counts as
+  /// the newest holding data (it is all on disk by then).
+  func snapshotState() -> (nextSequence: UInt64, sequences: [UInt64], order: [Int], dependents: [[RegionDependent]]) {
+    state.withLock { s in
+      var order = s.sealedOrder
+      if let open = s.open { order.append(open.region) }
+      return (s.nextSequence, s.sequences, order, s.dependents)
+    }
+  }
+
   /// Stops the writer: waits for region writes in flight.
   func drain() async {
     let tasks = state.withLock { $0.pending.values.compactMap(\.task) }

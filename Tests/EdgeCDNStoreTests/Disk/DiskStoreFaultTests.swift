@@ -84,6 +84,8 @@ struct DiskStoreFaultTests {
     let store = try await DiskStore.open(configuration: DiskFixture.configuration(path: directory.path))
     for i in 0..<6 { try await T.write(store, T.key("small-\(i)"), T.body(size: 1000, seed: UInt8(i))) }
     try await store.close()
+    // Force the log replay (a clean close left a snapshot of the index).
+    try FileManager.default.removeItem(atPath: directory.path + "/cache.data.index")
     // The inline body of small-2 lies in its head record: damage it.
     let at = try Self.find(Array(T.body(size: 1000, seed: 2)[100..<164]), in: directory.path)
     try Self.scribble(directory.path, at: at, bytes: [1, 2, 3, 4])
@@ -102,6 +104,7 @@ struct DiskStoreFaultTests {
     // Damage found while running: a miss, dropped and counted.
     try await T.write(reopened, T.key("later"), T.body(size: 1000, seed: 50))
     try await reopened.close()
+    try FileManager.default.removeItem(atPath: directory.path + "/cache.data.index")
     let third = try await DiskStore.open(configuration: DiskFixture.configuration(path: directory.path))
     let laterAt = try Self.find(Array(T.body(size: 1000, seed: 50)[0..<64]), in: directory.path)
     try Self.scribble(directory.path, at: laterAt + 500, bytes: [9, 9, 9])
