@@ -168,7 +168,7 @@ struct DiskBenchmark: AsyncParsableCommand {
     }
     _ = try await handler.finish()
     try await store.close()
-    unlink(path + "/cache.data")
+    for name in ["cache.data", "cache.data.index"] { unlink(path + "/" + name) }
     rmdir(path)
     return peak - before
   }
@@ -365,7 +365,7 @@ struct DiskReopenProbe: AsyncParsableCommand {
     print("probe.corrupt_records=\(store.recoveryReport.corruptRecords)")
     print("probe.from_snapshot=\(store.recoveryReport.fromSnapshot)")
     try await store.close()
-    unlink(warmPath + "/cache.data")
+    for name in ["cache.data", "cache.data.index"] { unlink(warmPath + "/" + name) }
     rmdir(warmPath)
   }
 }
