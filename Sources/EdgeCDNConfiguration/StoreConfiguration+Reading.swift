@@ -6,6 +6,7 @@ extension StoreConfiguration {
   public init(reading settings: SettingsReader) throws(ConfigurationError) {
     var configuration = StoreConfiguration()
     configuration.memory = try MemoryStoreConfiguration(reading: settings.scoped(to: "memory"))
+    configuration.disk = try DiskStoreConfiguration.reading(settings.scoped(to: "disk"))
     self = configuration
   }
 

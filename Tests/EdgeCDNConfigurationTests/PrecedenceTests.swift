@@ -45,12 +45,13 @@ struct PrecedenceTests {
         file: file, environment: ["EDGE_CDN_MEMORY_SHARD_COUNT": "8"], arguments: ["edge-cdn"]))
     _ = try StoreConfiguration(reading: settings)
     #expect(
-      settings.resolvedSettings.map(\.description) == [
+      settings.resolvedSettings.map(\.description).filter { $0.hasPrefix("memory.") } == [
         "memory.byteBudget = 1GiB (file \(file), key memory.byteBudget)",
         "memory.evictionPolicy = s3fifo (default)",
         "memory.maxObjectSize = 16MiB (default)",
         "memory.shardCount = 8 (environment variable EDGE_CDN_MEMORY_SHARD_COUNT)",
       ])
+    #expect(settings.resolvedSettings.map(\.description).contains("disk.size = 1GiB (default)"))
   }
 
   @Test("--config and EDGE_CDN_CONFIG name the file when none is given, the command line first")
@@ -109,5 +110,35 @@ struct AsyncLoadingTests {
     await #expect(throws: ConfigurationError.self) {
       try await StoreConfiguration.load(from: ConfigurationSources(file: directory.path + "/missing.json"))
     }
+  }
+}
+
+@Suite("Disk tier settings")
+struct DiskSettingsTests {
+  @Test("disk settings are read with units, can be disabled, and errors name the key")
+  func diskSettings() throws {
+    let configuration = try StoreConfiguration.load(
+      file: nil,
+      environment: ["EDGE_CDN_DISK_SIZE": "64MiB", "EDGE_CDN_DISK_FLUSH_INTERVAL": "250ms"],
+      arguments: [
+        "edge-cdn", "--disk-path", "/var/cache/edge", "--disk-region-size", "1MiB", "--disk-fragment-size", "256KiB",
+        "--disk-max-object-size", "8MiB",
+      ])
+    let disk = try #require(configuration.disk)
+    #expect(disk.size == 64 << 20)
+    #expect(disk.regionSize == 1 << 20)
+    #expect(disk.flushIntervalMilliseconds == 250)
+    #expect(disk.path == "/var/cache/edge")
+
+    let ramOnly = try StoreConfiguration.load(
+      file: nil, environment: ["EDGE_CDN_DISK_ENABLED": "false"], arguments: ["edge-cdn"])
+    #expect(ramOnly.disk == nil)
+
+    let error = #expect(throws: ConfigurationError.self) {
+      try StoreConfiguration.load(
+        file: nil, environment: ["EDGE_CDN_DISK_FLUSH_INTERVAL": "2m"], arguments: ["edge-cdn"])
+    }
+    #expect(error?.setting == "disk.flushInterval")
+    #expect(error?.description.contains("EDGE_CDN_DISK_FLUSH_INTERVAL") == true)
   }
 }

@@ -9,15 +9,21 @@
 public struct StoreConfiguration: Sendable, Hashable {
   /// The RAM tier.
   public var memory: MemoryStoreConfiguration
+  /// The disk tier; nil runs RAM only. By default a 1 GiB cache file in
+  /// `DiskStoreConfiguration.defaultPath`, relative to the working directory.
+  public var disk: DiskStoreConfiguration?
 
   public init(
-    memory: MemoryStoreConfiguration = MemoryStoreConfiguration()
+    memory: MemoryStoreConfiguration = MemoryStoreConfiguration(),
+    disk: DiskStoreConfiguration? = DiskStoreConfiguration(path: DiskStoreConfiguration.defaultPath)
   ) {
     self.memory = memory
+    self.disk = disk
   }
 
   /// Checks every tier's part; the first problem found is thrown, named by its full key.
   public func validate() throws(ConfigurationError) {
     try memory.validate()
+    try disk?.validate()
   }
 }

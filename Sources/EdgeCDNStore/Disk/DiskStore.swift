@@ -555,3 +555,34 @@ public final class DiskStore: Storage {
     counters.healthy.store(true, ordering: .relaxed)
   }
 }
+
+extension DiskStore: StatisticsReporting, HealthReporting {
+  public var storageStatistics: StorageStatistics {
+    StorageStatistics(objectCount: index.count, usedBytes: usedBytes)
+  }
+
+  /// Degraded after an I/O error until a later flush succeeds: the tier serves what it
+  /// still can, but new objects are lost. Records that failed their checks since open
+  /// (each served as a miss and purged) are listed as a note on an ok tier: the tier
+  /// still serves, and a restart should not be what clears a readiness probe.
+  public func health() async -> [TierHealth] {
+    let statistics = self.statistics
+    if !statistics.healthy {
+      return [
+        TierHealth(
+          tier: Self.tierName, status: .degraded,
+          reasons: ["the last disk write failed: \(statistics.lastError ?? "unknown error")"])
+      ]
+    }
+    if statistics.corruptRecords > 0 || statistics.regionsLost > 0 {
+      return [
+        TierHealth(
+          tier: Self.tierName, status: .ok,
+          reasons: [
+            "\(statistics.corruptRecords) records failed their checksum and \(statistics.regionsLost) regions were lost since open"
+          ])
+      ]
+    }
+    return [TierHealth(tier: Self.tierName, status: .ok)]
+  }
+}

@@ -46,6 +46,9 @@ public struct DiskStoreConfiguration: Sendable, Hashable {
     self.reinsertion = reinsertion
   }
 
+  /// Where the embedded default store keeps its cache file: a folder in the working directory.
+  public static let defaultPath = "edge-cdn-cache"
+
   public static let regionSizeRange = (64 << 10)...(1 << 30)
   public static let flushIntervalRange = 1...60_000
   /// Locations are kept in 36 bits of 16-byte units in the index.
@@ -103,8 +106,8 @@ public struct DiskStoreConfiguration: Sendable, Hashable {
     }
     guard Self.flushIntervalRange.contains(flushIntervalMilliseconds) else {
       throw ConfigurationError(
-        setting: "disk.flushIntervalMilliseconds", value: "\(flushIntervalMilliseconds)",
-        allowed: "\(Self.flushIntervalRange.lowerBound)...\(Self.flushIntervalRange.upperBound)")
+        setting: "disk.flushInterval", value: "\(flushIntervalMilliseconds)ms",
+        allowed: "\(Self.flushIntervalRange.lowerBound)ms...\(Self.flushIntervalRange.upperBound / 1000)s")
     }
   }
 }

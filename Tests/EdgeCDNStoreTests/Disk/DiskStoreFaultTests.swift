@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import NIOCore
 import StorageConformance
 import Testing
@@ -75,6 +76,17 @@ struct DiskStoreFaultTests {
     try await other.handler.seek(start: 70_001, end: 70_100)
     let range = try #require(try await other.handler.readBody())
     #expect(Array(range.readableBytesView) == Array(T.body(size: 100_000, seed: 5)[70_001..<70_100]))
+    // Health notes it (the tier still serves: ok); metrics count it once however often refreshed.
+    let health = await store.health()
+    #expect(health.first?.status == .ok)
+    #expect(health.first?.reasons.first?.contains("1 records failed their checksum") == true)
+    let metrics = TestMetrics()
+    let exporter = DiskTierMetrics(store: store, factory: metrics)
+    exporter.refresh()
+    #expect(try metrics.expectCounter("edge_cdn_store_disk_corrupt_records_total", [("tier", "disk")]).totalValue == 1)
+    #expect(
+      try metrics.expectMeter("edge_cdn_store_disk_objects", [("tier", "disk")]).lastValue
+        == Double(store.statistics.objects))
     try await store.close()
   }
 
@@ -210,6 +222,8 @@ struct DiskStoreFaultTests {
     #expect(!store.isHealthy)
     #expect(store.statistics.ioErrors > 0)
     #expect(store.statistics.lastError?.contains("errno \(ENOSPC)") == true)
+    #expect(await store.health().first?.reasons.first?.contains("the last disk write failed") == true)
+    #expect(await store.overallStatus() == .degraded)
     for i in 0..<30 {
       if let object = try await T.read(store, T.key("during-\(i)")) {
         #expect(object.body == T.body(size: 100_000, seed: UInt8(100 + i)), "never wrong bytes")
@@ -228,6 +242,7 @@ struct DiskStoreFaultTests {
     try await T.write(store, T.key("after"), T.body(size: 10_000, seed: 5))
     try await store.flush()
     #expect(store.isHealthy)
+    #expect(await store.overallStatus() == .ok)
     #expect(try await T.read(store, T.key("after"))?.body == T.body(size: 10_000, seed: 5))
     try await store.close()
   }

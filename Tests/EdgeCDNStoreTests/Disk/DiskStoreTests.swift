@@ -204,7 +204,7 @@ struct DiskStoreTests {
       ("disk.size", { $0.size = 1 << 20 }),
       ("disk.fragmentSize", { $0.fragmentSize = 1 << 20 }),
       ("disk.maxObjectSize", { $0.maxObjectSize = 0 }),
-      ("disk.flushIntervalMilliseconds", { $0.flushIntervalMilliseconds = 0 }),
+      ("disk.flushInterval", { $0.flushIntervalMilliseconds = 0 }),
     ]
     for (setting, change) in cases {
       var configuration = base
