@@ -1,0 +1,74 @@
+import ArgumentParser
+import EdgeCDN
+import EdgeCDNStore
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `edge-cdn`: the caching reverse proxy in front of one origin.
+@main
+struct EdgeCDNCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "edge-cdn", abstract: "A caching reverse proxy (RFC 9111) on the edge-cdn-store tiers.")
+
+  @Option(help: "The origin, http://host[:port].")
+  var origin: String
+
+  @Option(help: "Proxy listen address, host:port.")
+  var listen = "127.0.0.1:8081"
+
+  @Option(help: "Admin listen address (healthz, readyz, purge API), host:port; 'none' disables it.")
+  var adminListen = "127.0.0.1:9091"
+
+  @Option(help: "RAM tier byte budget in MiB.")
+  var memorySize = 256
+
+  @Option(help: "Largest object stored, in MiB.")
+  var maxObjectSize = 16
+
+  @Option(help: "Bearer token for PURGE and the admin purge API (at least 8 characters); purging is off without it.")
+  var purgeToken: String?
+
+  @Option(help: "Close connections idle for this many seconds.")
+  var idleTimeout: Int64 = 60
+
+  @Option(help: "Origin response timeout in seconds (then 504).")
+  var originTimeout: Int64 = 30
+
+  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+  var logLevel = "info"
+
+  @Flag(help: "Log every request at info level (by default access lines are at debug).")
+  var accessLog = false
+
+  func run() async throws {
+    var logger = Logger(label: "edge-cdn")
+    logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+    var configuration = ProxyConfiguration(
+      origin: try ProxyConfiguration.Origin(url: origin),
+      listen: try ProxyConfiguration.Address(parsing: listen, setting: "listen"))
+    if adminListen != "none" {
+      configuration.adminListen = try ProxyConfiguration.Address(parsing: adminListen, setting: "admin-listen")
+    }
+    configuration.purgeToken = purgeToken
+    configuration.idleTimeoutSeconds = idleTimeout
+    configuration.originResponseTimeoutSeconds = originTimeout
+    configuration.accessLogAtInfo = accessLog
+    configuration.maxCacheableObjectBytes = maxObjectSize << 20
+    let log = logger
+    let store = try DefaultStore.make(memoryMiB: memorySize, maxObjectMiB: maxObjectSize)
+    let app = try await EdgeCDNApplication.start(
+      configuration: configuration, store: store, logger: logger,
+      onShutdown: { await DefaultStore.flush(store, logger: log) })
+    logger.info(
+      "edge-cdn listening",
+      metadata: [
+        "listen": "\(app.server.localAddress.map { "\($0)" } ?? "?")",
+        "admin": "\(app.admin?.localAddress.map { "\($0)" } ?? "off")", "origin": "\(configuration.origin)",
+      ])
+    let group = ServiceGroup(
+      configuration: .init(services: app.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
+    logger.info("edge-cdn stopped")
+  }
+}
