@@ -25,7 +25,8 @@ public struct ConformanceContext<S: Storage>: Sendable {
     let now = CacheTime.now()
     return CacheMeta(
       freshUntil: now.adding(seconds: 3600), created: now, staleWhileRevalidateSeconds: 60, staleIfErrorSeconds: 300,
-      response: .init(status: status, reason: "OK", fields: [.init("content-type", "application/octet-stream"), .init("etag", tag)]),
+      response: .init(
+        status: status, reason: "OK", fields: [.init("content-type", "application/octet-stream"), .init("etag", tag)]),
       extensions: Array(tag.utf8))
   }
 

@@ -53,7 +53,9 @@ public enum StorageConformance<S: Storage> {
   /// 2. Bodies of 0, 1, odd and multi-MiB sizes, in many chunk sizes.
   static var bodySizes: ConformanceCheck<S> {
     ConformanceCheck(name: "02 body sizes 0 B to multi-MiB") { c in
-      let cases: [(size: Int, chunk: Int)] = [(0, 1), (1, 1), (7, 3), (4097, 4096), (65_537, 1000), (3 << 20, 64 << 10)]
+      let cases: [(size: Int, chunk: Int)] = [
+        (0, 1), (1, 1), (7, 3), (4097, 4096), (65_537, 1000), (3 << 20, 64 << 10),
+      ]
       for (index, item) in cases.enumerated() {
         let key = c.key("size-\(item.size)")
         let body = ConformanceContext<S>.body(size: item.size, seed: UInt8(index))
@@ -251,7 +253,8 @@ public enum StorageConformance<S: Storage> {
       guard let object = try await c.readObject(key) else { throw c.fail("must still hit after updateMeta") }
       try c.expect(object.meta == newMeta, "later lookups see the new meta")
       try c.expect(object.body == body, "updateMeta must not change the body")
-      try c.expect(!(try await c.store.updateMeta(c.key("missing"), meta: newMeta)), "updateMeta of a missing key is false")
+      try c.expect(
+        !(try await c.store.updateMeta(c.key("missing"), meta: newMeta)), "updateMeta of a missing key is false")
     }
   }
 
@@ -344,7 +347,8 @@ public enum StorageConformance<S: Storage> {
       var written: [CacheKey] = []
       for i in 0..<60 {
         let key = c.key("budget-\(i)")
-        try await c.write(key, body: ConformanceContext<S>.body(size: objectSize, seed: UInt8(i % 256)), chunkSize: 8192)
+        try await c.write(
+          key, body: ConformanceContext<S>.body(size: objectSize, seed: UInt8(i % 256)), chunkSize: 8192)
         written.append(key)
         try c.expect(used(c.store) <= budget, "used \(used(c.store)) bytes exceeds the budget of \(budget)")
       }
@@ -352,7 +356,8 @@ public enum StorageConformance<S: Storage> {
       for key in written where try await c.store.lookup(key) == nil { missing.insert(key.combinedHash) }
       try c.expect(!missing.isEmpty, "writing 3x the budget must evict something")
       let reported = Set(c.removals.all.filter { $0.reason == .capacity }.map(\.key.combinedHash))
-      try c.expect(reported == missing, "reported removals (\(reported.count)) must be exactly the keys gone (\(missing.count))")
+      try c.expect(
+        reported == missing, "reported removals (\(reported.count)) must be exactly the keys gone (\(missing.count))")
     }
   }
 

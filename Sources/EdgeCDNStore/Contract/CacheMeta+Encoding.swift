@@ -124,7 +124,9 @@ extension CacheMeta {
       response: ResponseHeader(status: status, reason: reason, fields: fields), extensions: extensions)
   }
 
-  private static func writeString<L: FixedWidthInteger>(_ text: String, lengthType: L.Type, into buffer: inout ByteBuffer) {
+  private static func writeString<L: FixedWidthInteger>(
+    _ text: String, lengthType: L.Type, into buffer: inout ByteBuffer
+  ) {
     // Longer values than the length field can hold are truncated at a byte boundary; the
     // proxy's header limits keep real values far below 64 KiB (names) and 4 GiB (values).
     let utf8 = text.utf8

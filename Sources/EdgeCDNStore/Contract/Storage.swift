@@ -35,7 +35,8 @@ public protocol Storage: Sendable {
 }
 
 extension Storage {
-  public func lookupStreamingWrite(_ key: CacheKey, tag: StreamingWriteTag?) async throws(CacheError) -> CacheHit<Hit>? {
+  public func lookupStreamingWrite(_ key: CacheKey, tag: StreamingWriteTag?) async throws(CacheError) -> CacheHit<Hit>?
+  {
     try await lookup(key)
   }
 

@@ -15,7 +15,7 @@ public struct StorageRemoval: Sendable, Hashable {
   public var weight: Int
   public var reason: Reason
 
-  public enum Reason: String, Sendable, Hashable {
+  public enum Reason: String, Sendable, Hashable, CaseIterable {
     /// The tier needed room for a write within its byte budget.
     case capacity
     /// purge(reason: .eviction): the eviction manager chose it.

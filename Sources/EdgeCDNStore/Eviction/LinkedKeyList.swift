@@ -108,7 +108,8 @@ struct LinkedKeyList {
   /// Bytes of RAM held per key, counting the arrays' capacity and the dictionary's
   /// buckets (key, value and one metadata byte each), for the memory reports.
   var approximateBytes: Int {
-    let arrays = keys.capacity * 16 + weights.capacity * 8 + previous.capacity * 4 + next.capacity * 4
+    let arrays =
+      keys.capacity * 16 + weights.capacity * 8 + previous.capacity * 4 + next.capacity * 4
       + freeSlots.capacity * 4
     let dictionary = index.capacity * (16 + 4) + index.capacity / 8 * 9
     return arrays + dictionary

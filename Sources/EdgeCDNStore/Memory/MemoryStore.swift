@@ -1,3 +1,4 @@
+public import Logging
 import NIOCore
 import Synchronization
 
@@ -26,6 +27,9 @@ public final class MemoryStore: Storage {
   private let shards: [Shard]
   private let charged = Atomic<Int>(0)
   private let objects = Atomic<Int>(0)
+  /// Weight of committed objects; `charged` minus this is held by writes in flight.
+  private let committedWeight = Atomic<Int>(0)
+  private let logger: Logger
   private let nextTag = Atomic<UInt64>(0)
   private let allocator = ByteBufferAllocator()
 
@@ -52,12 +56,14 @@ public final class MemoryStore: Storage {
   public init(
     configuration: MemoryStoreConfiguration = MemoryStoreConfiguration(),
     evictionManager: (any EvictionManager)? = nil,
-    observer: (any StorageObserver)? = nil
+    observer: (any StorageObserver)? = nil,
+    logger: Logger = Logger(label: "edge-cdn-store.memory")
   ) throws(ConfigurationError) {
     try configuration.validate()
     self.configuration = configuration
     self.evictionManager = evictionManager ?? ShardedLRU(capacity: configuration.byteBudget)
     self.observer = observer
+    self.logger = logger
     self.shards = (0..<configuration.shardCount).map { _ in Shard() }
   }
 
@@ -123,6 +129,7 @@ public final class MemoryStore: Storage {
     }
     if let committed {
       objects.subtract(1, ordering: .relaxed)
+      committedWeight.subtract(committed.weight, ordering: .relaxed)
       release(committed.weight)
       evictionManager.remove(key)
       observer?.storage(
@@ -155,6 +162,7 @@ public final class MemoryStore: Storage {
     }
     // We charged `growth`; the real change is `delta`: give back the difference.
     release(growth - outcome.delta)
+    committedWeight.add(outcome.delta, ordering: .relaxed)
     removeVictims(evictionManager.admit(key.compact, size: outcome.weight, freshUntil: meta.freshUntil))
     return true
   }
@@ -197,9 +205,12 @@ public final class MemoryStore: Storage {
       Self.removeWrite(object, of: hash, from: &state)
       return state.committed.updateValue(entry, forKey: hash)
     }
+    committedWeight.add(weight, ordering: .relaxed)
     if let replaced {
+      committedWeight.subtract(replaced.weight, ordering: .relaxed)
       release(replaced.weight)
-      observer?.storage(Self.tierName, removed: StorageRemoval(key: key.compact, weight: replaced.weight, reason: .replaced))
+      observer?.storage(
+        Self.tierName, removed: StorageRemoval(key: key.compact, weight: replaced.weight, reason: .replaced))
     } else {
       objects.add(1, ordering: .relaxed)
     }
@@ -212,6 +223,8 @@ public final class MemoryStore: Storage {
     shard(for: hash).state.withLock { Self.removeWrite(object, of: hash, from: &$0) }
     release(bytes)
     object.fail(.writerFailed(key: hash, reason: reason))
+    logger.debug(
+      "write abandoned", metadata: ["tier": "\(Self.tierName)", "key": "\(hash.hex)", "reason": "\(reason)"])
   }
 
   /// Chunks that pin a much larger allocation (a slice of a socket read buffer, say)
@@ -237,10 +250,34 @@ public final class MemoryStore: Storage {
       let hash = victim.combinedHash
       guard let entry = shard(for: hash).state.withLock({ $0.committed.removeValue(forKey: hash) }) else { continue }
       objects.subtract(1, ordering: .relaxed)
+      committedWeight.subtract(entry.weight, ordering: .relaxed)
       release(entry.weight)
       freed += entry.weight
+      logger.debug(
+        "evicted for capacity",
+        metadata: ["tier": "\(Self.tierName)", "key": "\(hash.hex)", "weight": "\(entry.weight)"])
       observer?.storage(Self.tierName, removed: StorageRemoval(key: victim, weight: entry.weight, reason: .capacity))
     }
     return freed
+  }
+}
+
+extension MemoryStore: StatisticsReporting, HealthReporting {
+  public var statistics: StorageStatistics { StorageStatistics(objectCount: objectCount, usedBytes: usedBytes) }
+
+  /// RAM cannot fail as a disk does; the tier degrades when writes in flight hold
+  /// most of the budget, because new writes then fail with `insufficientSpace`.
+  public func health() async -> [TierHealth] {
+    let used = usedBytes
+    let budget = configuration.byteBudget
+    let inFlight = max(0, used - committedWeight.load(ordering: .relaxed))
+    if inFlight * 10 > budget * 9 {
+      return [
+        TierHealth(
+          tier: Self.tierName, status: .degraded,
+          reasons: ["writes in flight hold \(inFlight) of \(budget) budget bytes; new writes may be refused"])
+      ]
+    }
+    return [TierHealth(tier: Self.tierName, status: .ok)]
   }
 }

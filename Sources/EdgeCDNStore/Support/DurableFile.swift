@@ -1,9 +1,10 @@
+import NIOPosix
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import NIOPosix
 
 /// Whole-file reads and crash-safe replacement, for small state files (eviction
 /// state, snapshots). Blocking POSIX calls, so callers run them on NIO's thread
@@ -80,7 +81,9 @@ enum DurableFile {
   }
 
   /// Runs blocking work on NIO's shared thread pool and returns its result.
-  static func onIOThread<T: Sendable>(_ work: @escaping @Sendable () throws(CacheError) -> T) async throws(CacheError) -> T {
+  static func onIOThread<T: Sendable>(
+    _ work: @escaping @Sendable () throws(CacheError) -> T
+  ) async throws(CacheError) -> T {
     let result: Result<T, CacheError>
     do {
       result = try await NIOThreadPool.singleton.runIfActive { () -> Result<T, CacheError> in

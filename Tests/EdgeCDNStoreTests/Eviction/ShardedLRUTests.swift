@@ -124,4 +124,3 @@ struct ShardedLRUTests {
     #expect(fresh.totalItems == 0)
   }
 }
-

@@ -1,0 +1,21 @@
+import Synchronization
+
+/// Decides which operations record a latency observation: one in `interval`.
+///
+/// Counters stay exact; only histogram observations are sampled, because the common
+/// backends take a lock per observation (swift-prometheus's `Histogram.record`). With
+/// `interval == 1` no shared counter is touched at all.
+final class LatencySampler: Sendable {
+  private let interval: UInt64
+  private let ticks = Atomic<UInt64>(0)
+
+  init(interval: Int) {
+    self.interval = UInt64(max(1, interval))
+  }
+
+  @inline(__always)
+  func shouldSample() -> Bool {
+    guard interval > 1 else { return true }
+    return ticks.add(1, ordering: .relaxed).newValue % interval == 0
+  }
+}

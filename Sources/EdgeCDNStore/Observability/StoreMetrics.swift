@@ -1,0 +1,124 @@
+public import CoreMetrics
+
+/// The metrics of one tier, created once so that recording on the hot path is a call
+/// on a pre-built handle: no label formatting, no dictionary lookup, no allocation.
+///
+/// Names follow Prometheus conventions (`_total` counters, `_seconds` durations,
+/// `_bytes` sizes) under the `edge_cdn_store_` prefix, with a `tier` label; docs/metrics.md
+/// lists them all. Any swift-metrics backend plugs in through `MetricsSystem.bootstrap`,
+/// or explicitly through `factory` (tests and the overhead benchmark do that).
+public struct StoreMetrics: Sendable {
+  public let tier: String
+
+  let lookupsHit: Counter
+  let lookupsMiss: Counter
+  let lookupsPartial: Counter
+  let lookupsError: Counter
+  let lookupDuration: Timer
+  let firstByteDuration: Timer
+  let writeFinishDuration: Timer
+  let purgeDuration: Timer
+  let bytesRead: Counter
+  let bytesWritten: Counter
+  let readsInFlight: Meter
+  let writesInFlight: Meter
+  let writesFinished: Counter
+  let writesAborted: Counter
+  let admissionsRejected: Counter
+  let purgesRemoved: Counter
+  let purgesMissing: Counter
+  let storedObjects: Meter
+  let storedBytes: Meter
+  private let errorsByKind: [String: Counter]
+  private let errorsOther: Counter
+  private let removalsByReason: [StorageRemoval.Reason: Counter]
+
+  /// How often a lookup's latency is recorded: every `latencySampleInterval`-th
+  /// lookup of a handler-free counter. 1 records all. Sampling exists because the
+  /// usual backends (swift-prometheus) take a lock per histogram observation, which
+  /// the hot path must not pay on every hit; counters stay exact.
+  public let latencySampleInterval: Int
+
+  public static let errorKinds = [
+    "corrupt_metadata", "corrupt_body", "invalid_range", "writer_failed", "object_too_large",
+    "insufficient_space", "invalid_state", "io", "unavailable", "cancelled",
+  ]
+
+  public init(tier: String, latencySampleInterval: Int = 1, factory: any MetricsFactory = MetricsSystem.factory) {
+    self.tier = tier
+    self.latencySampleInterval = max(1, latencySampleInterval)
+    let tierLabel = [("tier", tier)]
+    func counter(_ name: String, _ extra: [(String, String)] = []) -> Counter {
+      Counter(label: "edge_cdn_store_\(name)", dimensions: tierLabel + extra, factory: factory)
+    }
+    func timer(_ name: String) -> Timer {
+      Timer(label: "edge_cdn_store_\(name)", dimensions: tierLabel, factory: factory)
+    }
+    func meter(_ name: String) -> Meter {
+      Meter(label: "edge_cdn_store_\(name)", dimensions: tierLabel, factory: factory)
+    }
+    lookupsHit = counter("lookups_total", [("outcome", "hit")])
+    lookupsMiss = counter("lookups_total", [("outcome", "miss")])
+    lookupsPartial = counter("lookups_total", [("outcome", "partial")])
+    lookupsError = counter("lookups_total", [("outcome", "error")])
+    lookupDuration = timer("lookup_duration_seconds")
+    firstByteDuration = timer("first_byte_duration_seconds")
+    writeFinishDuration = timer("write_finish_duration_seconds")
+    purgeDuration = timer("purge_duration_seconds")
+    bytesRead = counter("read_bytes_total")
+    bytesWritten = counter("written_bytes_total")
+    readsInFlight = meter("reads_in_flight")
+    writesInFlight = meter("writes_in_flight")
+    writesFinished = counter("writes_total", [("outcome", "finished")])
+    writesAborted = counter("writes_total", [("outcome", "aborted")])
+    admissionsRejected = counter("admissions_rejected_total")
+    purgesRemoved = counter("purges_total", [("outcome", "removed")])
+    purgesMissing = counter("purges_total", [("outcome", "missing")])
+    storedObjects = meter("objects")
+    storedBytes = meter("bytes")
+    var errors: [String: Counter] = [:]
+    for kind in Self.errorKinds { errors[kind] = counter("errors_total", [("kind", kind)]) }
+    errorsByKind = errors
+    errorsOther = counter("errors_total", [("kind", "other")])
+    var removals: [StorageRemoval.Reason: Counter] = [:]
+    for reason in StorageRemoval.Reason.allCases {
+      removals[reason] = counter("removals_total", [("reason", reason.rawValue)])
+    }
+    removalsByReason = removals
+  }
+
+  /// Counts an error by its kind; off the hot path (errors are rare).
+  func record(_ error: CacheError) {
+    (errorsByKind[error.kind] ?? errorsOther).increment()
+    switch error {
+    case .objectTooLarge, .insufficientSpace: admissionsRejected.increment()
+    default: break
+    }
+  }
+
+  func record(_ removal: StorageRemoval) {
+    removalsByReason[removal.reason]?.increment()
+  }
+
+  /// Sets the objects and bytes gauges from a tier's own accounting.
+  func record(_ statistics: StorageStatistics) {
+    storedObjects.set(statistics.objectCount)
+    storedBytes.set(statistics.usedBytes)
+  }
+}
+
+/// Forwards a tier's removal reports to its metrics, and to another observer if any.
+public struct MetricsStorageObserver: StorageObserver {
+  let metrics: StoreMetrics
+  let next: (any StorageObserver)?
+
+  public init(metrics: StoreMetrics, next: (any StorageObserver)? = nil) {
+    self.metrics = metrics
+    self.next = next
+  }
+
+  public func storage(_ tier: String, removed removal: StorageRemoval) {
+    metrics.record(removal)
+    next?.storage(tier, removed: removal)
+  }
+}

@@ -1,0 +1,167 @@
+import ArgumentParser
+import CoreMetrics
+import EdgeCDNStore
+import NIOCore
+import Prometheus
+
+/// `edge-cdn-bench memory`: the RAM tier's hot paths, as the proxy drives them.
+///
+/// A hit is lookup + read to the end + finish; a miss is missHandler + write with eof
+/// + finish. Each runs from 1 and 2 concurrent tasks over a fixed key set, so a
+/// figure includes the shard locks, the budget CAS and the eviction manager's work.
+struct MemoryBenchmark: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "memory",
+    abstract: "RAM tier: 1 KiB hits, 1 KiB and 1 MiB miss writes, from 1 and 2 tasks.")
+
+  @Option(help: "Seconds each figure is measured for (after a warm-up of a tenth of it).")
+  var seconds: Double = 1.0
+
+  @Option(help: "Alternating rounds of the metrics overhead figure (its median is printed).")
+  var rounds: Int = 5
+
+  @Option(help: "Distinct keys the hit benchmark cycles over.")
+  var keys: Int = 4096
+
+  func validate() throws {
+    guard seconds > 0, rounds >= 1, keys >= 1 else {
+      throw ValidationError("--seconds must be > 0, --rounds >= 1 and --keys >= 1")
+    }
+  }
+
+  func run() async throws {
+    var report = BenchReport()
+    let budget = Duration.milliseconds(Int64(seconds * 1000))
+    let store = try MemoryStore(
+      configuration: MemoryStoreConfiguration(byteBudget: 256 << 20, maxObjectSize: 8 << 20))
+    let meta = Self.meta()
+    let keySet = (0..<keys).map { CacheKey(namespace: "bench", primary: "/object/\($0)") }
+    for key in keySet { try await Self.write(store, key, meta: meta, body: ByteBuffer(repeating: 1, count: 1024)) }
+
+    for tasks in [1, 2] {
+      let hit = try await Self.measure(tasks: tasks, for: budget) { task, i in
+        try await Self.hit(store, keySet[(i &* 7 &+ task) % keySet.count])
+      }
+      report.record(hit, as: "memory.hit_1k.tasks\(tasks)")
+    }
+
+    // The same hit through InstrumentedStorage with a Prometheus registry behind it,
+    // against the bare store, alternating rounds so both see the same machine load.
+    let registry = PrometheusCollectorRegistry()
+    let instrumented = InstrumentedStorage(
+      store, metrics: StoreMetrics(tier: "memory", factory: PrometheusMetricsFactory(registry: registry)))
+    var ratios: [Double] = []
+    for _ in 0..<rounds {
+      let bare = try await Self.measure(tasks: 1, for: budget / 2) { task, i in
+        try await Self.hit(store, keySet[(i &* 7 &+ task) % keySet.count])
+      }
+      let observed = try await Self.measure(tasks: 1, for: budget / 2) { task, i in
+        try await Self.hit(instrumented, keySet[(i &* 7 &+ task) % keySet.count])
+      }
+      ratios.append(observed.nanosecondsPerOperation / bare.nanosecondsPerOperation)
+    }
+    ratios.sort()
+    report.record("memory.hit_1k.metrics_overhead_pct", (ratios[ratios.count / 2] - 1) * 100, decimals: 1)
+
+    for (name, size) in [("miss_1k", 1024), ("miss_1m", 1 << 20)] {
+      let body = ByteBuffer(repeating: 2, count: size)
+      for tasks in [1, 2] {
+        let miss = try await Self.measure(tasks: tasks, for: budget) { task, i in
+          // Distinct keys so each write is a real insert; the budget evicts old ones.
+          let key = CacheKey(namespace: "bench-\(name)-\(task)", primary: "/w/\(i)")
+          try await Self.write(store, key, meta: meta, body: body)
+        }
+        report.record(miss, as: "memory.\(name).tasks\(tasks)")
+      }
+    }
+    report.printFigures()
+  }
+
+  static func meta() -> CacheMeta {
+    let now = CacheTime.now()
+    return CacheMeta(
+      freshUntil: now.adding(seconds: 3600), created: now,
+      response: .init(status: 200, fields: [.init("content-type", "application/octet-stream")]))
+  }
+
+  /// lookup + read to the end + finish: what the proxy does for a hit.
+  static func hit(_ store: some Storage, _ key: CacheKey) async throws {
+    guard var found = try await store.lookup(key) else { throw BenchError.unexpectedMiss }
+    while try await found.handler.readBody() != nil {}
+    try await found.handler.finish()
+  }
+
+  static func write(_ store: MemoryStore, _ key: CacheKey, meta: CacheMeta, body: ByteBuffer) async throws {
+    let handler = try await store.missHandler(for: key, meta: meta)
+    try await handler.writeBody(body, eof: true)
+    _ = try await handler.finish()
+  }
+
+  /// Runs `operation` in `tasks` concurrent tasks for about `duration` and returns the
+  /// aggregate rate. Each task checks the clock every 64 operations so the clock read
+  /// stays out of the figure.
+  static func measure(
+    tasks: Int, for duration: Duration,
+    _ operation: @escaping @Sendable (_ task: Int, _ iteration: Int) async throws -> Void
+  ) async throws -> Throughput {
+    let clock = ContinuousClock()
+    // Warm-up: fills caches and lets the allocator settle.
+    _ = try await runTasks(tasks, until: clock.now.advanced(by: duration / 10), clock: clock, operation)
+    let start = clock.now
+    let operations = try await runTasks(tasks, until: start.advanced(by: duration), clock: clock, operation)
+    let elapsed = start.duration(to: clock.now)
+    return Throughput(operations: operations, elapsed: elapsed)
+  }
+
+  private static func runTasks(
+    _ tasks: Int, until deadline: ContinuousClock.Instant, clock: ContinuousClock,
+    _ operation: @escaping @Sendable (Int, Int) async throws -> Void
+  ) async throws -> Int {
+    try await withThrowingTaskGroup(of: Int.self) { group in
+      for task in 0..<tasks {
+        group.addTask {
+          var iteration = 0
+          while true {
+            for _ in 0..<64 {
+              try await operation(task, iteration)
+              iteration += 1
+            }
+            if clock.now >= deadline { return iteration }
+          }
+        }
+      }
+      return try await group.reduce(0, +)
+    }
+  }
+}
+
+enum BenchError: Error, CustomStringConvertible {
+  case unexpectedMiss
+
+  var description: String {
+    switch self {
+    case .unexpectedMiss: "a key written before the run was not found: the budget is too small for the key set"
+    }
+  }
+}
+
+/// Operations done in a measured time, reported as ns/op (wall time per operation
+/// across all tasks) and ops/s.
+struct Throughput {
+  var operations: Int
+  var elapsed: Duration
+
+  var seconds: Double {
+    Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+  }
+
+  var opsPerSecond: Double { Double(operations) / seconds }
+  var nanosecondsPerOperation: Double { seconds * 1e9 / Double(max(operations, 1)) }
+}
+
+extension BenchReport {
+  mutating func record(_ throughput: Throughput, as prefix: String) {
+    record("\(prefix).ns_per_op", throughput.nanosecondsPerOperation, decimals: 1)
+    record("\(prefix).ops_s", throughput.opsPerSecond, decimals: 0)
+  }
+}
