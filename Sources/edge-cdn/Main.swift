@@ -2,7 +2,9 @@ import ArgumentParser
 import EdgeCDN
 import EdgeCDNStore
 import Logging
+import Prometheus
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `edge-cdn`: the caching reverse proxy in front of one origin.
@@ -56,10 +58,15 @@ struct EdgeCDNCommand: AsyncParsableCommand {
     configuration.accessLogAtInfo = accessLog
     configuration.maxCacheableObjectBytes = maxObjectSize << 20
     let log = logger
-    let store = try DefaultStore.make(memoryMiB: memorySize, maxObjectMiB: maxObjectSize)
+    let registry = PrometheusCollectorRegistry()
+    let store = try DefaultStore.make(memoryMiB: memorySize, maxObjectMiB: maxObjectSize, registry: registry)
+    let proxyBox = ProxyBox<DefaultStore.Store>()
     let app = try await EdgeCDNApplication.start(
       configuration: configuration, store: store, logger: logger,
+      metrics: ProxyMetricsExposition(registry: registry, proxy: { proxyBox.proxy }),
+      storeHealth: { await DefaultStore.healthProblem(store) },
       onShutdown: { await DefaultStore.flush(store, logger: log) })
+    proxyBox.set(app.proxy)
     logger.info(
       "edge-cdn listening",
       metadata: [
@@ -71,4 +78,11 @@ struct EdgeCDNCommand: AsyncParsableCommand {
     try await group.run()
     logger.info("edge-cdn stopped")
   }
+}
+
+/// The proxy exists only after start() returns; /metrics asks for it lazily.
+final class ProxyBox<Store: Storage>: Sendable {
+  private let value = Mutex<CachingProxy<Store>?>(nil)
+  var proxy: CachingProxy<Store>? { value.withLock { $0 } }
+  func set(_ proxy: CachingProxy<Store>) { value.withLock { $0 = proxy } }
 }

@@ -58,15 +58,16 @@ public enum Cacheability {
     if !explicit, !Freshness.heuristicallyCacheable.contains(status), !cc.isPublic {
       return .doNotStore(reason: "status-\(status)")
     }
+    let hasValidator = responseHeaders.contains(name: "etag") || responseHeaders.contains(name: "last-modified")
+    // no-cache with a validator is stored to be revalidated on every use (§5.2.2.4).
     guard
       var lifetime = Freshness.lifetime(
         status: status, headers: responseHeaders, cacheControl: cc, responseTime: responseTime,
-        heuristicFraction: heuristicFraction, maxHeuristic: maxHeuristic)
+        heuristicFraction: heuristicFraction, maxHeuristic: maxHeuristic) ?? (cc.noCache && hasValidator ? 0 : nil)
     else { return .doNotStore(reason: "no-freshness") }
     let mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge != nil || cc.noCache
     if cc.noCache { lifetime = 0 }
     // A response stale on arrival with no validator can never be reused: not worth storing.
-    let hasValidator = responseHeaders.contains(name: "etag") || responseHeaders.contains(name: "last-modified")
     let initialAge = Freshness.initialAge(
       headers: responseHeaders, requestTime: requestTime, responseTime: responseTime)
     let staleWhileRevalidate = mustRevalidate ? 0 : Int64(cc.staleWhileRevalidate ?? 0)

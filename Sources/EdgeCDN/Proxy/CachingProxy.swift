@@ -193,9 +193,10 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       return
     }
     try? await hit.handler.finish()
-    // A new response replaces the entry, through the cache lock like a miss.
+    // A new response replaces the entry (under the same Vary index when it still applies).
     try await storeAndServe(
-      response, request: request, primaryKey: primaryKey, index: nil, requestTime: requestTime, ticket: nil,
+      response, request: request, primaryKey: primaryKey, index: Self.index(of: key, ext), requestTime: requestTime,
+      ticket: nil,
       status: &status, writer: &writer)
   }
 
@@ -257,8 +258,9 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         return
       }
       guard response.head.status.code < 500 else { return }
+      let ext = EntryExtensions(decoding: meta.extensions)
       let prepared = await prepareStore(
-        response, request: request, primaryKey: primaryKey, index: nil, requestTime: requestTime)
+        response, request: request, primaryKey: primaryKey, index: Self.index(of: key, ext), requestTime: requestTime)
       if case .stored(_, _, _, let copy) = prepared { await copy.value }
     }
   }
@@ -434,6 +436,13 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   }
 
   // MARK: Lookup
+
+  /// The Vary index a stored variant was written under (its extensions name it), so a
+  /// refresh writes the new variant where lookups will find it without a new index.
+  static func index(of key: CacheKey, _ ext: EntryExtensions) -> VaryIndex? {
+    guard key.variance != nil, !ext.varyNames.isEmpty else { return nil }
+    return VaryIndex(names: ext.varyNames, generation: ext.generation)
+  }
 
   struct VaryIndex: Sendable {
     var names: [String]

@@ -29,14 +29,14 @@ public struct ResponseWriter {
   public mutating func writeHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
     var headers = headers
     if headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) { keepAlive = false }
+    // Without a length, HTTP/1.0 can only delimit the body by closing.
+    if requestVersion.minor == 0, !headers.contains(name: "content-length") { keepAlive = false }
     headers.remove(name: "connection")
     if !keepAlive {
       headers.add(name: "Connection", value: "close")
     } else if requestVersion.minor == 0 {
       headers.add(name: "Connection", value: "keep-alive")
     }
-    // Without a length, HTTP/1.0 can only delimit the body by closing.
-    if requestVersion.minor == 0, !headers.contains(name: "content-length") { keepAlive = false }
     self.status = status.code
     pending.append(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
     headSent = true
