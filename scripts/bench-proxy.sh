@@ -33,12 +33,15 @@ echo "== swift build -c release --product edge-cdn" >&2
 swift build -c release --product edge-cdn >&2
 EDGE_BIN=$(swift build -c release --show-bin-path)/edge-cdn
 
-pids_of() { # all pids of a started server, for RSS
+pids_of() { # the server's processes (master and children), for RSS
+  local master=""
   case "$1" in
-    nginx) [ -f "$D/nginx/nginx.pid" ] && { cat "$D/nginx/nginx.pid"; pgrep -P "$(cat "$D/nginx/nginx.pid")" || true; } ;;
-    varnish) [ -f "$D/varnish/varnishd.pid" ] && { cat "$D/varnish/varnishd.pid"; pgrep -P "$(cat "$D/varnish/varnishd.pid")" || true; } ;;
-    edge-cdn) [ -f "$D/edge-cdn.pid" ] && cat "$D/edge-cdn.pid" ;;
+    nginx) master=$(pgrep -f "nginx -c $D/nginx/nginx.conf" | head -1 || true) ;;
+    varnish) master=$(pgrep -f "varnishd -a 127.0.0.1:18082" | head -1 || true) ;;
+    edge-cdn) master=$(cat "$D/edge-cdn.pid" 2>/dev/null || true) ;;
   esac
+  [ -n "$master" ] || return 0
+  echo "$master"; pgrep -P "$master" || true
 }
 rss_mb() {
   local total=0 kb
@@ -98,7 +101,7 @@ edge_start() {
   for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:18083/ && return 0; sleep 0.1; done
   echo "edge-cdn did not start; log:" >&2; cat "$D/edge-cdn.log" >&2; return 1
 }
-stop_pidfile() { [ -f "$1" ] && { kill "$(cat "$1")" 2>/dev/null || true; rm -f "$1"; }; }
+stop_pidfile() { if [ -f "$1" ]; then kill "$(cat "$1")" 2>/dev/null || true; rm -f "$1"; fi; return 0; }
 stop_all() {
   stop_pidfile "$D/edge-cdn.pid"; stop_pidfile "$D/varnish/varnishd.pid"
   stop_pidfile "$D/nginx/nginx.pid"; stop_pidfile "$D/origin/nginx.pid"

@@ -65,6 +65,20 @@ import Testing
     }
   }
 
+  @Test func headMissIsForwardedAndTheConnectionStaysUsable() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/hm", reply: .text("12345", ["Cache-Control": "max-age=60"]))
+      let head = try await h.request("/hm", method: .HEAD)
+      #expect(head.status == 200)
+      #expect(head["content-length"] == "5")
+      #expect(head.body == "")
+      // The pooled origin connection must not wait for a body a HEAD response has not.
+      let get = try await h.get("/hm")
+      #expect(get.body == "12345")
+      #expect(h.origin.count("/hm") == 2)
+    }
+  }
+
   @Test func requestDirectivesNoCacheMaxAgeOnlyIfCached() async throws {
     try await ProxyHarness.run { h in
       h.origin.route("/r", reply: .text("r", ["Cache-Control": "max-age=60", "ETag": "\"r1\""]))
