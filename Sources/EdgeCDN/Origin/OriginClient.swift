@@ -45,9 +45,11 @@ public final class OriginClient: Sendable {
   }
 
   /// Sends a request and returns when the response head arrives; read or drop the body.
-  /// A reused connection the origin closed meanwhile is retried once on a fresh one.
+  /// A reused connection the origin closed meanwhile is retried once on a fresh one, for
+  /// idempotent methods only (RFC 9110 §9.2.2): a POST may have reached the origin.
   public func send(_ head: HTTPRequestHead, body: ByteBuffer? = nil) async throws(OriginError) -> OriginResponse {
-    for attempt in 0..<2 {
+    let attempts = Self.idempotent.contains(head.method) ? 2 : 1
+    for attempt in 0..<attempts {
       let (connection, reused) = try await connection()
       do {
         return try await withResponseTimeout(connection) {
@@ -56,14 +58,16 @@ public final class OriginClient: Sendable {
       } catch let error as OriginError {
         connection.close()
         if case .timeout = error { throw error }
-        if !reused || attempt == 1 { throw error }
+        if !reused || attempt == attempts - 1 { throw error }
       } catch {
         connection.close()
-        if !reused || attempt == 1 { throw .connectionFailed(origin: origin, reason: "\(error)") }
+        if !reused || attempt == attempts - 1 { throw .connectionFailed(origin: origin, reason: "\(error)") }
       }
     }
     throw .connectionFailed(origin: origin, reason: "no connection")
   }
+
+  static let idempotent: [HTTPMethod] = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE]
 
   private func withResponseTimeout(
     _ connection: OriginConnection, _ body: @escaping @Sendable () async throws -> OriginResponse

@@ -41,6 +41,9 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
   private let connections = Mutex<[ObjectIdentifier: (channel: any Channel, busy: Bool)]>([:])
   private let shuttingDown = Flag()
 
+  /// Whether the listening socket is still open.
+  public var isAccepting: Bool { listener.channel.isActive }
+
   /// The bound address (the real port when bound to port 0).
   public var localAddress: SocketAddress? { listener.channel.localAddress }
 

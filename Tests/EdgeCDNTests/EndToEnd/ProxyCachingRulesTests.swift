@@ -22,7 +22,12 @@ import Testing
       #expect(responses.count == 10)
       #expect(responses.allSatisfy { $0.status == 200 && $0.body == "shared body" })
       #expect(h.origin.count("/hot") == 1)
-      #expect(responses.filter { $0.cacheStatus.contains("collapsed") }.count == 9)
+      // Those that arrived while the fetch was in flight waited for it; on a loaded machine a
+      // late one may instead find the stored object. Either way: one origin request.
+      let collapsed = responses.filter { $0.cacheStatus.contains("collapsed") }.count
+      let hits = responses.filter { $0.cacheStatus.contains("hit") }.count
+      #expect(collapsed >= 1)
+      #expect(collapsed + hits == 9)
     }
   }
 
