@@ -26,7 +26,7 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v varnishd >/dev/null || need+=(varnish)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}" >&2
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; }
 fi
 
 echo "== swift build -c release --product edge-cdn" >&2
