@@ -1,6 +1,7 @@
 import EdgeCDNStore
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 @testable import EdgeCDN
@@ -86,6 +87,26 @@ import Testing
       #expect(hit.cacheStatus.contains("hit"))
       #expect(hit.body == chunks.joined())
       #expect(h.origin.count("/leave") == 1)
+    }
+  }
+
+  @Test func clientBackpressureReachesTheOriginOnPassThrough() async throws {
+    try await ProxyHarness.run { h in
+      let chunk = String(repeating: "z", count: 256 << 10)
+      let total = 128  // 32 MiB, uncacheable: streamed straight from the origin
+      h.origin.route("/firehose") { _, _ in
+        OriginReply(
+          status: .ok, headers: ["Cache-Control": "no-store", "Content-Length": "\(total * chunk.utf8.count)"],
+          chunks: Array(repeating: chunk, count: total), chunkDelayMilliseconds: 1)
+      }
+      let client = try await RawClient(port: proxyPort(h), autoRead: false)
+      try await client.send("GET /firehose HTTP/1.1\r\nHost: x\r\n\r\n")
+      try await Task.sleep(for: .milliseconds(1500))
+      // Socket buffers and the bounded hand-offs hold a few MiB; without backpressure the
+      // origin would have written all 32 MiB by now.
+      let written = h.origin.chunksWritten.withLock { $0 }
+      #expect(written < total / 2, "origin wrote \(written) of \(total) chunks to a client that reads nothing")
+      await client.close()
     }
   }
 

@@ -23,10 +23,14 @@ final class RawClient: Sendable {
     }
   }
 
-  init(port: Int) async throws {
+  /// `autoRead: false` makes a client that never reads: its window closes and the
+  /// server's writes must wait.
+  init(port: Int, autoRead: Bool = true) async throws {
     let collector = Collector()
     self.collector = collector
     self.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+      .channelOption(.autoRead, value: autoRead)
+      .channelOption(.socketOption(.so_rcvbuf), value: autoRead ? 0 : 64 << 10)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
       }

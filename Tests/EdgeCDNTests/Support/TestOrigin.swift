@@ -28,6 +28,8 @@ final class TestOrigin: HTTPRequestHandler {
   private let routes = Mutex<[String: Route]>([:])
   private let counts = Mutex<[String: Int]>([:])
   let lastRequest = Mutex<HTTPRequestHead?>(nil)
+  /// Body chunks the origin managed to hand to its socket, all paths together.
+  let chunksWritten = Mutex(0)
 
   func route(_ path: String, _ route: @escaping Route) {
     routes.withLock { $0[path] = route }
@@ -60,6 +62,7 @@ final class TestOrigin: HTTPRequestHandler {
         }
         try await writer.writeBody(ByteBuffer(string: chunk))
         if reply.chunkDelayMilliseconds > 0 { try await writer.flushNow() }
+        chunksWritten.withLock { $0 += 1 }
       }
     }
     try await writer.end()
