@@ -14,6 +14,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .library(name: "EdgeCDNStore", targets: ["EdgeCDNStore"]),
+    .library(name: "EdgeCDNConfiguration", targets: ["EdgeCDNConfiguration"]),
     .executable(name: "edge-cdn-bench", targets: ["edge-cdn-bench"]),
     .library(name: "EdgeCDN", targets: ["EdgeCDN"]),
     .executable(name: "edge-cdn", targets: ["edge-cdn"]),
@@ -25,6 +26,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    .package(
+      url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
+      traits: [.defaults, "CommandLineArguments"]),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
   ],
   targets: [
@@ -50,15 +54,48 @@ let package = Package(
       path: "Tests/StorageConformance",
       swiftSettings: swiftSettings
     ),
+    // Replays request traces and seeded synthetic workloads through eviction managers:
+    // what `edge-cdn-bench simulate` runs, kept in a library so that it is tested.
+    .target(
+      name: "EdgeCDNSimulation",
+      dependencies: ["EdgeCDNStore"],
+      swiftSettings: swiftSettings
+    ),
     .executableTarget(
       name: "edge-cdn-bench",
       dependencies: [
         "EdgeCDNStore",
+        "EdgeCDNSimulation",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
       ],
+      swiftSettings: swiftSettings
+    ),
+    // Reads a StoreConfiguration from a JSON file, environment variables and command-line
+    // arguments through swift-configuration; kept apart so the store itself has no such dependency.
+    .target(
+      name: "EdgeCDNConfiguration",
+      dependencies: [
+        "EdgeCDNStore",
+        .product(name: "Configuration", package: "swift-configuration"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EdgeCDNConfigurationTests",
+      dependencies: [
+        "EdgeCDNConfiguration",
+        "EdgeCDNStore",
+        .product(name: "Configuration", package: "swift-configuration"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EdgeCDNSimulationTests",
+      dependencies: ["EdgeCDNSimulation", "EdgeCDNStore"],
       swiftSettings: swiftSettings
     ),
     // The caching reverse proxy: RFC 9111 logic as value types, a NIOHTTP1 server, a

@@ -14,7 +14,9 @@ public protocol EvictionManager: Sendable {
   var evictedItems: Int { get }
 
   /// Tracks a new object (or updates a tracked one) and returns the keys that must
-  /// leave to stay within the limit, already deducted from the totals.
+  /// leave to stay within the limit, already deducted from the totals. The list may
+  /// hold `key` itself: a policy with admission (S3-FIFO, TinyUFO) can decline a new
+  /// object at once, and the store then drops it like any other victim.
   func admit(_ key: CompactCacheKey, size: Int, freshUntil: CacheTime) -> [CompactCacheKey]
 
   /// Grows a tracked object (a streaming append); returns keys to evict.

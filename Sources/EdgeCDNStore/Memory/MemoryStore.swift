@@ -33,10 +33,26 @@ public final class MemoryStore: Storage {
   private let nextTag = Atomic<UInt64>(0)
   private let allocator = ByteBufferAllocator()
 
-  struct Entry: Sendable {
-    var object: MemoryObject
-    var meta: CacheMeta
-    var weight: Int
+  /// One stored or in-progress object. A class so that a lookup copies one reference
+  /// out of the shard lock, not the meta's fields; immutable, so updateMeta swaps in a
+  /// new entry. A committed entry carries its complete body, so a hit on it needs no
+  /// lock on the object at all.
+  final class Entry: Sendable {
+    let object: MemoryObject
+    let meta: CacheMeta
+    let weight: Int
+    let completeBody: MemoryBody?
+
+    init(object: MemoryObject, meta: CacheMeta, weight: Int, completeBody: MemoryBody? = nil) {
+      self.object = object
+      self.meta = meta
+      self.weight = weight
+      self.completeBody = completeBody
+    }
+
+    func with(meta: CacheMeta, weight: Int) -> Entry {
+      Entry(object: object, meta: meta, weight: weight, completeBody: completeBody)
+    }
   }
 
   struct ShardState: Sendable {
@@ -50,8 +66,8 @@ public final class MemoryStore: Storage {
   }
 
   /// - Parameters:
-  ///   - evictionManager: decides victims when the budget is full; by default a
-  ///     sharded LRU sized to the budget.
+  ///   - evictionManager: decides victims when the budget is full; by default one of
+  ///     the configured `evictionPolicy`, sized to the budget.
   ///   - observer: told about every object the store removes on its own or by purge.
   public init(
     configuration: MemoryStoreConfiguration = MemoryStoreConfiguration(),
@@ -61,7 +77,8 @@ public final class MemoryStore: Storage {
   ) throws(ConfigurationError) {
     try configuration.validate()
     self.configuration = configuration
-    self.evictionManager = evictionManager ?? ShardedLRU(capacity: configuration.byteBudget)
+    self.evictionManager =
+      evictionManager ?? configuration.evictionPolicy.makeManager(capacity: configuration.byteBudget)
     self.observer = observer
     self.logger = logger
     self.shards = (0..<configuration.shardCount).map { _ in Shard() }
@@ -108,7 +125,8 @@ public final class MemoryStore: Storage {
   private func hit(_ entry: Entry) -> CacheHit<MemoryHitHandler> {
     CacheHit(
       meta: entry.meta,
-      handler: MemoryHitHandler(object: entry.object, snapshot: entry.object.completeBody, weight: entry.weight))
+      handler: MemoryHitHandler(
+        object: entry.object, snapshot: entry.completeBody ?? entry.object.completeBody, weight: entry.weight))
   }
 
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> MemoryMissHandler {
@@ -149,12 +167,11 @@ public final class MemoryStore: Storage {
     let growth = max(0, newMetaWeight - current)
     if growth > 0 { try charge(growth, for: hash) }
     let outcome = shard(for: hash).state.withLock { state -> (delta: Int, weight: Int)? in
-      guard var entry = state.committed[hash] else { return nil }
+      guard let entry = state.committed[hash] else { return nil }
       let delta = newMetaWeight - entry.meta.encodedSizeEstimate
-      entry.meta = meta
-      entry.weight += delta
-      state.committed[hash] = entry
-      return (delta, entry.weight)
+      let updated = entry.with(meta: meta, weight: entry.weight + delta)
+      state.committed[hash] = updated
+      return (delta, updated.weight)
     }
     guard let outcome else {
       release(growth)
@@ -200,7 +217,7 @@ public final class MemoryStore: Storage {
   /// Makes a finished write the committed object of its key (the last to finish wins).
   func commit(key: CacheKey, meta: CacheMeta, object: MemoryObject, weight: Int) {
     let hash = key.combinedHash
-    let entry = Entry(object: object, meta: meta, weight: weight)
+    let entry = Entry(object: object, meta: meta, weight: weight, completeBody: object.completeBody)
     let replaced = shard(for: hash).state.withLock { state -> Entry? in
       Self.removeWrite(object, of: hash, from: &state)
       return state.committed.updateValue(entry, forKey: hash)
@@ -263,7 +280,7 @@ public final class MemoryStore: Storage {
 }
 
 extension MemoryStore: StatisticsReporting, HealthReporting {
-  public var statistics: StorageStatistics { StorageStatistics(objectCount: objectCount, usedBytes: usedBytes) }
+  public var storageStatistics: StorageStatistics { StorageStatistics(objectCount: objectCount, usedBytes: usedBytes) }
 
   /// RAM cannot fail as a disk does; the tier degrades when writes in flight hold
   /// most of the budget, because new writes then fail with `insufficientSpace`.

@@ -7,11 +7,17 @@ public struct MemoryStoreConfiguration: Sendable, Hashable {
   public var maxObjectSize: Int
   /// Independent index locks; more shards, less contention between tasks.
   public var shardCount: Int
+  /// Which objects stay when the budget is full, unless the store is given a manager.
+  public var evictionPolicy: EvictionPolicy
 
-  public init(byteBudget: Int = 256 << 20, maxObjectSize: Int = 16 << 20, shardCount: Int = 64) {
+  public init(
+    byteBudget: Int = 256 << 20, maxObjectSize: Int = 16 << 20, shardCount: Int = 64,
+    evictionPolicy: EvictionPolicy = .s3fifo
+  ) {
     self.byteBudget = byteBudget
     self.maxObjectSize = maxObjectSize
     self.shardCount = shardCount
+    self.evictionPolicy = evictionPolicy
   }
 
   public static let shardCountRange = 1...4096
@@ -30,19 +36,4 @@ public struct MemoryStoreConfiguration: Sendable, Hashable {
         allowed: "\(Self.shardCountRange.lowerBound)...\(Self.shardCountRange.upperBound)")
     }
   }
-}
-
-/// A setting with a value outside its allowed range.
-public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
-  public var setting: String
-  public var value: String
-  public var allowed: String
-
-  public init(setting: String, value: String, allowed: String) {
-    self.setting = setting
-    self.value = value
-    self.allowed = allowed
-  }
-
-  public var description: String { "invalid \(setting) = \(value): allowed \(allowed)" }
 }

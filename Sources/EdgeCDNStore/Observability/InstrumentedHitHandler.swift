@@ -1,51 +1,53 @@
-import CoreMetrics
 public import NIOCore
 
 /// A hit handler that counts bytes read, the time to the first byte (for sampled
 /// lookups) and the reads in flight. A read is in flight from the lookup until the
 /// body's end, an error or `finish()`, whichever comes first.
 public struct InstrumentedHitHandler<Base: HitHandler>: HitHandler {
-  var base: Base
-  let metrics: StoreMetrics
+  @usableFromInline var base: Base
+  @usableFromInline let probe: OperationProbe
   /// When the lookup started, until the first byte is read; nil when not sampled.
-  private var firstByteStart: NIODeadline?
-  private var inFlight = true
+  @usableFromInline var firstByteStart: NIODeadline?
+  @usableFromInline var inFlight = true
 
-  init(base: Base, metrics: StoreMetrics, start: NIODeadline?) {
+  @inlinable
+  init(base: Base, probe: OperationProbe, start: NIODeadline?) {
     self.base = base
-    self.metrics = metrics
+    self.probe = probe
     self.firstByteStart = start
   }
 
+  @inlinable
   public mutating func readBody() async throws(CacheError) -> ByteBuffer? {
     do {
       let chunk = try await base.readBody()
       if let start = firstByteStart {
         firstByteStart = nil
-        metrics.firstByteDuration.recordNanoseconds(NIODeadline.now().uptimeNanoseconds - start.uptimeNanoseconds)
+        probe.firstByte(since: start)
       }
       guard let chunk else {
         close()
         return nil
       }
-      metrics.bytesRead.increment(by: chunk.readableBytes)
+      probe.read(chunk.readableBytes)
       return chunk
     } catch {
-      metrics.record(error)
       close()
-      throw error
+      throw probe.readFailed(error)
     }
   }
 
+  @inlinable
   public mutating func finish() async throws(CacheError) {
     close()
     try await base.finish()
   }
 
-  private mutating func close() {
+  @inlinable
+  mutating func close() {
     guard inFlight else { return }
     inFlight = false
-    metrics.readsInFlight.decrement()
+    probe.readClosed()
   }
 
   public var canSeek: Bool { base.canSeek }
@@ -53,17 +55,13 @@ public struct InstrumentedHitHandler<Base: HitHandler>: HitHandler {
   public var shouldCountAccess: Bool { base.shouldCountAccess }
   public var evictionWeight: Int { base.evictionWeight }
 
+  @inlinable
   public mutating func seek(start: Int, end: Int?) async throws(CacheError) {
-    do { try await base.seek(start: start, end: end) } catch {
-      metrics.record(error)
-      throw error
-    }
+    do { try await base.seek(start: start, end: end) } catch { throw probe.readFailed(error) }
   }
 
+  @inlinable
   public mutating func seekMultipart(start: Int, end: Int?) async throws(CacheError) {
-    do { try await base.seekMultipart(start: start, end: end) } catch {
-      metrics.record(error)
-      throw error
-    }
+    do { try await base.seekMultipart(start: start, end: end) } catch { throw probe.readFailed(error) }
   }
 }

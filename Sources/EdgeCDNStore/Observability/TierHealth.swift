@@ -60,5 +60,5 @@ public struct StorageStatistics: Sendable, Hashable {
 
 /// A tier that can report its accounting cheaply (a few atomic loads).
 public protocol StatisticsReporting: Sendable {
-  var statistics: StorageStatistics { get }
+  var storageStatistics: StorageStatistics { get }
 }

@@ -20,7 +20,8 @@ struct InstrumentedStorageTests {
   func countsOperations() async throws {
     let metrics = TestMetrics()
     let store = InstrumentedStorage(
-      try MemoryStore(), metrics: StoreMetrics(tier: "memory", factory: metrics), tracer: NoOpTracer())
+      try MemoryStore(), metrics: StoreMetrics(tier: "memory", latencySampleInterval: 1, factory: metrics),
+      tracer: NoOpTracer())
     let key = CacheKey(primary: "/a")
     #expect(try await store.lookup(key) == nil)
 
@@ -53,6 +54,18 @@ struct InstrumentedStorageTests {
     #expect(
       try metrics.expectCounter("edge_cdn_store_purges_total", Self.tier + [("outcome", "missing")]).totalValue == 1)
     #expect(try metrics.expectMeter("edge_cdn_store_objects", Self.tier).lastValue == 0)
+  }
+
+  @Test("latency is sampled one lookup in N while the lookup counters stay exact")
+  func sampling() async throws {
+    let metrics = TestMetrics()
+    let store = InstrumentedStorage(
+      try MemoryStore(), metrics: StoreMetrics(tier: "memory", latencySampleInterval: 8, factory: metrics),
+      tracer: NoOpTracer())
+    for index in 0..<32 { _ = try await store.lookup(CacheKey(primary: "/missing/\(index)")) }
+    #expect(
+      try metrics.expectCounter("edge_cdn_store_lookups_total", Self.tier + [("outcome", "miss")]).totalValue == 32)
+    #expect(try metrics.expectTimer("edge_cdn_store_lookup_duration_seconds", Self.tier).values.count == 4)
   }
 
   @Test("a dropped writer counts as aborted and leaves the gauge at zero; errors are counted by kind")
