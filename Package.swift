@@ -16,6 +16,8 @@ let package = Package(
     .library(name: "EdgeCDNStore", targets: ["EdgeCDNStore"]),
     .library(name: "EdgeCDNConfiguration", targets: ["EdgeCDNConfiguration"]),
     .executable(name: "edge-cdn-bench", targets: ["edge-cdn-bench"]),
+    .library(name: "EdgeCDN", targets: ["EdgeCDN"]),
+    .executable(name: "edge-cdn", targets: ["edge-cdn"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -27,6 +29,7 @@ let package = Package(
     .package(
       url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
       traits: [.defaults, "CommandLineArguments"]),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
   ],
   targets: [
     .target(
@@ -93,6 +96,47 @@ let package = Package(
     .testTarget(
       name: "EdgeCDNSimulationTests",
       dependencies: ["EdgeCDNSimulation", "EdgeCDNStore"],
+      swiftSettings: swiftSettings
+    ),
+    // The caching reverse proxy: RFC 9111 logic as value types, a NIOHTTP1 server, a
+    // small pooled origin client of our own (not async-http-client: it adds 2.5-4.5 min
+    // to every clean build on 2 cores and CI builds from scratch), coalescing and admin.
+    .target(
+      name: "EdgeCDN",
+      dependencies: [
+        "EdgeCDNStore",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .executableTarget(
+      name: "edge-cdn",
+      dependencies: [
+        "EdgeCDN",
+        "EdgeCDNStore",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EdgeCDNTests",
+      dependencies: [
+        "EdgeCDN",
+        "EdgeCDNStore",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -1,0 +1,113 @@
+/// The Cache-Control directives a shared cache acts on (RFC 9111 §5.2), parsed from
+/// all field lines of a request or a response.
+///
+/// Unknown directives are ignored, as §5.2.3 requires; a malformed delta-seconds makes
+/// the directive count as present but without a value, which the callers treat
+/// conservatively (a bad max-age is treated as stale: §4.2.1).
+public struct CacheControl: Hashable, Sendable {
+  public var noStore = false
+  /// `no-cache` (without field names): store, but revalidate before every reuse.
+  public var noCache = false
+  /// `no-cache="field"`: the named fields must not be sent from cache unvalidated.
+  public var noCacheFields: [String] = []
+  public var isPrivate = false
+  public var isPublic = false
+  public var maxAge: Int?
+  public var sMaxAge: Int?
+  public var mustRevalidate = false
+  public var proxyRevalidate = false
+  public var onlyIfCached = false
+  /// `max-stale` without a value accepts any staleness: `Int.max`.
+  public var maxStale: Int?
+  public var minFresh: Int?
+  public var staleWhileRevalidate: Int?
+  public var staleIfError: Int?
+  /// A directive with a value that is not delta-seconds was seen (max-age=abc).
+  public var hasInvalidAge = false
+
+  public init() {}
+
+  /// Parses every field line value (`values` are the lines of Cache-Control, in order).
+  public init<S: Sequence>(values: S) where S.Element == String {
+    for value in values {
+      for directive in Self.split(value) {
+        apply(directive)
+      }
+    }
+  }
+
+  public var isEmpty: Bool { self == CacheControl() }
+
+  private mutating func apply(_ raw: Substring) {
+    let (name, argument) = Self.nameAndArgument(raw)
+    switch name {
+    case "no-store": noStore = true
+    case "no-cache":
+      if let argument, !argument.isEmpty {
+        noCacheFields += argument.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
+      } else {
+        noCache = true
+      }
+    case "private": isPrivate = true
+    case "public": isPublic = true
+    case "max-age": maxAge = seconds(argument)
+    case "s-maxage": sMaxAge = seconds(argument)
+    case "must-revalidate": mustRevalidate = true
+    case "proxy-revalidate": proxyRevalidate = true
+    case "only-if-cached": onlyIfCached = true
+    case "max-stale": maxStale = argument == nil ? Int.max : seconds(argument)
+    case "min-fresh": minFresh = seconds(argument)
+    case "stale-while-revalidate": staleWhileRevalidate = seconds(argument)
+    case "stale-if-error": staleIfError = seconds(argument)
+    default: break
+    }
+  }
+
+  /// delta-seconds (RFC 9111 §1.2.2): digits only; values too large saturate at 2^31.
+  private mutating func seconds(_ argument: String?) -> Int? {
+    guard let argument, !argument.isEmpty, argument.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+      hasInvalidAge = true
+      return nil
+    }
+    return Int(argument.prefix(10)).map { min($0, 2_147_483_648) } ?? 2_147_483_648
+  }
+
+  /// Splits on commas outside quoted strings.
+  static func split(_ value: String) -> [Substring] {
+    var parts: [Substring] = []
+    var start = value.startIndex
+    var inQuotes = false
+    var index = value.startIndex
+    while index < value.endIndex {
+      let c = value[index]
+      if c == "\"" {
+        inQuotes.toggle()
+      } else if c == ",", !inQuotes {
+        parts.append(value[start..<index])
+        start = value.index(after: index)
+      }
+      index = value.index(after: index)
+    }
+    parts.append(value[start..<value.endIndex])
+    return parts.map { $0.trimmingSpaces }.filter { !$0.isEmpty }
+  }
+
+  static func nameAndArgument(_ raw: Substring) -> (String, String?) {
+    guard let eq = raw.firstIndex(of: "=") else { return (raw.trimmingSpaces.lowercased(), nil) }
+    let name = raw[..<eq].trimmingSpaces.lowercased()
+    var argument = raw[raw.index(after: eq)...].trimmingSpaces
+    if argument.count >= 2, argument.first == "\"", argument.last == "\"" {
+      argument = argument.dropFirst().dropLast()
+    }
+    return (name, String(argument))
+  }
+}
+
+extension Substring {
+  var trimmingSpaces: Substring {
+    var s = self
+    while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+    while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+    return s
+  }
+}

@@ -1,0 +1,149 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// One keep-alive HTTP/1.1 connection to the origin, serving one request at a time.
+///
+/// NIOAsyncChannel's streams only live inside `executeThenClose`, so the connection is a
+/// task that owns that scope and takes requests from a queue; responses go back through
+/// a continuation (the head) and a `BodyPipe` (the body, with backpressure).
+final class OriginConnection: Sendable {
+  struct Job: Sendable {
+    var head: HTTPRequestHead
+    var body: ByteBuffer?
+    var response: CheckedContinuation<OriginResponse, any Error>
+  }
+
+  let channel: any Channel
+  private let jobs: AsyncStream<Job>.Continuation
+  private let jobStream: AsyncStream<Job>
+  private let usable = Atomic<Bool>(true)
+  let origin: String
+
+  var isUsable: Bool { usable.load(ordering: .relaxed) && channel.isActive }
+
+  private init(channel: any Channel, origin: String) {
+    self.channel = channel
+    self.origin = origin
+    (self.jobStream, self.jobs) = AsyncStream.makeStream(of: Job.self)
+  }
+
+  static func connect(
+    host: String, port: Int, group: any EventLoopGroup, connectTimeout: TimeAmount, readIdleTimeout: TimeAmount,
+    onIdle: @escaping @Sendable (OriginConnection) -> Void
+  ) async throws(OriginError) -> OriginConnection {
+    let origin = "\(host):\(port)"
+    let asyncChannel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+    do {
+      asyncChannel = try await ClientBootstrap(group: group)
+        .connectTimeout(connectTimeout)
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .connect(host: host, port: port) { channel in
+          channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            try channel.pipeline.syncOperations.addHandlers([
+              IdleStateHandler(readTimeout: readIdleTimeout), CloseOnIdleHandler(),
+            ])
+            return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+              wrappingChannelSynchronously: channel)
+          }
+        }
+    } catch {
+      throw .connectFailed(origin: origin, reason: "\(error)")
+    }
+    let connection = OriginConnection(channel: asyncChannel.channel, origin: origin)
+    Task { await connection.run(asyncChannel, onIdle: onIdle) }
+    return connection
+  }
+
+  /// Sends a request; returns when the response head arrives.
+  func send(head: HTTPRequestHead, body: ByteBuffer?) async throws -> OriginResponse {
+    try await withCheckedThrowingContinuation { continuation in
+      let result = jobs.yield(Job(head: head, body: body, response: continuation))
+      if case .enqueued = result { return }
+      continuation.resume(throwing: OriginError.connectionFailed(origin: origin, reason: "connection closed"))
+    }
+  }
+
+  func close() {
+    usable.store(false, ordering: .relaxed)
+    jobs.finish()
+    channel.close(promise: nil)
+  }
+
+  private func run(
+    _ asyncChannel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>,
+    onIdle: @escaping @Sendable (OriginConnection) -> Void
+  ) async {
+    var pending: Job?
+    do {
+      try await asyncChannel.executeThenClose { inbound, outbound in
+        var parts = inbound.makeAsyncIterator()
+        for await job in jobStream {
+          pending = job
+          var head = job.head
+          if let body = job.body {
+            head.headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
+            try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(body)), .end(nil)])
+          } else {
+            try await outbound.write(contentsOf: [.head(head), .end(nil)])
+          }
+          // The response head (skipping 1xx informational responses).
+          var responseHead: HTTPResponseHead?
+          while responseHead == nil {
+            guard let part = try await parts.next() else { throw ChannelError.eof }
+            if case .head(let h) = part, h.status.code >= 200 { responseHead = h }
+          }
+          guard let responseHead else { throw ChannelError.eof }
+          let pipe = BodyPipe()
+          pending = nil
+          job.response.resume(returning: OriginResponse(head: responseHead, body: OriginBody(pipe: pipe)))
+          var consumerGone = false
+          reading: while true {
+            guard let part = try await parts.next() else {
+              pipe.finish(error: .connectionFailed(origin: origin, reason: "closed mid-body"))
+              throw ChannelError.eof
+            }
+            switch part {
+            case .head: continue
+            case .body(let chunk):
+              if !consumerGone, !(await pipe.send(chunk)) {
+                // Nobody wants the rest: closing is cheaper than draining a large body.
+                consumerGone = true
+                throw ChannelError.outputClosed
+              }
+            case .end:
+              pipe.finish()
+              break reading
+            }
+          }
+          if !responseHead.isKeepAlive || !job.head.isKeepAlive { break }
+          onIdle(self)
+        }
+      }
+    } catch {
+      pending?.response.resume(
+        throwing: OriginError.connectionFailed(origin: origin, reason: "\(error)"))
+      pending = nil
+    }
+    pending?.response.resume(throwing: OriginError.connectionFailed(origin: origin, reason: "connection closed"))
+    usable.store(false, ordering: .relaxed)
+    jobs.finish()
+  }
+}
+
+/// Closes a connection that saw no read for the configured time (a stuck origin, an
+/// idle client), so neither side holds a socket forever.
+final class CloseOnIdleHandler: ChannelInboundHandler, Sendable {
+  typealias InboundIn = NIOAny
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if event is IdleStateHandler.IdleStateEvent {
+      context.close(promise: nil)
+    } else {
+      context.fireUserInboundEventTriggered(event)
+    }
+  }
+}

@@ -1,0 +1,648 @@
+public import EdgeCDNStore
+public import Logging
+import NIOCore
+public import NIOHTTP1
+import Synchronization
+
+/// The caching reverse proxy: pingora_cache's HttpCache on top of any `Storage`.
+///
+/// Generic over the store so the RAM tier today and the disk or tiered store later plug
+/// in without an existential on the hot path; `edge-cdn` picks the store in one place.
+///
+/// Flow of a GET: look up (two steps when the URL has a Vary index); a fresh hit is
+/// served (304 to a matching conditional, 206/416 for ranges); a stale one is served
+/// under stale-while-revalidate with a background refresh, or revalidated with the
+/// stored validators (304 → `updateMeta`), or served under stale-if-error when the
+/// origin fails. A miss takes the cache lock: the leader fetches, stores and streams,
+/// waiters read the write in progress.
+public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
+  public let store: Store
+  public let origin: OriginClient
+  public let configuration: ProxyConfiguration
+  public let lock = CacheLock()
+  let logger: Logger
+  private let refreshing = Mutex<Set<CacheHash>>([])
+  private let counters = ProxyCounters()
+
+  public init(store: Store, origin: OriginClient, configuration: ProxyConfiguration, logger: Logger) {
+    self.store = store
+    self.origin = origin
+    self.configuration = configuration
+    self.logger = logger
+  }
+
+  /// Requests served, by outcome; read by tests and the admin listener's future metrics.
+  public var stats: ProxyCounters.Snapshot { counters.snapshot() }
+
+  // MARK: Entry
+
+  public func handle(_ request: ServerRequest, writer: inout ResponseWriter) async throws {
+    let started = ContinuousClock.now
+    var status = CacheStatus(cacheName: configuration.cacheName)
+    defer {
+      let elapsed = ContinuousClock.now - started
+      let level: Logger.Level = configuration.accessLogAtInfo ? .info : .debug
+      if logger.logLevel <= level {
+        logger.log(
+          level: level, "access",
+          metadata: [
+            "method": "\(request.head.method.rawValue)", "uri": "\(request.head.uri)", "status": "\(writer.status)",
+            "bytes": "\(writer.bodyBytes)", "cache": "\(status)", "duration_ms": "\(elapsed.milliseconds)",
+          ])
+      }
+    }
+    let head = request.head
+    if head.method.rawValue == "PURGE" {
+      try await purge(request, writer: &writer)
+      return
+    }
+    guard Cacheability.isCacheableMethod(head.method) else {
+      status.forward = .method
+      try await passThrough(request, status: status, writer: &writer, invalidate: true)
+      return
+    }
+    try await cached(request, status: &status, writer: &writer)
+  }
+
+  // MARK: Cache flow
+
+  private func cached(_ request: ServerRequest, status: inout CacheStatus, writer: inout ResponseWriter) async throws {
+    let head = request.head
+    let key = Self.cacheKey(for: head)
+    let requestCC = Self.requestCacheControl(head.headers)
+    let found: Lookup
+    do {
+      found = try await lookup(key, request: head.headers)
+    } catch {
+      // A broken store must not take the site down: count it and go to the origin.
+      logger.warning("cache lookup failed", metadata: ["key": "\(key)", "error": "\(error)"])
+      found = .miss(index: nil)
+    }
+    switch found {
+    case .hit(var hit, let variantKey, let ext):
+      try await serveLookupHit(
+        &hit, key: variantKey, primaryKey: key, ext: ext, request: request, requestCC: requestCC, status: &status,
+        writer: &writer)
+    case .miss(let index):
+      status.forward = index == nil ? .uriMiss : .varyMiss
+      if requestCC.onlyIfCached {
+        try await writer.respond(status: .gatewayTimeout, headers: status.headers, text: "not in cache\n")
+        return
+      }
+      if head.method == .HEAD {
+        // A HEAD miss is forwarded as is; filling the cache needs the body of a GET.
+        try await passThrough(request, status: status, writer: &writer, invalidate: false)
+        return
+      }
+      try await miss(request, primaryKey: key, index: index, status: &status, writer: &writer)
+    }
+  }
+
+  private func serveLookupHit(
+    _ hit: inout CacheHit<Store.Hit>, key: CacheKey, primaryKey: CacheKey, ext: EntryExtensions,
+    request: ServerRequest, requestCC: CacheControl, status: inout CacheStatus, writer: inout ResponseWriter
+  ) async throws {
+    let now = CacheTime.now()
+    let meta = hit.meta
+    let ttl = (meta.freshUntil.millisecondsSinceEpoch - now.millisecondsSinceEpoch) / 1000
+    let age = Freshness.currentAge(
+      initialAge: ext.initialAge, responseTime: meta.updated.secondsSinceEpoch, now: now.secondsSinceEpoch)
+    let requestNoCache = requestCC.noCache
+    var fresh = meta.isFresh(at: now) && !requestNoCache
+    if let maxAge = requestCC.maxAge, age > Int64(maxAge) { fresh = false }
+    if let minFresh = requestCC.minFresh, ttl < Int64(minFresh) { fresh = false }
+    status.hit = true
+    status.ttl = ttl
+    if fresh {
+      counters.count(.hits)
+      try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
+      return
+    }
+    let mayServeStale = !ext.mustRevalidate && !requestNoCache
+    let staleness = max(0, -ttl)
+    if mayServeStale, !meta.isFresh(at: now), requestCC.maxStale.map({ staleness <= Int64($0) }) == true {
+      counters.count(.hits)
+      try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
+      return
+    }
+    if mayServeStale, !meta.isFresh(at: now), meta.isWithinStaleWhileRevalidate(at: now) {
+      counters.count(.staleWhileRevalidate)
+      refreshInBackground(key: key, primaryKey: primaryKey, meta: meta, request: request.head)
+      status.detail = "stale-while-revalidate"
+      try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
+      return
+    }
+    if requestCC.onlyIfCached {
+      status.hit = false
+      try await writer.respond(status: .gatewayTimeout, headers: status.headers, text: "cached response is stale\n")
+      return
+    }
+    try await revalidate(
+      &hit, key: key, primaryKey: primaryKey, ext: ext, request: request, requestCC: requestCC, status: &status,
+      writer: &writer)
+  }
+
+  /// Revalidates a stale entry with its validators (RFC 9111 §4.3).
+  private func revalidate(
+    _ hit: inout CacheHit<Store.Hit>, key: CacheKey, primaryKey: CacheKey, ext: EntryExtensions,
+    request: ServerRequest, requestCC: CacheControl, status: inout CacheStatus, writer: inout ResponseWriter
+  ) async throws {
+    let now = CacheTime.now()
+    let meta = hit.meta
+    let staleness = max(0, (now.millisecondsSinceEpoch - meta.freshUntil.millisecondsSinceEpoch) / 1000)
+    let mayServeStaleOnError =
+      !ext.mustRevalidate
+      && (meta.isWithinStaleIfError(at: now) || requestCC.staleIfError.map { staleness <= Int64($0) } == true)
+    status.hit = false
+    status.forward = .stale
+    var originHead = Self.originHead(for: request.head, fill: true)
+    let stored = Self.headers(of: meta.response)
+    for (name, value) in Conditional.validators(for: stored) {
+      originHead.headers.replaceOrAdd(name: name, value: value)
+    }
+    let requestTime = CacheTime.now()
+    let response: OriginResponse
+    do {
+      response = try await origin.send(originHead)
+    } catch {
+      if mayServeStaleOnError {
+        try await serveStaleOnError(&hit, ext: ext, request: request, status: &status, writer: &writer, now: now)
+        return
+      }
+      try await originFailure(error, status: status, writer: &writer)
+      return
+    }
+    status.forwardStatus = Int(response.head.status.code)
+    if response.head.status == .notModified {
+      counters.count(.revalidated)
+      while try await response.body.read() != nil {}
+      let refreshed = await refreshMeta(
+        key: key, meta: meta, notModified: response.head.headers, request: request.head, requestTime: requestTime)
+      hit.meta = refreshed ?? meta
+      let refreshedExt = EntryExtensions(decoding: hit.meta.extensions)
+      let after = CacheTime.now()
+      status.ttl = (hit.meta.freshUntil.millisecondsSinceEpoch - after.millisecondsSinceEpoch) / 1000
+      let age = Freshness.currentAge(
+        initialAge: refreshedExt.initialAge, responseTime: hit.meta.updated.secondsSinceEpoch,
+        now: after.secondsSinceEpoch)
+      try await serveHit(&hit, ext: refreshedExt, age: age, request: request, status: status, writer: &writer)
+      return
+    }
+    if response.head.status.code >= 500, mayServeStaleOnError {
+      try await serveStaleOnError(&hit, ext: ext, request: request, status: &status, writer: &writer, now: now)
+      return
+    }
+    try? await hit.handler.finish()
+    // A new response replaces the entry (under the same Vary index when it still applies).
+    try await storeAndServe(
+      response, request: request, primaryKey: primaryKey, index: Self.index(of: key, ext), requestTime: requestTime,
+      ticket: nil,
+      status: &status, writer: &writer)
+  }
+
+  private func serveStaleOnError(
+    _ hit: inout CacheHit<Store.Hit>, ext: EntryExtensions, request: ServerRequest, status: inout CacheStatus,
+    writer: inout ResponseWriter, now: CacheTime
+  ) async throws {
+    counters.count(.staleIfError)
+    status.hit = true
+    status.forward = nil
+    status.forwardStatus = nil
+    status.detail = "stale-if-error"
+    let age = Freshness.currentAge(
+      initialAge: ext.initialAge, responseTime: hit.meta.updated.secondsSinceEpoch, now: now.secondsSinceEpoch)
+    try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
+  }
+
+  /// Applies a 304's fields and new freshness to the stored meta (RFC 9111 §4.3.4).
+  private func refreshMeta(
+    key: CacheKey, meta: CacheMeta, notModified: HTTPHeaders, request: HTTPRequestHead, requestTime: CacheTime
+  ) async -> CacheMeta? {
+    let merged = Conditional.merge(notModified: notModified, into: Self.headers(of: meta.response))
+    let responseTime = CacheTime.now()
+    guard
+      case .store(let plan) = Cacheability.decide(
+        status: UInt(meta.response.status), responseHeaders: merged, requestHeaders: request.headers,
+        requestTime: requestTime.secondsSinceEpoch, responseTime: responseTime.secondsSinceEpoch,
+        heuristicFraction: configuration.heuristicFraction, maxHeuristic: configuration.maxHeuristicSeconds)
+    else { return nil }
+    let old = EntryExtensions(decoding: meta.extensions)
+    var refreshed = Self.meta(
+      plan: plan, status: meta.response.status, reason: meta.response.reason, headers: merged,
+      responseTime: responseTime, variance: meta.variance, generation: old.generation)
+    refreshed.created = meta.created
+    do {
+      _ = try await store.updateMeta(key, meta: refreshed)
+    } catch {
+      logger.warning("updateMeta failed", metadata: ["key": "\(key)", "error": "\(error)"])
+    }
+    return refreshed
+  }
+
+  /// Serves a stale entry now and refreshes it once in the background (RFC 5861 §3).
+  private func refreshInBackground(key: CacheKey, primaryKey: CacheKey, meta: CacheMeta, request: HTTPRequestHead) {
+    let hash = key.combinedHash
+    guard refreshing.withLock({ $0.insert(hash).inserted }) else { return }
+    Task {
+      defer { _ = refreshing.withLock { $0.remove(hash) } }
+      var originHead = Self.originHead(for: request, fill: true)
+      for (name, value) in Conditional.validators(for: Self.headers(of: meta.response)) {
+        originHead.headers.replaceOrAdd(name: name, value: value)
+      }
+      let requestTime = CacheTime.now()
+      guard let response = try? await origin.send(originHead) else { return }
+      if response.head.status == .notModified {
+        while (try? await response.body.read()) != nil {}
+        _ = await refreshMeta(
+          key: key, meta: meta, notModified: response.head.headers, request: request, requestTime: requestTime)
+        return
+      }
+      guard response.head.status.code < 500 else { return }
+      let ext = EntryExtensions(decoding: meta.extensions)
+      let prepared = await prepareStore(
+        response, request: request, primaryKey: primaryKey, index: Self.index(of: key, ext), requestTime: requestTime)
+      if case .stored(_, _, _, let copy) = prepared { await copy.value }
+    }
+  }
+
+  // MARK: Miss
+
+  private func miss(
+    _ request: ServerRequest, primaryKey: CacheKey, index: VaryIndex?, status: inout CacheStatus,
+    writer: inout ResponseWriter
+  ) async throws {
+    switch lock.acquire(primaryKey) {
+    case .leader(let ticket):
+      counters.count(.misses)
+      let requestTime = CacheTime.now()
+      let response: OriginResponse
+      do {
+        response = try await origin.send(Self.originHead(for: request.head, fill: true))
+      } catch {
+        lock.release(ticket, outcome: .notStored)
+        try await originFailure(error, status: status, writer: &writer)
+        return
+      }
+      status.forward = status.forward ?? .miss
+      try await storeAndServe(
+        response, request: request, primaryKey: primaryKey, index: index, requestTime: requestTime, ticket: ticket,
+        status: &status, writer: &writer)
+    case .waiter(let ticket):
+      counters.count(.coalesced)
+      let timeout = TimeAmount.milliseconds(configuration.cacheLockTimeoutMilliseconds)
+      let outcome = await ticket.wait(timeout: timeout, on: request.eventLoop)
+      status.collapsed = true
+      if case .stored(let key, let tag, let meta) = outcome, matches(key, meta: meta, request: request.head, primaryKey)
+      {
+        if var hit = try await store.lookupStreamingWrite(key, tag: tag) {
+          status.forward = .miss
+          status.stored = true
+          try await serveFromStore(&hit, request: request, status: status, writer: &writer)
+          return
+        }
+      }
+      status.detail = outcome == nil ? "lock-timeout" : "not-stored"
+      status.forward = .miss
+      try await passThrough(request, status: status, writer: &writer, invalidate: false)
+    }
+  }
+
+  /// Whether a write the leader stored is the variant this request wants.
+  private func matches(_ key: CacheKey, meta: CacheMeta, request: HTTPRequestHead, _ primaryKey: CacheKey) -> Bool {
+    guard key.variance != nil else { return true }
+    let ext = EntryExtensions(decoding: meta.extensions)
+    let variance = Variance.hash(names: ext.varyNames, generation: ext.generation, request: request.headers)
+    return primaryKey.withVariance(variance) == key
+  }
+
+  /// Stores a storable response and serves it from the store as it streams in; passes
+  /// anything else through. Releases the lock ticket (if any) once the head is decided.
+  private func storeAndServe(
+    _ response: OriginResponse, request: ServerRequest, primaryKey: CacheKey, index: VaryIndex?,
+    requestTime: CacheTime, ticket: CacheLock.Ticket?, status: inout CacheStatus, writer: inout ResponseWriter
+  ) async throws {
+    let prepared = await prepareStore(
+      response, request: request.head, primaryKey: primaryKey, index: index, requestTime: requestTime)
+    switch prepared {
+    case .stored(let key, let tag, let meta, let copy):
+      if let ticket { lock.release(ticket, outcome: .stored(key: key, tag: tag, meta: meta)) }
+      status.stored = true
+      var hit = try await store.lookupStreamingWrite(key, tag: tag)
+      if hit == nil {
+        // A store without partial-write reads: wait for the fill, then read it whole.
+        await copy.value
+        hit = try await store.lookup(key)
+      }
+      guard var hit else {
+        try await writer.respond(status: .badGateway, headers: status.headers, text: "cache fill failed\n")
+        return
+      }
+      try await serveFromStore(&hit, request: request, status: status, writer: &writer)
+    case .notStored(let response, let reason):
+      if let ticket { lock.release(ticket, outcome: .notStored) }
+      status.detail = reason
+      try await forward(response, request: request.head, status: status, writer: &writer)
+    }
+  }
+
+  enum Prepared: Sendable {
+    case stored(key: CacheKey, tag: StreamingWriteTag?, meta: CacheMeta, copy: Task<Void, Never>)
+    case notStored(OriginResponse, reason: String)
+  }
+
+  /// Decides, writes the Vary index when needed, opens the miss handler and starts the
+  /// body copy in its own task, so the fill completes even if every client goes away.
+  private func prepareStore(
+    _ response: OriginResponse, request: HTTPRequestHead, primaryKey: CacheKey, index: VaryIndex?,
+    requestTime: CacheTime
+  ) async -> Prepared {
+    let responseTime = CacheTime.now()
+    let headers = response.head.headers
+    let decision = Cacheability.decide(
+      status: response.head.status.code, responseHeaders: headers, requestHeaders: request.headers,
+      requestTime: requestTime.secondsSinceEpoch, responseTime: responseTime.secondsSinceEpoch,
+      heuristicFraction: configuration.heuristicFraction, maxHeuristic: configuration.maxHeuristicSeconds)
+    guard case .store(let plan) = decision else {
+      if case .doNotStore(let reason) = decision { return .notStored(response, reason: reason) }
+      return .notStored(response, reason: "uncacheable")
+    }
+    if let length = headers.first(name: "content-length").flatMap(Int.init),
+      length > configuration.maxCacheableObjectBytes
+    {
+      return .notStored(response, reason: "too-large")
+    }
+    var key = primaryKey
+    var generation: UInt64 = 0
+    if !plan.varyNames.isEmpty {
+      if let index, index.names == plan.varyNames {
+        generation = index.generation
+      } else {
+        generation = UInt64.random(in: 1...UInt64.max)
+        let written = await writeVaryIndex(
+          primaryKey, names: plan.varyNames, generation: generation, responseTime: responseTime, plan: plan)
+        guard written else { return .notStored(response, reason: "store-error") }
+      }
+      key = primaryKey.withVariance(
+        Variance.hash(names: plan.varyNames, generation: generation, request: request.headers))
+    }
+    let meta = Self.meta(
+      plan: plan, status: UInt16(response.head.status.code), reason: response.head.status.reasonPhrase,
+      headers: Self.storableHeaders(headers), responseTime: responseTime, variance: key.variance,
+      generation: generation)
+    let miss: Store.Miss
+    do {
+      miss = try await store.missHandler(for: key, meta: meta)
+    } catch {
+      return .notStored(response, reason: "store-\(error.kind)")
+    }
+    let body = response.body
+    let logger = self.logger
+    let tag = miss.streamingWriteTag
+    let copy = Task { [key] in
+      do {
+        while let chunk = try await body.read() { try await miss.writeBody(chunk, eof: false) }
+        try await miss.writeBody(ByteBuffer(), eof: true)
+        _ = try await miss.finish()
+      } catch {
+        logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
+        await miss.abort(reason: "\(error)")
+      }
+    }
+    return .stored(key: key, tag: tag, meta: meta, copy: copy)
+  }
+
+  private func writeVaryIndex(
+    _ primaryKey: CacheKey, names: [String], generation: UInt64, responseTime: CacheTime, plan: Cacheability.Plan
+  ) async -> Bool {
+    var ext = EntryExtensions()
+    ext.isVaryIndex = true
+    ext.varyNames = names
+    ext.generation = generation
+    // The index outlives any one variant's freshness: it only routes lookups.
+    let keep = plan.lifetime + plan.staleIfError + plan.staleWhileRevalidate + 86_400
+    let meta = CacheMeta(
+      freshUntil: responseTime.adding(seconds: keep), created: responseTime,
+      response: .init(status: 200, reason: "OK", fields: [.init("Vary", names.joined(separator: ", "))]),
+      extensions: ext.encoded())
+    do {
+      let miss = try await store.missHandler(for: primaryKey, meta: meta)
+      try await miss.writeBody(ByteBuffer(), eof: true)
+      _ = try await miss.finish()
+      return true
+    } catch {
+      logger.warning("writing the Vary index failed", metadata: ["key": "\(primaryKey)", "error": "\(error)"])
+      return false
+    }
+  }
+
+  // MARK: Lookup
+
+  /// The Vary index a stored variant was written under (its extensions name it), so a
+  /// refresh writes the new variant where lookups will find it without a new index.
+  static func index(of key: CacheKey, _ ext: EntryExtensions) -> VaryIndex? {
+    guard key.variance != nil, !ext.varyNames.isEmpty else { return nil }
+    return VaryIndex(names: ext.varyNames, generation: ext.generation)
+  }
+
+  struct VaryIndex: Sendable {
+    var names: [String]
+    var generation: UInt64
+  }
+
+  enum Lookup {
+    case hit(CacheHit<Store.Hit>, key: CacheKey, ext: EntryExtensions)
+    case miss(index: VaryIndex?)
+  }
+
+  /// Two-step lookup: the primary key holds either the response or a Vary index naming
+  /// the request fields that select the variant.
+  private func lookup(_ key: CacheKey, request: HTTPHeaders) async throws(CacheError) -> Lookup {
+    guard var found = try await store.lookup(key) else { return .miss(index: nil) }
+    let ext = EntryExtensions(decoding: found.meta.extensions)
+    guard ext.isVaryIndex else { return .hit(found, key: key, ext: ext) }
+    try? await found.handler.finish()
+    let index = VaryIndex(names: ext.varyNames, generation: ext.generation)
+    let variantKey = key.withVariance(Variance.hash(names: ext.varyNames, generation: ext.generation, request: request))
+    guard let variant = try await store.lookup(variantKey) else { return .miss(index: index) }
+    return .hit(variant, key: variantKey, ext: EntryExtensions(decoding: variant.meta.extensions))
+  }
+
+  // MARK: Serving
+
+  private func serveFromStore(
+    _ hit: inout CacheHit<Store.Hit>, request: ServerRequest, status: CacheStatus, writer: inout ResponseWriter
+  ) async throws {
+    let ext = EntryExtensions(decoding: hit.meta.extensions)
+    let now = CacheTime.now()
+    let age = Freshness.currentAge(
+      initialAge: ext.initialAge, responseTime: hit.meta.updated.secondsSinceEpoch, now: now.secondsSinceEpoch)
+    try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
+  }
+
+  private func serveHit(
+    _ hit: inout CacheHit<Store.Hit>, ext: EntryExtensions, age: Int64, request: ServerRequest, status: CacheStatus,
+    writer: inout ResponseWriter
+  ) async throws {
+    var headers = Self.headers(of: hit.meta.response)
+    headers.replaceOrAdd(name: "Age", value: "\(max(0, age))")
+    headers.add(name: "Cache-Status", value: status.description)
+    do {
+      try await HitResponder.respond(
+        handler: &hit.handler, status: hit.meta.response.status, headers: headers, bodySize: ext.bodySize,
+        request: request.head, writer: &writer)
+    } catch {
+      try? await hit.handler.finish()
+      throw error
+    }
+    try? await hit.handler.finish()
+  }
+
+  private func forward(
+    _ response: OriginResponse, request: HTTPRequestHead, status: CacheStatus, writer: inout ResponseWriter
+  ) async throws {
+    var headers = HopByHop.stripped(response.head.headers)
+    headers.add(name: "Cache-Status", value: status.description)
+    writer.writeHead(status: response.head.status, headers: headers)
+    while let chunk = try await response.body.read() { try await writer.writeBody(chunk) }
+    try await writer.end()
+  }
+
+  /// Forwards a request the cache does not handle; a successful unsafe method
+  /// invalidates the cached URL (RFC 9111 §4.4).
+  private func passThrough(
+    _ request: ServerRequest, status: CacheStatus, writer: inout ResponseWriter, invalidate: Bool
+  ) async throws {
+    counters.count(.passes)
+    let response: OriginResponse
+    do {
+      response = try await origin.send(Self.originHead(for: request.head, fill: false), body: request.body)
+    } catch {
+      try await originFailure(error, status: status, writer: &writer)
+      return
+    }
+    if invalidate, request.head.method != .GET, request.head.method != .HEAD, request.head.method != .OPTIONS,
+      (200..<400).contains(response.head.status.code)
+    {
+      _ = try? await store.purge(Self.cacheKey(for: request.head).compact, reason: .invalidation)
+    }
+    try await forward(response, request: request.head, status: status, writer: &writer)
+  }
+
+  private func originFailure(_ error: OriginError, status: CacheStatus, writer: inout ResponseWriter) async throws {
+    counters.count(.originErrors)
+    logger.debug("origin failed", metadata: ["error": "\(error)"])
+    var status = status
+    status.detail = error.responseStatus == 504 ? "origin-timeout" : "origin-error"
+    try await writer.respond(
+      status: HTTPResponseStatus(statusCode: Int(error.responseStatus)), headers: status.headers,
+      text: "\(error.responseStatus == 504 ? "origin timeout" : "bad gateway")\n")
+  }
+
+  // MARK: Purge
+
+  private func purge(_ request: ServerRequest, writer: inout ResponseWriter) async throws {
+    guard PurgeAuthorization.isAuthorized(request.head.headers, token: configuration.purgeToken) else {
+      let code: HTTPResponseStatus = configuration.purgeToken == nil ? .methodNotAllowed : .unauthorized
+      try await writer.respond(status: code, text: "purge needs a valid bearer token\n")
+      return
+    }
+    let removed = try await purge(primaryKey: Self.cacheKey(for: request.head))
+    try await writer.respond(status: removed ? .ok : .notFound, text: removed ? "purged\n" : "not cached\n")
+  }
+
+  /// Removes the URL's entry, which is its response or its Vary index (the variants of a
+  /// removed index can never be found again: their variance is salted by its generation).
+  public func purge(primaryKey: CacheKey) async throws(CacheError) -> Bool {
+    counters.count(.purges)
+    return try await store.purge(primaryKey.compact, reason: .invalidation)
+  }
+
+  // MARK: Helpers
+
+  /// host + target: what identifies a resource. The host is lowercased (RFC 9110 §4.2.3).
+  public static func cacheKey(for head: HTTPRequestHead) -> CacheKey {
+    let host = head.headers.first(name: "host")?.lowercased() ?? ""
+    return CacheKey(primary: host + head.uri)
+  }
+
+  /// A purge of `url` (`http://host/path?query` or `/path` with `host`).
+  public static func cacheKey(url: String, host: String?) -> CacheKey? {
+    var rest = Substring(url)
+    if rest.hasPrefix("http://") {
+      rest = rest.dropFirst(7)
+    } else if rest.hasPrefix("https://") {
+      rest = rest.dropFirst(8)
+    }
+    if rest.hasPrefix("/") {
+      guard let host else { return nil }
+      return CacheKey(primary: host.lowercased() + rest)
+    }
+    guard let slash = rest.firstIndex(of: "/") else { return CacheKey(primary: rest.lowercased() + "/") }
+    return CacheKey(primary: rest[..<slash].lowercased() + rest[slash...])
+  }
+
+  static func requestCacheControl(_ headers: HTTPHeaders) -> CacheControl {
+    var cc = CacheControl(values: headers[canonicalForm: "cache-control"].map(String.init))
+    // Pragma: no-cache counts only without Cache-Control (RFC 9111 §5.4).
+    if !headers.contains(name: "cache-control"),
+      headers[canonicalForm: "pragma"].contains(where: { $0.lowercased() == "no-cache" })
+    {
+      cc.noCache = true
+    }
+    return cc
+  }
+
+  static func originHead(for head: HTTPRequestHead, fill: Bool) -> HTTPRequestHead {
+    var headers = HopByHop.stripped(head.headers)
+    if fill {
+      for name in ["range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since"] {
+        headers.remove(name: name)
+      }
+    }
+    return HTTPRequestHead(version: .http1_1, method: fill ? .GET : head.method, uri: head.uri, headers: headers)
+  }
+
+  /// What is stored of a response's fields: no hop-by-hop fields, no Age (recomputed on
+  /// every hit) and no Set-Cookie (never shared).
+  static func storableHeaders(_ headers: HTTPHeaders) -> HTTPHeaders {
+    var stored = HopByHop.stripped(headers)
+    stored.remove(name: "age")
+    stored.remove(name: "set-cookie")
+    stored.remove(name: "cache-status")
+    return stored
+  }
+
+  static func headers(of response: CacheMeta.ResponseHeader) -> HTTPHeaders {
+    HTTPHeaders(response.fields.map { ($0.name, $0.value) })
+  }
+
+  static func meta(
+    plan: Cacheability.Plan, status: UInt16, reason: String, headers: HTTPHeaders, responseTime: CacheTime,
+    variance: CacheHash?, generation: UInt64
+  ) -> CacheMeta {
+    var ext = EntryExtensions()
+    ext.initialAge = plan.initialAge
+    ext.mustRevalidate = plan.mustRevalidate
+    ext.varyNames = plan.varyNames
+    ext.generation = generation
+    ext.bodySize = headers.first(name: "content-length").flatMap(Int.init)
+    func clamp(_ v: Int64) -> UInt32 { UInt32(clamping: max(0, v)) }
+    return CacheMeta(
+      freshUntil: responseTime.adding(seconds: plan.lifetime - plan.initialAge), created: responseTime,
+      staleWhileRevalidateSeconds: clamp(plan.staleWhileRevalidate), staleIfErrorSeconds: clamp(plan.staleIfError),
+      variance: variance,
+      response: .init(status: status, reason: reason, fields: headers.map { .init($0.name, $0.value) }),
+      extensions: ext.encoded())
+  }
+}
+
+extension CacheStatus {
+  var headers: HTTPHeaders { ["Cache-Status": description] }
+}
+
+extension Duration {
+  var milliseconds: Int64 {
+    let (seconds, attoseconds) = components
+    return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+  }
+}

@@ -1,0 +1,174 @@
+public import Logging
+public import NIOCore
+import NIOHTTP1
+public import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// An HTTP/1.1 listener: keep-alive, pipelining made safe by NIOHTTP1's
+/// `HTTPServerPipelineHandler` (one request at a time, responses in order), limits on
+/// request line, header section, body and idle time, and 400 + close for malformed
+/// input (NIOHTTP1's `HTTPServerProtocolErrorHandler`).
+///
+/// A `Service`: on graceful shutdown it stops accepting, closes idle connections, lets
+/// responses in flight finish (up to the drain timeout), then returns.
+public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
+  public struct Limits: Sendable, Hashable {
+    public var maxRequestLineBytes: Int
+    public var maxHeaderBytes: Int
+    public var maxRequestBodyBytes: Int
+    public var idleTimeout: TimeAmount
+    public var drainTimeout: TimeAmount
+
+    public init(
+      maxRequestLineBytes: Int = 8 << 10, maxHeaderBytes: Int = 32 << 10, maxRequestBodyBytes: Int = 16 << 20,
+      idleTimeout: TimeAmount = .seconds(60), drainTimeout: TimeAmount = .seconds(10)
+    ) {
+      self.maxRequestLineBytes = maxRequestLineBytes
+      self.maxHeaderBytes = maxHeaderBytes
+      self.maxRequestBodyBytes = maxRequestBodyBytes
+      self.idleTimeout = idleTimeout
+      self.drainTimeout = drainTimeout
+    }
+  }
+
+  typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+  private let listener: NIOAsyncChannel<Connection, Never>
+  private let handler: Handler
+  private let limits: Limits
+  private let logger: Logger
+  private let connections = Mutex<[ObjectIdentifier: (channel: any Channel, busy: Bool)]>([:])
+  private let shuttingDown = Flag()
+
+  /// Whether the listening socket is still open.
+  public var isAccepting: Bool { listener.channel.isActive }
+
+  /// The bound address (the real port when bound to port 0).
+  public var localAddress: SocketAddress? { listener.channel.localAddress }
+
+  /// Binds now, so a bad address fails at start-up, before `run()`.
+  public init(
+    host: String, port: Int, handler: Handler, limits: Limits = Limits(),
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+  ) async throws {
+    self.handler = handler
+    self.limits = limits
+    self.logger = logger
+    let idle = limits.idleTimeout
+    self.listener = try await ServerBootstrap(group: group)
+      .serverChannelOption(.backlog, value: 1024)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+      .childChannelOption(.maxMessagesPerRead, value: 16)
+      .bind(host: host, port: port) { channel in
+        channel.eventLoop.makeCompletedFuture {
+          try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withPipeliningAssistance: true, withErrorHandling: true)
+          try channel.pipeline.syncOperations.addHandlers([
+            IdleStateHandler(allTimeout: idle), CloseOnIdleHandler(),
+          ])
+          return try Connection(wrappingChannelSynchronously: channel)
+        }
+      }
+  }
+
+  public func run() async throws {
+    try await withGracefulShutdownHandler {
+      try await listener.executeThenClose { inbound in
+        try await withThrowingDiscardingTaskGroup { group in
+          for try await connection in inbound {
+            group.addTask { await self.serve(connection) }
+          }
+        }
+      }
+    } onGracefulShutdown: {
+      self.beginShutdown()
+    }
+  }
+
+  /// Stops accepting and closes idle connections; busy ones close after their response,
+  /// and whatever is still open after the drain timeout is closed.
+  public func beginShutdown() {
+    shuttingDown.value.store(true, ordering: .relaxed)
+    listener.channel.close(promise: nil)
+    let open = connections.withLock { Array($0.values) }
+    for connection in open where !connection.busy { connection.channel.close(promise: nil) }
+    listener.channel.eventLoop.scheduleTask(in: limits.drainTimeout) { [self] in
+      for connection in connections.withLock({ Array($0.values) }) { connection.channel.close(promise: nil) }
+    }
+  }
+
+  private func setBusy(_ id: ObjectIdentifier, _ busy: Bool) {
+    connections.withLock { $0[id]?.busy = busy }
+  }
+
+  private func serve(_ connection: Connection) async {
+    let channel = connection.channel
+    let id = ObjectIdentifier(channel)
+    connections.withLock { $0[id] = (channel, false) }
+    defer { connections.withLock { _ = $0.removeValue(forKey: id) } }
+    if shuttingDown.value.load(ordering: .relaxed) { channel.close(promise: nil) }
+    do {
+      try await connection.executeThenClose { inbound, outbound in
+        var parts = inbound.makeAsyncIterator()
+        while let part = try await parts.next() {
+          guard case .head(let head) = part else { continue }
+          setBusy(id, true)
+          var writer = ResponseWriter(
+            outbound: outbound, keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed),
+            version: head.version)
+          if let rejection = rejection(of: head) {
+            try await writer.respond(status: rejection, text: "\(rejection.reasonPhrase)\n", close: true)
+            return
+          }
+          var body: ByteBuffer?
+          var tooLarge = false
+          reading: while let next = try await parts.next() {
+            switch next {
+            case .body(var chunk):
+              guard !tooLarge else { continue }
+              if (body?.readableBytes ?? 0) + chunk.readableBytes > limits.maxRequestBodyBytes {
+                tooLarge = true
+                body = nil
+              } else if body == nil {
+                body = chunk
+              } else {
+                body?.writeBuffer(&chunk)
+              }
+            case .end: break reading
+            case .head: return
+            }
+          }
+          if tooLarge {
+            try await writer.respond(status: .payloadTooLarge, text: "request body too large\n", close: true)
+            return
+          }
+          let request = ServerRequest(
+            head: head, body: body, remoteAddress: channel.remoteAddress, eventLoop: channel.eventLoop)
+          do {
+            try await handler.handle(request, writer: &writer)
+          } catch {
+            logger.debug("request failed", metadata: ["uri": "\(head.uri)", "error": "\(error)"])
+            if writer.headSent { return }
+            try await writer.respond(status: .internalServerError, text: "internal error\n", close: true)
+            return
+          }
+          setBusy(id, false)
+          if !writer.keepAlive || shuttingDown.value.load(ordering: .relaxed) { return }
+        }
+      }
+    } catch {
+      logger.trace("connection ended", metadata: ["error": "\(error)"])
+    }
+  }
+
+  /// 414 for a request line over its limit, 431 for a header section over its limit.
+  private func rejection(of head: HTTPRequestHead) -> HTTPResponseStatus? {
+    if head.method.rawValue.utf8.count + head.uri.utf8.count + 10 > limits.maxRequestLineBytes { return .uriTooLong }
+    var headerBytes = 0
+    for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
+    if headerBytes > limits.maxHeaderBytes { return .requestHeaderFieldsTooLarge }
+    return nil
+  }
+}

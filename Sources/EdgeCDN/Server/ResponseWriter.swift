@@ -1,0 +1,84 @@
+public import NIOCore
+public import NIOHTTP1
+
+/// Writes one response to a client connection, with the client's backpressure.
+///
+/// Parts are gathered into one write until `flushThreshold` bytes are pending, so a
+/// small response (head, body, end) crosses to the event loop once; a large body still
+/// streams in bounded pieces, and `write` suspends while the socket is not writable.
+public struct ResponseWriter {
+  private let outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+  private var pending: [HTTPServerResponsePart] = []
+  private var pendingBytes = 0
+  /// Whether the connection stays open after this response.
+  public private(set) var keepAlive: Bool
+  public private(set) var headSent = false
+  /// The status sent, for the access log.
+  public private(set) var status: UInt = 0
+  public private(set) var bodyBytes = 0
+  let requestVersion: HTTPVersion
+  static let flushThreshold = 64 << 10
+
+  init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, keepAlive: Bool, version: HTTPVersion) {
+    self.outbound = outbound
+    self.keepAlive = keepAlive
+    self.requestVersion = version
+  }
+
+  /// Sends the head; sets the Connection field to match the keep-alive decision.
+  public mutating func writeHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
+    var headers = headers
+    if headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) { keepAlive = false }
+    // Without a length, HTTP/1.0 can only delimit the body by closing.
+    if requestVersion.minor == 0, !headers.contains(name: "content-length") { keepAlive = false }
+    headers.remove(name: "connection")
+    if !keepAlive {
+      headers.add(name: "Connection", value: "close")
+    } else if requestVersion.minor == 0 {
+      headers.add(name: "Connection", value: "keep-alive")
+    }
+    self.status = status.code
+    pending.append(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
+    headSent = true
+  }
+
+  public mutating func writeBody(_ chunk: ByteBuffer) async throws {
+    bodyBytes += chunk.readableBytes
+    pendingBytes += chunk.readableBytes
+    pending.append(.body(.byteBuffer(chunk)))
+    if pendingBytes >= Self.flushThreshold { try await flush() }
+  }
+
+  public mutating func end() async throws {
+    pending.append(.end(nil))
+    try await flush()
+  }
+
+  /// Sends what is gathered now (a test origin trickling a body, a server-sent stream).
+  public mutating func flushNow() async throws {
+    try await flush()
+  }
+
+  private mutating func flush() async throws {
+    let parts = pending
+    pending.removeAll(keepingCapacity: true)
+    pendingBytes = 0
+    try await outbound.write(contentsOf: parts)
+  }
+
+  /// A complete small response: head, optional text body, end.
+  public mutating func respond(
+    status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders(), text: String? = nil, close: Bool = false
+  ) async throws {
+    if close { keepAlive = false }
+    var headers = headers
+    let body = text.map { ByteBuffer(string: $0) }
+    headers.replaceOrAdd(name: "Content-Length", value: "\(body?.readableBytes ?? 0)")
+    if text != nil, !headers.contains(name: "content-type") {
+      headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+    }
+    writeHead(status: status, headers: headers)
+    if let body { try await writeBody(body) }
+    try await end()
+  }
+}

@@ -1,0 +1,125 @@
+import EdgeCDNStore
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+@testable import EdgeCDN
+
+@Suite struct ProxyServerTests {
+  func proxyPort(_ h: ProxyHarness) -> Int { h.app.server.localAddress?.port ?? 0 }
+
+  @Test func malformedRequestGets400AndClose() async throws {
+    try await ProxyHarness.run { h in
+      let client = try await RawClient(port: proxyPort(h))
+      try await client.send("GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n")
+      let done = try await client.waitFor { $0.isClosed }
+      #expect(done)
+      #expect(client.text.hasPrefix("HTTP/1.1 400"))
+      await client.close()
+    }
+  }
+
+  @Test func oversizedHeadersAndURIAreRejected() async throws {
+    try await ProxyHarness.run(configure: {
+      $0.maxHeaderBytes = 2048; $0.maxRequestLineBytes = 256
+    }) { h in
+      let headers = try await RawClient(port: proxyPort(h))
+      try await headers.send("GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 4096))\r\n\r\n")
+      #expect(try await headers.waitFor { $0.isClosed })
+      #expect(headers.text.hasPrefix("HTTP/1.1 431"))
+      let uri = try await RawClient(port: proxyPort(h))
+      try await uri.send("GET /\(String(repeating: "u", count: 400)) HTTP/1.1\r\nHost: x\r\n\r\n")
+      #expect(try await uri.waitFor { $0.isClosed })
+      #expect(uri.text.hasPrefix("HTTP/1.1 414"))
+    }
+  }
+
+  @Test func oversizedBodyGets413() async throws {
+    try await ProxyHarness.run(configure: { $0.maxRequestBodyBytes = 10 }) { h in
+      let client = try await RawClient(port: proxyPort(h))
+      try await client.send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n01234567890123456789")
+      #expect(try await client.waitFor { $0.isClosed })
+      #expect(client.text.hasPrefix("HTTP/1.1 413"))
+    }
+  }
+
+  @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/one", reply: .text("first", ["Cache-Control": "max-age=60"]))
+      h.origin.route("/two", reply: .text("second", ["Cache-Control": "max-age=60"]))
+      let client = try await RawClient(port: proxyPort(h))
+      try await client.send(
+        "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\nGET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+      )
+      #expect(try await client.waitFor { $0.isClosed })
+      let text = client.text
+      let first = text.firstRange(of: "first")
+      let second = text.firstRange(of: "second")
+      #expect(first != nil && second != nil)
+      if let first, let second { #expect(first.lowerBound < second.lowerBound) }
+      #expect(text.ranges(of: "HTTP/1.1 200").count == 3)
+    }
+  }
+
+  @Test func idleConnectionIsClosed() async throws {
+    try await ProxyHarness.run(configure: { $0.idleTimeoutSeconds = 1 }) { h in
+      let client = try await RawClient(port: proxyPort(h))
+      #expect(try await client.waitFor(milliseconds: 3000) { $0.isClosed })
+    }
+  }
+
+  @Test func clientLeavingMidBodyDoesNotAbortTheFill() async throws {
+    try await ProxyHarness.run { h in
+      let chunks = (0..<8).map { String(repeating: Character(String($0)), count: 1000) }
+      h.origin.route("/leave") { _, _ in
+        OriginReply(
+          status: .ok, headers: ["Cache-Control": "max-age=60", "Content-Length": "8000"], chunks: chunks,
+          chunkDelayMilliseconds: 50)
+      }
+      let client = try await RawClient(port: proxyPort(h))
+      try await client.send("GET /leave HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      #expect(try await client.waitFor { $0.text.contains("000") })
+      await client.close()
+      // The fill goes on without the client: the object lands complete in the store.
+      try await h.eventually("the fill to finish") { h.store.objectCount == 1 }
+      let hit = try await h.get("/leave")
+      #expect(hit.cacheStatus.contains("hit"))
+      #expect(hit.body == chunks.joined())
+      #expect(h.origin.count("/leave") == 1)
+    }
+  }
+
+  @Test func clientBackpressureReachesTheOriginOnPassThrough() async throws {
+    try await ProxyHarness.run { h in
+      let chunk = String(repeating: "z", count: 256 << 10)
+      let total = 128  // 32 MiB, uncacheable: streamed straight from the origin
+      h.origin.route("/firehose") { _, _ in
+        OriginReply(
+          status: .ok, headers: ["Cache-Control": "no-store", "Content-Length": "\(total * chunk.utf8.count)"],
+          chunks: Array(repeating: chunk, count: total), chunkDelayMilliseconds: 1)
+      }
+      let client = try await RawClient(port: proxyPort(h), autoRead: false)
+      try await client.send("GET /firehose HTTP/1.1\r\nHost: x\r\n\r\n")
+      try await Task.sleep(for: .milliseconds(1500))
+      // Socket buffers and the bounded hand-offs hold a few MiB; without backpressure the
+      // origin would have written all 32 MiB by now.
+      let written = h.origin.chunksWritten.withLock { $0 }
+      #expect(written < total / 2, "origin wrote \(written) of \(total) chunks to a client that reads nothing")
+      await client.close()
+    }
+  }
+
+  @Test func gracefulShutdownStopsAcceptingAndClosesIdleConnections() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/s", reply: .text("s", ["Cache-Control": "max-age=60"]))
+      let client = try await RawClient(port: proxyPort(h))
+      try await client.send("GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
+      #expect(try await client.waitFor { $0.text.hasSuffix("s") })
+      h.app.server.beginShutdown()
+      #expect(try await client.waitFor { $0.isClosed })
+      // (Connecting again to prove it would race with parallel tests reusing the port.)
+      try await h.eventually("the listener to close") { !h.app.server.isAccepting }
+    }
+  }
+}

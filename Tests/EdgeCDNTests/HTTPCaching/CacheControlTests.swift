@@ -1,0 +1,59 @@
+import Testing
+
+@testable import EdgeCDN
+
+@Suite struct CacheControlTests {
+  @Test func parsesResponseDirectives() {
+    let cc = CacheControl(values: ["public, max-age=60", "s-maxage=\"120\", must-revalidate, stale-if-error=30"])
+    #expect(cc.isPublic)
+    #expect(cc.maxAge == 60)
+    #expect(cc.sMaxAge == 120)
+    #expect(cc.mustRevalidate)
+    #expect(cc.staleIfError == 30)
+    #expect(!cc.noStore && !cc.isPrivate)
+  }
+
+  @Test func parsesRequestDirectives() {
+    let cc = CacheControl(values: ["max-stale, min-fresh=5, only-if-cached, no-cache"])
+    #expect(cc.maxStale == Int.max)
+    #expect(cc.minFresh == 5)
+    #expect(cc.onlyIfCached)
+    #expect(cc.noCache)
+  }
+
+  @Test func noCacheWithFieldsIsNotUnqualified() {
+    let cc = CacheControl(values: ["no-cache=\"set-cookie, x-a\", max-age=5"])
+    #expect(!cc.noCache)
+    #expect(cc.noCacheFields == ["set-cookie", "x-a"])
+    #expect(cc.maxAge == 5)
+  }
+
+  @Test func invalidAgeIsFlaggedAndUnknownIgnored() {
+    let cc = CacheControl(values: ["max-age=abc, foo=bar, NO-STORE"])
+    #expect(cc.maxAge == nil)
+    #expect(cc.hasInvalidAge)
+    #expect(cc.noStore)
+  }
+
+  @Test func hugeAgeSaturates() {
+    #expect(CacheControl(values: ["max-age=99999999999999999999"]).maxAge == 2_147_483_648)
+  }
+}
+
+@Suite struct HTTPDateTests {
+  @Test func roundTripsIMFFixdate() {
+    #expect(HTTPDate.format(secondsSinceEpoch: 784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+    #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT") == 784_111_777)
+  }
+
+  @Test func parsesObsoleteForms() {
+    #expect(HTTPDate.parse("Sunday, 06-Nov-94 08:49:37 GMT") == 784_111_777)
+    #expect(HTTPDate.parse("Sun Nov  6 08:49:37 1994") == 784_111_777)
+  }
+
+  @Test func rejectsGarbage() {
+    #expect(HTTPDate.parse("0") == nil)
+    #expect(HTTPDate.parse("Sun, 32 Nov 1994 08:49:37 GMT") == nil)
+    #expect(HTTPDate.parse("") == nil)
+  }
+}

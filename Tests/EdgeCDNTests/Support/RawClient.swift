@@ -1,0 +1,59 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A TCP client that sends raw bytes and collects what comes back, for what a real HTTP
+/// client cannot send: malformed requests, pipelined requests, a client that leaves.
+final class RawClient: Sendable {
+  private let channel: any Channel
+  private let collector: Collector
+
+  final class Collector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let received = Mutex<[UInt8]>([])
+    let closed = Mutex<Bool>(false)
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+      let buffer = unwrapInboundIn(data)
+      received.withLock { $0.append(contentsOf: buffer.readableBytesView) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+      closed.withLock { $0 = true }
+    }
+  }
+
+  /// `autoRead: false` makes a client that never reads: its window closes and the
+  /// server's writes must wait.
+  init(port: Int, autoRead: Bool = true) async throws {
+    let collector = Collector()
+    self.collector = collector
+    self.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+      .channelOption(.autoRead, value: autoRead)
+      .channelOption(.socketOption(.so_rcvbuf), value: autoRead ? 0 : 64 << 10)
+      .channelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+      }
+      .connect(host: "127.0.0.1", port: port).get()
+  }
+
+  func send(_ text: String) async throws {
+    try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+  }
+
+  var text: String { String(decoding: collector.received.withLock { $0 }, as: UTF8.self) }
+  var isClosed: Bool { collector.closed.withLock { $0 } }
+
+  /// Waits (bounded) until `condition` holds on what was received.
+  func waitFor(milliseconds: Int = 3000, _ condition: (RawClient) -> Bool) async throws -> Bool {
+    for _ in 0..<(milliseconds / 10) {
+      if condition(self) { return true }
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    return condition(self)
+  }
+
+  func close() async {
+    try? await channel.close()
+  }
+}
