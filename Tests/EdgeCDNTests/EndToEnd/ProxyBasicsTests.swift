@@ -147,8 +147,8 @@ import Testing
   }
 
   @Test func originDownIs502AndTimeoutIs504() async throws {
-    try await ProxyHarness.run { h in
-      h.origin.route("/slow") { _, _ in OriginReply(delayMilliseconds: 1_800) }
+    try await ProxyHarness.run(configure: { $0.originResponseTimeoutSeconds = 1 }) { h in
+      h.origin.route("/slow") { _, _ in OriginReply(delayMilliseconds: 2_500) }
       let slow = try await h.get("/slow")
       #expect(slow.status == 504, "\(slow.cacheStatus) \(slow.body)")
       let missing = try await h.get("/missing")  // the origin's own 404 passes through

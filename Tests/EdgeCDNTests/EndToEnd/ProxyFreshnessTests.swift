@@ -21,7 +21,7 @@ import Testing
       _ = try await h.get("/exp")
       let hit = try await h.get("/exp")
       #expect(hit.cacheStatus.contains("hit"))
-      #expect((98...100).contains(ttl(hit) ?? -1), "\(hit.cacheStatus)")
+      #expect((90...100).contains(ttl(hit) ?? -1), "\(hit.cacheStatus)")
     }
   }
 
@@ -39,7 +39,7 @@ import Testing
       _ = try await h.get("/lm")
       let hit = try await h.get("/lm")
       #expect(hit.cacheStatus.contains("hit"))
-      #expect((98...100).contains(ttl(hit) ?? -1), "\(hit.cacheStatus)")
+      #expect((90...100).contains(ttl(hit) ?? -1), "\(hit.cacheStatus)")
     }
   }
 
@@ -77,8 +77,8 @@ import Testing
       h.origin.route("/aged", reply: .text("a", ["Cache-Control": "max-age=100", "Age": "40"]))
       _ = try await h.get("/aged")
       let hit = try await h.get("/aged")
-      #expect((58...60).contains(ttl(hit) ?? -1), "\(hit.cacheStatus)")
-      #expect((40...42).contains(Int(hit["age"] ?? "") ?? -1))
+      #expect((50...60).contains(ttl(hit) ?? -1), "\(hit.cacheStatus)")
+      #expect((40...50).contains(Int(hit["age"] ?? "") ?? -1))
     }
   }
 }

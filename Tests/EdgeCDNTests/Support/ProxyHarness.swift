@@ -61,7 +61,8 @@ struct ProxyHarness: Sendable {
         origin: .init(host: "127.0.0.1", port: originPort), listen: .init(host: "127.0.0.1", port: 0),
         adminListen: .init(host: "127.0.0.1", port: 0))
       configuration.purgeToken = token
-      configuration.originResponseTimeoutSeconds = 1
+      // Generous: a loaded CI machine must not turn a slow test origin into a 504.
+      configuration.originResponseTimeoutSeconds = 5
       configure(&configuration)
       let store = try MemoryStore(configuration: .init(byteBudget: 64 << 20, maxObjectSize: 8 << 20))
       let app = try await EdgeCDNApplication.start(configuration: configuration, store: store, logger: logger)
