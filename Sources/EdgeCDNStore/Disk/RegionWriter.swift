@@ -1,0 +1,386 @@
+import NIOCore
+import Synchronization
+
+/// One region's bytes in RAM while it is open or being written out.
+///
+/// `@unchecked Sendable` because the memory is shared without a lock on purpose:
+/// bytes are only ever written below the region's `used` mark while the writer's
+/// mutex is held, and `used` only grows, so anyone who read `used` under that mutex
+/// may read the bytes below it at leisure (flusher, readers): they never change again.
+final class RegionBuffer: @unchecked Sendable {
+  let region: Int
+  let sequence: UInt64
+  let memory: UnsafeMutableRawBufferPointer
+
+  init(region: Int, sequence: UInt64, size: Int) {
+    self.region = region
+    self.sequence = sequence
+    self.memory = .allocate(byteCount: size, alignment: 4096)
+    // Zeroed, so the bytes after the last record read as "end of region" on disk.
+    memory.initializeMemory(as: UInt8.self, repeating: 0)
+  }
+
+  deinit { memory.deallocate() }
+}
+
+/// Where a record was appended.
+struct RecordLocation: Hashable, Sendable {
+  var offset: Int
+  var sequence: UInt64
+}
+
+/// A head record in a later region that needs fragments in this one: reclaiming this
+/// region must drop that head too.
+struct RegionDependent: Hashable, Sendable {
+  var hash: CacheHash
+  var headOffset: Int
+}
+
+/// Appends records to the open region's buffer and writes regions to the file.
+///
+/// One shared open region behind a mutex: an append is a bounds check and a memcpy of
+/// at most one fragment, so the critical section is short, and every record lands in
+/// one sequential stream. A full region is sealed and written with one large pwrite
+/// on the I/O pool while appends continue in the next region; a timer writes the open
+/// region's tail and fsyncs (`flush()`), which is the durability point.
+final class RegionWriter: Sendable {
+  enum AppendOutcome: Sendable {
+    case appended(RecordLocation)
+    /// No free region: reclaim one and retry.
+    case needsRoom
+    /// A fragment the record depends on was reclaimed meanwhile.
+    case fragmentsLost
+    /// Too many full regions wait for the disk: wait for this write, then retry. This
+    /// is the backpressure that keeps RAM bounded when writers outpace the disk.
+    case busy(Task<Void, Never>)
+  }
+
+  /// Sealed regions allowed to wait for their write before appends wait too.
+  static let maxPendingRegions = 2
+
+  struct Pending: Sendable {
+    var buffer: RegionBuffer
+    var used: Int
+    var task: Task<Void, Never>?
+  }
+
+  struct State: Sendable {
+    var open: RegionBuffer?
+    var used = 0
+    var flushed = 0
+    var pending: [Int: Pending] = [:]
+    /// Regions holding data, oldest sequence first (sealed ones, pending or written).
+    var sealedOrder: [Int] = []
+    var free: [Int]
+    /// Current sequence of each region; 0 while free or being reclaimed.
+    var sequences: [UInt64]
+    var nextSequence: UInt64
+    var dependents: [[RegionDependent]]
+  }
+
+  let io: any DiskIO
+  let regionSize: Int
+  let regionCount: Int
+  let nonce: UInt64
+  let state: Mutex<State>
+  /// Told about a sealed region whose write failed, so the store drops what it held.
+  let lostRegionHandler = Mutex<(@Sendable (RegionBuffer, Int, CacheError) -> Void)?>(nil)
+  /// Called with each I/O failure, for health and counters.
+  let ioFailureHandler = Mutex<(@Sendable (CacheError) -> Void)?>(nil)
+
+  init(io: any DiskIO, regionSize: Int, regionCount: Int, nonce: UInt64, recovered: RecoveredRegions) {
+    self.io = io
+    self.regionSize = regionSize
+    self.regionCount = regionCount
+    self.nonce = nonce
+    self.state = Mutex(
+      State(
+        sealedOrder: recovered.order, free: recovered.free, sequences: recovered.sequences,
+        nextSequence: recovered.nextSequence, dependents: recovered.dependents))
+  }
+
+  func regionOffset(_ region: Int) -> Int { RecordFormat.fileHeaderSize + region * regionSize }
+  func region(ofOffset offset: Int) -> Int { (offset - RecordFormat.fileHeaderSize) / regionSize }
+
+  /// Bytes held in regions (open, sealed and written): what the tier uses of its budget.
+  var usedBytes: Int {
+    state.withLock { ($0.sealedOrder.count + ($0.open == nil ? 0 : 1)) * regionSize }
+  }
+
+  /// Bytes of regions holding data, counting only the filled part of the open one.
+  var filledBytes: Int {
+    state.withLock { $0.sealedOrder.count * regionSize + ($0.open == nil ? 0 : $0.used) }
+  }
+
+  /// Appends one record. `dependsOn` are fragments the record needs: each must still be
+  /// in its region, which then learns that this head depends on it.
+  func tryAppend(
+    kind: RecordFormat.Kind, hash: CacheHash, fragmentIndex: UInt32 = 0, payload: ByteBuffer,
+    payloadCRC: UInt32 = 0, dependsOn: [FragmentRef] = []
+  ) -> AppendOutcome {
+    let space = RecordFormat.recordSpace(payload: payload.readableBytes)
+    precondition(space <= regionSize - RecordFormat.regionHeaderSize, "record larger than a region")
+    return state.withLock { s -> AppendOutcome in
+      if s.open != nil, s.used + space > regionSize {
+        if s.pending.count >= Self.maxPendingRegions, let task = s.pending.values.first?.task { return .busy(task) }
+        seal(&s)
+      }
+      if s.open == nil {
+        guard let region = s.free.popLast() else { return .needsRoom }
+        let sequence = s.nextSequence
+        s.nextSequence += 1
+        let buffer = RegionBuffer(region: region, sequence: sequence, size: regionSize)
+        RecordFormat.writeRegionHeader(sequence: sequence, nonce: nonce, into: buffer.memory)
+        s.open = buffer
+        s.used = RecordFormat.regionHeaderSize
+        s.flushed = 0
+        s.sequences[region] = sequence
+        s.dependents[region] = []
+      }
+      guard let open = s.open else { return .needsRoom }
+      let headOffset = regionOffset(open.region) + s.used
+      for fragment in dependsOn where s.sequences[region(ofOffset: fragment.offset)] != fragment.sequence {
+        return .fragmentsLost
+      }
+      var registered = Set<Int>()
+      for fragment in dependsOn {
+        let r = region(ofOffset: fragment.offset)
+        if r != open.region && registered.insert(r).inserted {
+          s.dependents[r].append(RegionDependent(hash: hash, headOffset: headOffset))
+        }
+      }
+      let header = RecordFormat.RecordHeader(
+        kind: kind, payloadLength: payload.readableBytes, sequence: open.sequence, hash: hash,
+        fragmentIndex: fragmentIndex, payloadCRC: payloadCRC)
+      header.write(into: open.memory, at: s.used, nonce: nonce)
+      payload.withUnsafeReadableBytes { bytes in
+        let start = s.used + RecordFormat.recordHeaderSize
+        UnsafeMutableRawBufferPointer(rebasing: open.memory[start..<(start + bytes.count)]).copyMemory(from: bytes)
+      }
+      // Zero the alignment padding so the file's bytes do not depend on old memory.
+      let end = s.used + RecordFormat.recordHeaderSize + payload.readableBytes
+      if space > end - s.used {
+        UnsafeMutableRawBufferPointer(rebasing: open.memory[end..<(s.used + space)]).initializeMemory(
+          as: UInt8.self, repeating: 0)
+      }
+      s.used += space
+      return .appended(RecordLocation(offset: headOffset, sequence: open.sequence))
+    }
+  }
+
+  /// Moves the open region to the pending set and starts its write. Called under the lock.
+  private func seal(_ s: inout State) {
+    guard let open = s.open else { return }
+    let region = open.region
+    let from = s.flushed
+    let to = s.used
+    s.open = nil
+    s.sealedOrder.append(region)
+    s.pending[region] = Pending(buffer: open, used: to, task: nil)
+    // The whole rest of the region goes out, zeros included, so no record of the
+    // region's previous use survives after the last one of this use.
+    let size = regionSize
+    let task = Task { [self] in await self.writeSealed(open, from: from, to: size, used: to) }
+    s.pending[region]?.task = task
+  }
+
+  private func writeSealed(_ buffer: RegionBuffer, from: Int, to: Int, used: Int) async {
+    let offset = regionOffset(buffer.region)
+    do throws(CacheError) {
+      try await writeBytes(buffer, from: from, to: to, fileOffset: offset)
+      state.withLock { s in
+        if s.pending[buffer.region]?.buffer === buffer { s.pending[buffer.region] = nil }
+      }
+    } catch {
+      ioFailureHandler.withLock { $0 }?(error)
+      // Drop what the region held before anyone can reuse it, then free it unless a
+      // reclaim already took it (that reclaim frees it).
+      lostRegionHandler.withLock { $0 }?(buffer, used, error)
+      state.withLock { s in
+        if s.pending[buffer.region]?.buffer === buffer { s.pending[buffer.region] = nil }
+        if let index = s.sealedOrder.firstIndex(of: buffer.region) {
+          s.sealedOrder.remove(at: index)
+          s.sequences[buffer.region] = 0
+          s.dependents[buffer.region] = []
+          s.free.append(buffer.region)
+        }
+      }
+    }
+  }
+
+  private func writeBytes(_ buffer: RegionBuffer, from: Int, to: Int, fileOffset: Int) async throws(CacheError) {
+    guard to > from else { return }
+    let io = self.io
+    try await DurableFile.onIOThread { () throws(CacheError) in
+      try io.write(UnsafeRawBufferPointer(rebasing: buffer.memory[from..<to]), at: fileOffset + from)
+    }
+  }
+
+  /// The durability point: waits for sealed regions being written, writes the open
+  /// region's tail, and fsyncs. Objects finished before the call are on disk after it.
+  func flush() async throws(CacheError) {
+    let (tasks, open, from, used) = state.withLock { s in
+      (s.pending.values.compactMap(\.task), s.open, s.flushed, s.used)
+    }
+    // One zero header past the last record marks the end for a scan after a crash.
+    let to = min(regionSize, used + RecordFormat.recordHeaderSize)
+    for task in tasks { await task.value }
+    if let open {
+      do throws(CacheError) {
+        try await writeBytes(open, from: from, to: to, fileOffset: regionOffset(open.region))
+      } catch {
+        ioFailureHandler.withLock { $0 }?(error)
+        throw error
+      }
+      state.withLock { s in
+        if s.open === open { s.flushed = max(s.flushed, used) }
+      }
+    }
+    let io = self.io
+    do throws(CacheError) {
+      try await DurableFile.onIOThread { () throws(CacheError) in try io.sync() }
+    } catch {
+      ioFailureHandler.withLock { $0 }?(error)
+      throw error
+    }
+  }
+
+  /// Where a read of `length` bytes at `offset` is served from.
+  enum ReadSource {
+    case memory(RegionBuffer, available: Int)
+    case file(sequence: UInt64)
+    case gone
+  }
+
+  /// Reads up to `length` bytes at `offset` (fewer at the end of what the region
+  /// holds). Returns nil when the region was reclaimed before or during the read.
+  func read(
+    offset: Int, length: Int, expectedSequence: UInt64? = nil
+  ) async throws(CacheError) -> (
+    ByteBuffer, sequence: UInt64
+  )? {
+    let region = region(ofOffset: offset)
+    guard region >= 0 && region < regionCount else { return nil }
+    let source = state.withLock { s -> ReadSource in
+      let sequence = s.sequences[region]
+      guard sequence != 0, expectedSequence.map({ $0 == sequence }) ?? true else { return .gone }
+      if let open = s.open, open.region == region { return .memory(open, available: s.used) }
+      if let pending = s.pending[region] { return .memory(pending.buffer, available: pending.used) }
+      return .file(sequence: sequence)
+    }
+    let within = offset - regionOffset(region)
+    switch source {
+    case .gone:
+      return nil
+    case .memory(let buffer, let available):
+      let count = max(0, min(length, available - within))
+      var out = ByteBuffer()
+      out.writeBytes(UnsafeRawBufferPointer(rebasing: buffer.memory[within..<(within + count)]))
+      return (out, buffer.sequence)
+    case .file(let sequence):
+      let count = min(length, regionSize - within)
+      let io = self.io
+      let bytes: ByteBuffer
+      do throws(CacheError) {
+        bytes = try await DurableFile.onIOThread { () throws(CacheError) -> ByteBuffer in
+          var out = ByteBuffer()
+          var failure: CacheError?
+          out.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+            do throws(CacheError) {
+              return try io.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]), at: offset)
+            } catch {
+              failure = error
+              return 0
+            }
+          }
+          if let failure { throw failure }
+          return out
+        }
+      } catch {
+        ioFailureHandler.withLock { $0 }?(error)
+        throw error
+      }
+      let still = state.withLock { $0.sequences[region] == sequence }
+      return still ? (bytes, sequence) : nil
+    }
+  }
+
+  // MARK: Reclaim
+
+  struct Victim: Sendable {
+    var region: Int
+    var sequence: UInt64
+    var dependents: [RegionDependent]
+    var pendingWrite: Task<Void, Never>?
+  }
+
+  /// Takes the oldest region out of service (its sequence becomes 0, so readers see it
+  /// gone); nil when no region can be reclaimed.
+  func beginReclaim() -> Victim? {
+    state.withLock { s -> Victim? in
+      guard !s.sealedOrder.isEmpty else { return nil }
+      let region = s.sealedOrder.removeFirst()
+      let victim = Victim(
+        region: region, sequence: s.sequences[region], dependents: s.dependents[region],
+        pendingWrite: s.pending[region]?.task)
+      s.sequences[region] = 0
+      s.dependents[region] = []
+      return victim
+    }
+  }
+
+  /// Reads a whole region from the file (for reclaim and recovery).
+  func readRegion(_ region: Int) async throws(CacheError) -> ByteBuffer {
+    let io = self.io
+    let offset = regionOffset(region)
+    let size = regionSize
+    return try await DurableFile.onIOThread { () throws(CacheError) -> ByteBuffer in
+      var out = ByteBuffer()
+      var failure: CacheError?
+      out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+        do throws(CacheError) {
+          return try io.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<size]), at: offset)
+        } catch {
+          failure = error
+          return 0
+        }
+      }
+      if let failure { throw failure }
+      return out
+    }
+  }
+
+  /// Zeroes a region's header in the file, so a crash before the region's next use is
+  /// written cannot bring its old records back (a purge's tombstone may be gone by then).
+  func invalidateHeader(_ region: Int) async throws(CacheError) {
+    let io = self.io
+    let offset = regionOffset(region)
+    try await DurableFile.onIOThread { () throws(CacheError) in
+      try io.write([UInt8](repeating: 0, count: RecordFormat.regionHeaderSize), at: offset)
+    }
+  }
+
+  /// Reads a whole region into `buffer` (reused across regions by recovery, so a scan
+  /// holds one region of RAM and frees it explicitly); returns the bytes read.
+  func readRegion(_ region: Int, into buffer: RegionBuffer) async throws(CacheError) -> Int {
+    let io = self.io
+    let offset = regionOffset(region)
+    let size = min(regionSize, buffer.memory.count)
+    return try await DurableFile.onIOThread { () throws(CacheError) -> Int in
+      try io.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.memory[0..<size]), at: offset)
+    }
+  }
+
+  func finishReclaim(_ region: Int) {
+    state.withLock { s in
+      s.pending[region] = nil
+      s.free.append(region)
+    }
+  }
+
+  /// Stops the writer: waits for region writes in flight.
+  func drain() async {
+    let tasks = state.withLock { $0.pending.values.compactMap(\.task) }
+    for task in tasks { await task.value }
+  }
+}

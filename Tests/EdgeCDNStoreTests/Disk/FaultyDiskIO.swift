@@ -1,0 +1,55 @@
+import Synchronization
+
+@testable import EdgeCDNStore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A cache file that fails on command: the faults a disk shows (full, failing, short reads).
+final class FaultyDiskIO: DiskIO {
+  struct Faults: Sendable {
+    var writeErrno: Int32?
+    var readErrno: Int32?
+    var syncErrno: Int32?
+    /// Reads return at most this many bytes.
+    var shortReadLimit: Int?
+  }
+
+  let base: FileDiskIO
+  let faults = Mutex(Faults())
+  var path: String { base.path }
+
+  init(path: String) throws {
+    base = try FileDiskIO(path: path)
+  }
+
+  func set(_ change: (inout Faults) -> Void) { faults.withLock { change(&$0) } }
+
+  func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(CacheError) -> Int {
+    let f = faults.withLock { $0 }
+    if let code = f.readErrno { throw .io(key: nil, operation: "pread", path: path, errno: code) }
+    if let limit = f.shortReadLimit, buffer.count > limit {
+      return try base.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<limit]), at: offset)
+    }
+    return try base.read(into: buffer, at: offset)
+  }
+
+  func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(CacheError) {
+    if let code = faults.withLock({ $0.writeErrno }) {
+      throw .io(key: nil, operation: "pwrite", path: path, errno: code)
+    }
+    try base.write(bytes, at: offset)
+  }
+
+  func sync() throws(CacheError) {
+    if let code = faults.withLock({ $0.syncErrno }) {
+      throw .io(key: nil, operation: "fdatasync", path: path, errno: code)
+    }
+    try base.sync()
+  }
+
+  func size() throws(CacheError) -> Int { try base.size() }
+  func allocate(size: Int) throws(CacheError) { try base.allocate(size: size) }
+  func close() { base.close() }
+}
