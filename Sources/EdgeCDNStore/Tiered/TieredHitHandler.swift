@@ -1,0 +1,220 @@
+import CoreMetrics
+public import NIOCore
+
+/// Reads an object from whichever tier had it: an enum, not an existential, so a RAM
+/// hit costs one switch per chunk over the RAM handler itself.
+public enum TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
+  case memory(Memory.Hit)
+  /// A disk or shared-tier read, possibly copying into the tiers above as it goes.
+  case lower(TieredLowerRead<Memory, Disk>)
+
+  @inlinable
+  public mutating func readBody() async throws(CacheError) -> ByteBuffer? {
+    switch self {
+    case .memory(var handler):
+      let chunk = try await handler.readBody()
+      self = .memory(handler)
+      return chunk
+    case .lower(var read):
+      defer { self = .lower(read) }
+      return try await read.readBody()
+    }
+  }
+
+  @inlinable
+  public mutating func finish() async throws(CacheError) {
+    switch self {
+    case .memory(var handler):
+      try await handler.finish()
+      self = .memory(handler)
+    case .lower(var read):
+      defer { self = .lower(read) }
+      try await read.finish()
+    }
+  }
+
+  public var canSeek: Bool {
+    switch self {
+    case .memory(let handler): handler.canSeek
+    case .lower(let read): read.canSeek
+    }
+  }
+
+  public var canSeekMultipart: Bool {
+    switch self {
+    case .memory(let handler): handler.canSeekMultipart
+    case .lower(let read): read.canSeek
+    }
+  }
+
+  @inlinable
+  public mutating func seek(start: Int, end: Int?) async throws(CacheError) {
+    switch self {
+    case .memory(var handler):
+      defer { self = .memory(handler) }
+      try await handler.seek(start: start, end: end)
+    case .lower(var read):
+      defer { self = .lower(read) }
+      try await read.seek(start: start, end: end, multipart: false)
+    }
+  }
+
+  @inlinable
+  public mutating func seekMultipart(start: Int, end: Int?) async throws(CacheError) {
+    switch self {
+    case .memory(var handler):
+      defer { self = .memory(handler) }
+      try await handler.seekMultipart(start: start, end: end)
+    case .lower(var read):
+      defer { self = .lower(read) }
+      try await read.seek(start: start, end: end, multipart: true)
+    }
+  }
+
+  public var shouldCountAccess: Bool {
+    switch self {
+    case .memory(let handler): handler.shouldCountAccess
+    case .lower(let read): read.shouldCountAccess
+    }
+  }
+
+  public var evictionWeight: Int {
+    switch self {
+    case .memory(let handler): handler.evictionWeight
+    case .lower(let read): read.evictionWeight
+    }
+  }
+}
+
+/// A read from disk or from the shared tier, copying the body into the tiers above
+/// (a promotion into RAM, or a fill of RAM and disk from the shared tier) as the
+/// reader pulls it: the fill commits at the body's end and is abandoned on an error,
+/// an early finish or a seek; a fill that ends after a purge or meta update of any
+/// key is committed and removed at once (readers following it still get the body).
+///
+/// A failing fill never fails the read: the tee drops the tier and counts it.
+public struct TieredLowerRead<Memory: Storage, Disk: Storage>: Sendable {
+  enum Source: Sendable {
+    case disk(Disk.Hit)
+    case shared(any SharedBodyStream, size: Int?)
+  }
+
+  var source: Source
+  var fill: TeeMissHandler<Memory, Disk>?
+  let core: TieredCore<Memory, Disk>
+  let key: CacheKey
+  /// The store's purge epoch when the read began; a change abandons the fill.
+  let epoch: UInt64
+  let isPromotion: Bool
+
+  init(
+    source: Source, fill: TeeMissHandler<Memory, Disk>?, core: TieredCore<Memory, Disk>, key: CacheKey, epoch: UInt64,
+    isPromotion: Bool
+  ) {
+    self.source = source
+    self.fill = fill
+    self.core = core
+    self.key = key
+    self.epoch = epoch
+    self.isPromotion = isPromotion
+  }
+
+  @usableFromInline
+  mutating func readBody() async throws(CacheError) -> ByteBuffer? {
+    let chunk: ByteBuffer?
+    do {
+      switch source {
+      case .disk(var handler):
+        defer { source = .disk(handler) }
+        chunk = try await handler.readBody()
+      case .shared(let stream, _):
+        chunk = try await stream.next()
+      }
+    } catch {
+      await abandonFill("the source failed: \(error)")
+      throw error
+    }
+    guard let fill else { return chunk }
+    if let chunk {
+      do { try await fill.writeBody(chunk, eof: false) } catch { self.fill = nil }
+    } else {
+      self.fill = nil
+      await complete(fill)
+    }
+    return chunk
+  }
+
+  private func complete(_ fill: TeeMissHandler<Memory, Disk>) async {
+    let tiers = fill.activeTiers
+    do {
+      try await fill.writeBody(ByteBuffer(), eof: true)
+      _ = try await fill.finish()
+    } catch {
+      // Counted and logged by the tee; the reader has its body.
+      return
+    }
+    guard core.epoch == epoch else {
+      // Purged or updated meanwhile. The copy is committed first and removed after,
+      // rather than aborted, because readers may be following it as a partial write
+      // and must get the whole body, as readers that began before a purge do.
+      await core.discardCopy(of: key, memory: tiers.memory, disk: tiers.disk)
+      return
+    }
+    if isPromotion { core.metrics.promotions.increment() } else { core.metrics.sharedFills.increment() }
+  }
+
+  private mutating func abandonFill(_ reason: String) async {
+    guard let fill else { return }
+    self.fill = nil
+    await fill.abort(reason: reason)
+  }
+
+  @usableFromInline
+  mutating func finish() async throws(CacheError) {
+    await abandonFill("the reader finished before the end of the body")
+    switch source {
+    case .disk(var handler):
+      defer { source = .disk(handler) }
+      try await handler.finish()
+    case .shared(let stream, _):
+      await stream.cancel()
+    }
+  }
+
+  var canSeek: Bool {
+    switch source {
+    case .disk(let handler): handler.canSeek
+    case .shared: false
+    }
+  }
+
+  @usableFromInline
+  mutating func seek(start: Int, end: Int?, multipart: Bool) async throws(CacheError) {
+    await abandonFill("a range read does not copy the whole body")
+    switch source {
+    case .disk(var handler):
+      defer { source = .disk(handler) }
+      if multipart {
+        try await handler.seekMultipart(start: start, end: end)
+      } else {
+        try await handler.seek(start: start, end: end)
+      }
+    case .shared:
+      throw .invalidState(key: key.combinedHash, reason: "an object streamed from the shared tier cannot seek")
+    }
+  }
+
+  var shouldCountAccess: Bool {
+    switch source {
+    case .disk(let handler): handler.shouldCountAccess
+    case .shared: true
+    }
+  }
+
+  var evictionWeight: Int {
+    switch source {
+    case .disk(let handler): handler.evictionWeight
+    case .shared(_, let size): size ?? 0
+    }
+  }
+}
