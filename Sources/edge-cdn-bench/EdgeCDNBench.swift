@@ -7,6 +7,6 @@ struct EdgeCDNBench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "edge-cdn-bench",
     abstract: "Benchmarks of edge-cdn-store. Run in release builds: swift run -c release edge-cdn-bench <area>.",
-    subcommands: [MemoryBenchmark.self, DiskBenchmark.self, DiskCrashWriter.self, DiskReopenProbe.self]
+    subcommands: [MemoryBenchmark.self, DiskBenchmark.self, DiskCrashWriter.self, DiskReopenProbe.self, TieredBenchmark.self]
   )
 }
