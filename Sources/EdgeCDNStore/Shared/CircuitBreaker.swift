@@ -73,6 +73,14 @@ public final class CircuitBreaker: Sendable {
     phase.withLock { $0 = .closed(failures: 0) }
   }
 
+  /// A call that ended without a verdict on the tier (the caller was cancelled):
+  /// in half-open, lets the next caller probe instead.
+  public func recordInconclusive() {
+    phase.withLock { phase in
+      if case .halfOpen = phase { phase = .halfOpen(probing: false) }
+    }
+  }
+
   public func recordFailure() {
     let openedNow = phase.withLock { phase -> Bool in
       switch phase {

@@ -69,7 +69,10 @@ public final class SharedTierClient: Sendable {
       breaker.recordSuccess()
       return value
     } catch {
-      if case .cancelled = error { throw error }
+      if case .cancelled = error {
+        breaker.recordInconclusive()
+        throw error
+      }
       breaker.recordFailure()
       metrics.sharedFailures.increment()
       throw error

@@ -29,7 +29,16 @@ struct SharedWorker<Memory: Storage, Disk: Storage>: Sendable {
   func upload(_ key: CacheKey) async {
     let task = registry.start(key.compact) { Task { await performUpload(key) } }
     await task.value
-    registry.end(key.compact, task)
+    if registry.end(key.compact, task) {
+      // A purge of this key gave up waiting for this upload and may have deleted
+      // before it stored: delete again so the purged object does not stay shared.
+      do { _ = try await client.delete(key.compact) } catch {
+        metrics.sharedWriteFailures.increment()
+        logger.warning(
+          "delete after an upload that raced a purge failed; the shared tier may keep the purged object",
+          metadata: ["key": "\(key.combinedHash.hex)", "error": "\(error)"])
+      }
+    }
   }
 
   private func performUpload(_ key: CacheKey) async {
@@ -78,27 +87,47 @@ struct SharedWorker<Memory: Storage, Disk: Storage>: Sendable {
 
 /// Uploads in progress by key, so a purge can wait for the one of its key.
 final class UploadRegistry: Sendable {
-  private let running = Mutex<[CompactCacheKey: Task<Void, Never>]>([:])
+  private struct Running {
+    var task: Task<Void, Never>
+    var purged = false
+  }
+
+  private let running = Mutex<[CompactCacheKey: Running]>([:])
 
   /// Starts the upload under the lock, so a purge that looks after its local purge
   /// either finds this upload or knows it will read the purged (empty) local tiers.
   func start(_ key: CompactCacheKey, _ make: () -> Task<Void, Never>) -> Task<Void, Never> {
     running.withLock { running in
       let task = make()
-      running[key] = task
+      running[key] = Running(task: task)
       return task
     }
   }
 
-  func end(_ key: CompactCacheKey, _ task: Task<Void, Never>) {
+  /// Ends an upload; true when a purge of its key stopped waiting for it.
+  func end(_ key: CompactCacheKey, _ task: Task<Void, Never>) -> Bool {
     running.withLock { running in
-      if running[key] == task { running.removeValue(forKey: key) }
+      guard let entry = running[key], entry.task == task else { return false }
+      running.removeValue(forKey: key)
+      return entry.purged
     }
   }
 
-  func waitForUpload(of key: CompactCacheKey) async {
-    guard let task = running.withLock({ $0[key] }) else { return }
-    await task.value
+  /// Waits, at most `limit`, for an upload of `key` in progress. If it is still running
+  /// then, it is marked so that it deletes what it stored once it ends.
+  func waitForUpload(of key: CompactCacheKey, limit: Duration) async {
+    guard let task = running.withLock({ $0[key]?.task }) else { return }
+    let ended =
+      (try? await withDeadline(limit, tier: "shared", operation: "wait for upload") {
+        () async throws(CacheError) -> Bool in
+        await task.value
+        return true
+      }) ?? false
+    if !ended {
+      running.withLock { running in
+        if running[key]?.task == task { running[key]?.purged = true }
+      }
+    }
   }
 }
 

@@ -174,8 +174,8 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     // Evictions are local decisions; only invalidations reach the shared tier.
     if let shared, let worker, reason == .invalidation {
       // An upload of this key already reading the local copy would store it again
-      // after the delete; wait for it (it is limited by the upload timeout).
-      await worker.registry.waitForUpload(of: key)
+      // after the delete; wait for it a call's time, else it deletes after itself.
+      await worker.registry.waitForUpload(of: key, limit: configuration.shared.callTimeout)
       do {
         removed = try await shared.delete(key) || removed
       } catch {

@@ -1,87 +1,99 @@
 import CoreMetrics
 public import NIOCore
 
-/// Reads an object from whichever tier had it: an enum, not an existential, so a RAM
-/// hit costs one switch per chunk over the RAM handler itself.
-public enum TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
-  case memory(Memory.Hit)
+/// Reads an object from whichever tier had it, with no existential: a RAM hit costs
+/// one branch per call over the RAM handler itself.
+///
+/// Why a struct of optionals and not an enum with payloads: a mutating call on an
+/// enum payload copies the handler out and back (a retain and release of its object
+/// per chunk, measured at 50% of a 1 KiB RAM hit), while optional chaining on a stored
+/// property mutates it in place.
+public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
+  @usableFromInline
+  enum Tier: Sendable {
+    case memory
+    case lower
+  }
+
+  @usableFromInline let tier: Tier
+  @usableFromInline var memoryRead: Memory.Hit?
+  @usableFromInline var lowerRead: TieredLowerRead<Memory, Disk>?
+
+  @inlinable
+  init(tier: Tier, memoryRead: Memory.Hit?, lowerRead: TieredLowerRead<Memory, Disk>?) {
+    self.tier = tier
+    self.memoryRead = memoryRead
+    self.lowerRead = lowerRead
+  }
+
+  /// A read of RAM.
+  @inlinable
+  public static func memory(_ handler: Memory.Hit) -> Self {
+    Self(tier: .memory, memoryRead: handler, lowerRead: nil)
+  }
+
   /// A disk or shared-tier read, possibly copying into the tiers above as it goes.
-  case lower(TieredLowerRead<Memory, Disk>)
+  static func lower(_ read: TieredLowerRead<Memory, Disk>) -> Self {
+    Self(tier: .lower, memoryRead: nil, lowerRead: read)
+  }
 
   @inlinable
   public mutating func readBody() async throws(CacheError) -> ByteBuffer? {
-    switch self {
-    case .memory(var handler):
-      let chunk = try await handler.readBody()
-      self = .memory(handler)
-      return chunk
-    case .lower(var read):
-      defer { self = .lower(read) }
-      return try await read.readBody()
+    switch tier {
+    case .memory: try await memoryRead?.readBody()
+    case .lower: try await lowerRead?.readBody()
     }
   }
 
   @inlinable
   public mutating func finish() async throws(CacheError) {
-    switch self {
-    case .memory(var handler):
-      try await handler.finish()
-      self = .memory(handler)
-    case .lower(var read):
-      defer { self = .lower(read) }
-      try await read.finish()
+    switch tier {
+    case .memory: try await memoryRead?.finish()
+    case .lower: try await lowerRead?.finish()
     }
   }
 
   public var canSeek: Bool {
-    switch self {
-    case .memory(let handler): handler.canSeek
-    case .lower(let read): read.canSeek
+    switch tier {
+    case .memory: memoryRead?.canSeek ?? false
+    case .lower: lowerRead?.canSeek ?? false
     }
   }
 
   public var canSeekMultipart: Bool {
-    switch self {
-    case .memory(let handler): handler.canSeekMultipart
-    case .lower(let read): read.canSeek
+    switch tier {
+    case .memory: memoryRead?.canSeekMultipart ?? false
+    case .lower: lowerRead?.canSeek ?? false
     }
   }
 
   @inlinable
   public mutating func seek(start: Int, end: Int?) async throws(CacheError) {
-    switch self {
-    case .memory(var handler):
-      defer { self = .memory(handler) }
-      try await handler.seek(start: start, end: end)
-    case .lower(var read):
-      defer { self = .lower(read) }
-      try await read.seek(start: start, end: end, multipart: false)
+    switch tier {
+    case .memory: try await memoryRead?.seek(start: start, end: end)
+    case .lower: try await lowerRead?.seek(start: start, end: end, multipart: false)
     }
   }
 
   @inlinable
   public mutating func seekMultipart(start: Int, end: Int?) async throws(CacheError) {
-    switch self {
-    case .memory(var handler):
-      defer { self = .memory(handler) }
-      try await handler.seekMultipart(start: start, end: end)
-    case .lower(var read):
-      defer { self = .lower(read) }
-      try await read.seek(start: start, end: end, multipart: true)
+    switch tier {
+    case .memory: try await memoryRead?.seekMultipart(start: start, end: end)
+    case .lower: try await lowerRead?.seek(start: start, end: end, multipart: true)
     }
   }
 
   public var shouldCountAccess: Bool {
-    switch self {
-    case .memory(let handler): handler.shouldCountAccess
-    case .lower(let read): read.shouldCountAccess
+    switch tier {
+    case .memory: memoryRead?.shouldCountAccess ?? true
+    case .lower: lowerRead?.shouldCountAccess ?? true
     }
   }
 
   public var evictionWeight: Int {
-    switch self {
-    case .memory(let handler): handler.evictionWeight
-    case .lower(let read): read.evictionWeight
+    switch tier {
+    case .memory: memoryRead?.evictionWeight ?? 0
+    case .lower: lowerRead?.evictionWeight ?? 0
     }
   }
 }
