@@ -1,5 +1,6 @@
 import CoreMetrics
 public import NIOCore
+import Synchronization
 
 /// Reads an object from whichever tier had it, with no existential: a RAM hit costs
 /// one branch per call over the RAM handler itself.
@@ -105,7 +106,12 @@ public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
 /// key is committed and removed at once (readers following it still get the body).
 ///
 /// A failing fill never fails the read: the tee drops the tier and counts it.
-public struct TieredLowerRead<Memory: Storage, Disk: Storage>: Sendable {
+///
+/// An actor, so that the hit handler holds one reference rather than this state
+/// inline: the RAM hit path then moves and destroys a small handler (measured: the
+/// inline state cost a RAM hit about 15%). A lower read pays an actor hop per call,
+/// small beside a disk read or a network round trip.
+public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
   enum Source: Sendable {
     case disk(Disk.Hit)
     case shared(any SharedBodyStream, size: Int?)
@@ -118,6 +124,9 @@ public struct TieredLowerRead<Memory: Storage, Disk: Storage>: Sendable {
   /// The store's purge epoch when the read began; a change abandons the fill.
   let epoch: UInt64
   let isPromotion: Bool
+  nonisolated let canSeek: Bool
+  nonisolated let evictionWeight: Int
+  private let countsAccess: Atomic<Bool>
 
   init(
     source: Source, fill: TeeMissHandler<Memory, Disk>?, core: TieredCore<Memory, Disk>, key: CacheKey, epoch: UInt64,
@@ -129,10 +138,20 @@ public struct TieredLowerRead<Memory: Storage, Disk: Storage>: Sendable {
     self.key = key
     self.epoch = epoch
     self.isPromotion = isPromotion
+    switch source {
+    case .disk(let handler):
+      canSeek = handler.canSeek
+      evictionWeight = handler.evictionWeight
+      countsAccess = Atomic(handler.shouldCountAccess)
+    case .shared(_, let size):
+      canSeek = false
+      evictionWeight = size ?? 0
+      countsAccess = Atomic(true)
+    }
   }
 
   @usableFromInline
-  mutating func readBody() async throws(CacheError) -> ByteBuffer? {
+  func readBody() async throws(CacheError) -> ByteBuffer? {
     let chunk: ByteBuffer?
     do {
       switch source {
@@ -175,14 +194,14 @@ public struct TieredLowerRead<Memory: Storage, Disk: Storage>: Sendable {
     if isPromotion { core.metrics.promotions.increment() } else { core.metrics.sharedFills.increment() }
   }
 
-  private mutating func abandonFill(_ reason: String) async {
+  private func abandonFill(_ reason: String) async {
     guard let fill else { return }
     self.fill = nil
     await fill.abort(reason: reason)
   }
 
   @usableFromInline
-  mutating func finish() async throws(CacheError) {
+  func finish() async throws(CacheError) {
     await abandonFill("the reader finished before the end of the body")
     switch source {
     case .disk(var handler):
@@ -193,15 +212,8 @@ public struct TieredLowerRead<Memory: Storage, Disk: Storage>: Sendable {
     }
   }
 
-  var canSeek: Bool {
-    switch source {
-    case .disk(let handler): handler.canSeek
-    case .shared: false
-    }
-  }
-
   @usableFromInline
-  mutating func seek(start: Int, end: Int?, multipart: Bool) async throws(CacheError) {
+  func seek(start: Int, end: Int?, multipart: Bool) async throws(CacheError) {
     await abandonFill("a range read does not copy the whole body")
     switch source {
     case .disk(var handler):
@@ -211,22 +223,11 @@ public struct TieredLowerRead<Memory: Storage, Disk: Storage>: Sendable {
       } else {
         try await handler.seek(start: start, end: end)
       }
+      countsAccess.store(handler.shouldCountAccess, ordering: .relaxed)
     case .shared:
       throw .invalidState(key: key.combinedHash, reason: "an object streamed from the shared tier cannot seek")
     }
   }
 
-  var shouldCountAccess: Bool {
-    switch source {
-    case .disk(let handler): handler.shouldCountAccess
-    case .shared: true
-    }
-  }
-
-  var evictionWeight: Int {
-    switch source {
-    case .disk(let handler): handler.evictionWeight
-    case .shared(_, let size): size ?? 0
-    }
-  }
+  nonisolated var shouldCountAccess: Bool { countsAccess.load(ordering: .relaxed) }
 }
