@@ -53,10 +53,8 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
 
   @inlinable
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<Hit>? {
-    if let hit = try await memory.lookup(key) {
-      return CacheHit(meta: hit.meta, handler: .memory(hit.handler))
-    }
-    return try await core.lookupBelow(key)
+    guard let hit = try await memory.lookup(key) else { return try await core.lookupBelow(key) }
+    return CacheHit(meta: hit.meta, handler: .memory(hit.handler))
   }
 
   /// With a tag, only RAM is asked: tags name the RAM tier's writes (a write's tag is
