@@ -100,21 +100,23 @@ struct TieredStoreTests {
   @Test("a slow or partitioned shared tier times out without stalling the client")
   func partitionedSharedTierTimesOut() async throws {
     let shared = FaultySharedTier()
-    // Hangs far longer than the bound checked below, which leaves room for a loaded machine.
-    shared.set(.partitioned(hang: .seconds(10)))
+    // Hangs far longer than the bound checked below. The bound is loose because the
+    // whole suite on 2 cores can starve the cooperative pool for seconds (3.5 s seen);
+    // a stalled lookup would take the full 30 s.
+    shared.set(.partitioned(hang: .seconds(30)))
     let configuration = TieredStoreConfiguration(shared: .init(callTimeout: .milliseconds(100)))
     let store = Tiered(memory: try TieredFixture.memory(), disk: nil, shared: shared, configuration: configuration)
     let clock = ContinuousClock()
     var start = clock.now
     #expect(try await store.lookup(Self.key) == nil, "an unreachable shared tier is a miss")
     let elapsed = clock.now - start
-    #expect(elapsed < .seconds(3), "lookup took \(elapsed) against a 100 ms call timeout")
+    #expect(elapsed < .seconds(10), "lookup took \(elapsed) against a 100 ms call timeout")
 
-    shared.set(.slow(.seconds(10)))
+    shared.set(.slow(.seconds(30)))
     start = clock.now
     #expect(try await store.purge(Self.key.compact, reason: .invalidation) == false)
     let slow = clock.now - start
-    #expect(slow < .seconds(3), "purge took \(slow) against a 100 ms call timeout")
+    #expect(slow < .seconds(10), "purge took \(slow) against a 100 ms call timeout")
     try await TieredFixture.close(store)
   }
 
