@@ -63,7 +63,11 @@ struct TieredStoreTests {
     let body = TieredFixture.body(size: 300_000, seed: 6)
     try await TieredFixture.write(SharedAsStorage(shared: shared.base), Self.key, body)
     shared.holdBodiesAfterFirstChunk()
-    let store = Tiered(memory: try TieredFixture.memory(), disk: try await TieredFixture.disk(), shared: shared)
+    // Long time limits: this test holds the body back on purpose, for as long as a
+    // loaded machine needs to see the first chunk.
+    let store = Tiered(
+      memory: try TieredFixture.memory(), disk: try await TieredFixture.disk(), shared: shared,
+      configuration: .init(shared: .init(callTimeout: .seconds(30), chunkTimeout: .seconds(30))))
 
     guard let hit = try await store.lookup(Self.key) else { throw Failure("the shared tier must serve the object") }
     let (firstChunk, firstSeen) = AsyncStream.makeStream(of: Int.self)
