@@ -54,7 +54,7 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
   @inlinable
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<Hit>? {
     guard let hit = try await memory.lookup(key) else { return try await core.lookupBelow(key) }
-    return CacheHit(meta: hit.meta, handler: .memory(hit.handler))
+    return hit.fromMemory()
   }
 
   /// With a tag, only RAM is asked: tags name the RAM tier's writes (a write's tag is
@@ -106,5 +106,15 @@ extension TieredStore: HealthReporting {
     }
     if let shared = core.shared { all.append(await shared.health()) }
     return all
+  }
+}
+
+extension CacheHit {
+  /// Re-wraps a RAM hit, consuming it so that its meta and handler can move rather
+  /// than be copied.
+  @inlinable
+  consuming func fromMemory<Disk: Storage, Memory: Storage>() -> CacheHit<TieredHitHandler<Memory, Disk>>
+  where Memory.Hit == Handler {
+    CacheHit<TieredHitHandler<Memory, Disk>>(meta: meta, handler: .memory(handler))
   }
 }
