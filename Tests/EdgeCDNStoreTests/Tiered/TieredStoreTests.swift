@@ -162,6 +162,26 @@ struct TieredStoreTests {
     try await TieredFixture.close(store)
   }
 
+  @Test("updateMeta reaches RAM, disk and the shared tier; health lists the three tiers")
+  func updateMetaReachesEveryTier() async throws {
+    let shared = FaultySharedTier()
+    let store = Tiered(
+      memory: try TieredFixture.memory(), disk: try await TieredFixture.disk(), shared: shared,
+      configuration: .init(promotion: .never))
+    let body = TieredFixture.body(size: 20_000, seed: 11)
+    try await TieredFixture.write(store, Self.key, body)
+    #expect(try await TieredFixture.eventually { shared.base.contains(Self.key) })
+    let updated = TieredFixture.meta("revalidated")
+    #expect(try await store.updateMeta(Self.key, meta: updated))
+    #expect(try await store.memoryTier.lookup(Self.key)?.meta == updated)
+    #expect(try await store.disk?.lookup(Self.key)?.meta == updated)
+    #expect(try await shared.base.fetchMeta(Self.key)?.meta == updated)
+    #expect(try await TieredFixture.read(store, Self.key) == body, "the body is unchanged")
+    #expect(await store.health().map(\.tier) == ["memory", "disk", "shared"])
+    #expect(await store.overallStatus() == .ok)
+    try await TieredFixture.close(store)
+  }
+
   @Test("another edge reads an uploaded object from the shared tier; a purge reaches it, retried when it failed")
   func twoEdgesShareAndPurge() async throws {
     let metrics = TestMetrics()
