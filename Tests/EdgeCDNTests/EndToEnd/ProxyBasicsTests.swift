@@ -16,7 +16,8 @@ import Testing
       #expect(second.body == "hello")
       #expect(second.cacheStatus.hasPrefix("edge-cdn; hit; ttl="))
       let age = Int(second["age"] ?? "") ?? -1
-      #expect((3...5).contains(age))
+      // 3 from the origin plus the seconds a loaded machine takes between the two requests.
+      #expect((3...15).contains(age))
       #expect(h.origin.count("/a") == 1)
     }
   }

@@ -8,7 +8,7 @@ import Testing
 /// origin read loop) until the consumer (the client writer) takes a chunk.
 @Suite struct BodyPipeTests {
   @Test func producerWaitsWhileFullAndConsumerGetsEverythingInOrder() async throws {
-    try await withTimeout(seconds: 5) {
+    try await withTimeout(seconds: 30) {
       let pipe = BodyPipe(capacity: 2)
       let sent = Mutex(0)
       let producer = Task {
@@ -29,7 +29,7 @@ import Testing
   }
 
   @Test func consumerGoingAwayReleasesTheProducer() async throws {
-    try await withTimeout(seconds: 5) {
+    try await withTimeout(seconds: 30) {
       let pipe = BodyPipe(capacity: 1)
       let producer = Task { () -> Bool in
         var accepted = true

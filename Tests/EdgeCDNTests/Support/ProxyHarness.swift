@@ -23,7 +23,7 @@ struct TestTimeout: Error, CustomStringConvertible {
 
 /// Runs `body` but fails after `seconds`: every e2e test is bounded in time.
 func withTimeout<T: Sendable>(
-  seconds: Int = 10, _ body: @escaping @Sendable () async throws -> T
+  seconds: Int = 30, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
   try await withThrowingTaskGroup(of: T.self) { group in
     group.addTask { try await body() }
@@ -48,7 +48,7 @@ struct ProxyHarness: Sendable {
   static let token = "s3cret-token"
 
   static func run(
-    timeout: Int = 15, configure: @escaping @Sendable (inout ProxyConfiguration) -> Void = { _ in },
+    timeout: Int = 60, configure: @escaping @Sendable (inout ProxyConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (ProxyHarness) async throws -> Void
   ) async throws {
     try await withTimeout(seconds: timeout) {

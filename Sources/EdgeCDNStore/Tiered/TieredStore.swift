@@ -1,0 +1,120 @@
+public import CoreMetrics
+public import Logging
+
+/// RAM over disk over a shared tier, as one Storage.
+///
+/// Lookups go RAM, then disk (copying hot objects into RAM as they are read, by
+/// `PromotionRule`), then the shared tier (copying into RAM and disk as the reader
+/// reads). Writes go into RAM and disk at once through a tee and, once committed,
+/// are uploaded to the shared tier in the background. Purges and meta updates reach
+/// every tier; the shared tier's failures are retried in the background.
+///
+/// Why generic and `@inlinable`: a RAM hit must cost one branch over the RAM tier
+/// alone, so the RAM path is specialised into the caller, as `InstrumentedStorage`
+/// is; the colder disk and shared paths live in `TieredCore`.
+///
+/// The shared tier never fails or stalls a client: each call has a time limit, a
+/// circuit breaker skips a failing tier, uploads go through a bounded queue that drops
+/// when full, and its errors on lookups count as misses.
+public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
+  public typealias Hit = TieredHitHandler<Memory, Disk>
+  public typealias Miss = TeeMissHandler<Memory, Disk>
+
+  @usableFromInline let memory: Memory
+  @usableFromInline let core: TieredCore<Memory, Disk>
+
+  /// - Parameters:
+  ///   - memory: the RAM tier, asked first.
+  ///   - disk: the disk tier, or nil for RAM alone (over the shared tier, if any).
+  ///   - shared: the shared tier, or nil.
+  public init(
+    memory: Memory, disk: Disk?, shared: (any SharedTier)? = nil,
+    configuration: TieredStoreConfiguration = TieredStoreConfiguration(),
+    metricsFactory: any MetricsFactory = MetricsSystem.factory,
+    logger: Logger = Logger(label: "edge-cdn-store.tiered")
+  ) {
+    self.memory = memory
+    self.core = TieredCore(
+      memory: memory, disk: disk, shared: shared, configuration: configuration,
+      metrics: TieredMetrics(factory: metricsFactory), logger: logger)
+  }
+
+  public var memoryTier: Memory { memory }
+  public var disk: Disk? { core.disk }
+  /// The guarded client of the shared tier (breaker state, configuration).
+  public var shared: SharedTierClient? { core.shared }
+  public var configuration: TieredStoreConfiguration { core.configuration }
+  /// Uploads to the shared tier accepted by the write-behind queue so far.
+  public var uploadsQueued: Int { core.uploads?.enqueuedCount ?? 0 }
+  /// Uploads dropped because the write-behind queue was full.
+  public var uploadsDropped: Int { core.uploads?.droppedCount ?? 0 }
+
+  public var supportsStreamingPartialWrite: Bool { memory.supportsStreamingPartialWrite }
+
+  @inlinable
+  public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<Hit>? {
+    guard let hit = try await memory.lookup(key) else { return try await core.lookupBelow(key) }
+    return hit.fromMemory()
+  }
+
+  /// With a tag, only RAM is asked: tags name the RAM tier's writes (a write's tag is
+  /// its RAM write's), and a write that left RAM for its size has no tag to find.
+  public func lookupStreamingWrite(_ key: CacheKey, tag: StreamingWriteTag?) async throws(CacheError) -> CacheHit<Hit>?
+  {
+    guard let tag else { return try await lookup(key) }
+    guard let hit = try await memory.lookupStreamingWrite(key, tag: tag) else { return nil }
+    return CacheHit(meta: hit.meta, handler: .memory(hit.handler))
+  }
+
+  public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Miss {
+    try await core.missHandler(for: key, meta: meta)
+  }
+
+  public func purge(_ key: CompactCacheKey, reason: PurgeReason) async throws(CacheError) -> Bool {
+    try await core.purge(key, reason: reason)
+  }
+
+  public func updateMeta(_ key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Bool {
+    try await core.updateMeta(key, meta: meta)
+  }
+
+  /// Stops the background uploads and retries after the queued ones ran.
+  public func shutdown() async {
+    await core.uploads?.shutdown()
+    await core.retries?.shutdown()
+  }
+}
+
+extension TieredStore: HealthReporting {
+  /// RAM, disk and shared tier, top first; the shared tier is degraded while its
+  /// circuit is not closed (the local tiers then serve alone).
+  public func health() async -> [TierHealth] {
+    var all: [TierHealth] = []
+    if let reporting = memory as? any HealthReporting {
+      all += await reporting.health()
+    } else {
+      all.append(TierHealth(tier: "memory", status: .ok))
+    }
+    if let disk = core.disk {
+      if let reporting = disk as? any HealthReporting {
+        all += await reporting.health()
+      } else if let store = disk as? DiskStore, !store.isHealthy {
+        all.append(TierHealth(tier: "disk", status: .failed, reasons: ["disk store reported an I/O failure"]))
+      } else {
+        all.append(TierHealth(tier: "disk", status: .ok))
+      }
+    }
+    if let shared = core.shared { all.append(await shared.health()) }
+    return all
+  }
+}
+
+extension CacheHit {
+  /// Re-wraps a RAM hit, consuming it so that its meta and handler can move rather
+  /// than be copied.
+  @inlinable
+  consuming func fromMemory<Disk: Storage, Memory: Storage>() -> CacheHit<TieredHitHandler<Memory, Disk>>
+  where Memory.Hit == Handler {
+    CacheHit<TieredHitHandler<Memory, Disk>>(meta: meta, handler: .memory(handler))
+  }
+}
