@@ -118,6 +118,8 @@ let package = Package(
       dependencies: [
         "EdgeCDN",
         "EdgeCDNStore",
+        "EdgeCDNConfiguration",
+        .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,8 @@
 import ArgumentParser
 import EdgeCDN
+import EdgeCDNConfiguration
 import EdgeCDNStore
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -50,11 +52,21 @@ struct EdgeCDNCommand: AsyncParsableCommand {
   @Option(help: "Admin listen address (healthz, readyz, purge API), host:port; 'none' disables it.")
   var adminListen = "127.0.0.1:9091"
 
-  @Option(help: "RAM tier byte budget in MiB.")
-  var memorySize = 256
+  @Option(help: "RAM tier byte budget in MiB (shorthand for --memory-byte-budget).")
+  var memorySize: Int?
 
   @Option(help: "Largest object stored, in MiB.")
   var maxObjectSize = 16
+
+  @Option(help: "A JSON configuration file of the store (docs/configuration.md); also EDGE_CDN_CONFIG.")
+  var config: String?
+
+  @Argument(
+    parsing: .allUnrecognized,
+    help:
+      "Store settings as in docs/configuration.md: --memory-byte-budget 512MiB, --disk-path DIR, --disk-enabled false ..."
+  )
+  var storeSettings: [String] = []
 
   @Option(help: "Bearer token for PURGE and the admin purge API (at least 8 characters); purging is off without it.")
   var purgeToken: String?
@@ -86,14 +98,26 @@ struct EdgeCDNCommand: AsyncParsableCommand {
     configuration.accessLogAtInfo = accessLog
     configuration.maxCacheableObjectBytes = maxObjectSize << 20
     let log = logger
+    // Store settings: these arguments > EDGE_CDN_* variables > the file > defaults.
+    // EDGE_CDN_NIO_EXECUTOR is the executable's own switch, not a store setting.
+    let environment = ProcessInfo.processInfo.environment.filter { $0.key != "EDGE_CDN_NIO_EXECUTOR" }
+    var storeConfiguration = try StoreConfiguration.load(
+      file: config, environment: environment, arguments: ["edge-cdn"] + storeSettings)
+    if let memorySize { storeConfiguration.memory.byteBudget = memorySize << 20 }
+    storeConfiguration.memory.maxObjectSize = min(
+      storeConfiguration.memory.maxObjectSize, storeConfiguration.memory.byteBudget)
+    try storeConfiguration.validate()
     let registry = PrometheusCollectorRegistry()
-    let store = try DefaultStore.make(memoryMiB: memorySize, maxObjectMiB: maxObjectSize, registry: registry)
+    let defaultStore = try await DefaultStore.make(
+      configuration: storeConfiguration, registry: registry, logger: logger)
+    let store = defaultStore.store
     let proxyBox = ProxyBox<DefaultStore.Store>()
     let app = try await EdgeCDNApplication.start(
       configuration: configuration, store: store, logger: logger,
-      metrics: ProxyMetricsExposition(registry: registry, proxy: { proxyBox.proxy }),
-      storeHealth: { await DefaultStore.healthProblem(store) },
-      onShutdown: { await DefaultStore.flush(store, logger: log) })
+      metrics: ProxyMetricsExposition(
+        registry: registry, diskMetrics: defaultStore.diskMetrics, proxy: { proxyBox.proxy }),
+      storeHealth: { await defaultStore.healthProblem() },
+      onShutdown: { await defaultStore.flush(logger: log) })
     proxyBox.set(app.proxy)
     logger.info(
       "edge-cdn listening",
