@@ -105,6 +105,7 @@ let package = Package(
       name: "EdgeCDN",
       dependencies: [
         "EdgeCDNStore",
+        "EdgeCDNConfiguration",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -135,6 +136,7 @@ let package = Package(
       dependencies: [
         "EdgeCDN",
         "EdgeCDNStore",
+        "EdgeCDNConfiguration",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),

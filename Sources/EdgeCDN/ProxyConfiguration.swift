@@ -1,4 +1,5 @@
 public import EdgeCDNStore
+public import Logging
 
 /// Everything the proxy needs to run, validated once at start-up; each error names the
 /// setting, its value and what is allowed (the store's `ConfigurationError`).
@@ -39,14 +40,19 @@ public struct ProxyConfiguration: Sendable, Hashable {
     }
 
     public init(url: String) throws(ConfigurationError) {
+      try self.init(url: url, setting: "proxy.origin.url")
+    }
+
+    /// Parses `url`; errors name `setting`, the key the URL was read from.
+    public init(url: String, setting: String) throws(ConfigurationError) {
       let allowed = "an http://host[:port] URL"
-      guard url.hasPrefix("http://") else { throw ConfigurationError(setting: "origin", value: url, allowed: allowed) }
+      guard url.hasPrefix("http://") else { throw ConfigurationError(setting: setting, value: url, allowed: allowed) }
       var rest = url.dropFirst(7)
       if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
-      guard !rest.isEmpty else { throw ConfigurationError(setting: "origin", value: url, allowed: allowed) }
+      guard !rest.isEmpty else { throw ConfigurationError(setting: setting, value: url, allowed: allowed) }
       if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
         guard let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
-          throw ConfigurationError(setting: "origin", value: url, allowed: allowed + " with port 1...65535")
+          throw ConfigurationError(setting: setting, value: url, allowed: allowed + " with port 1...65535")
         }
         self.host = String(rest[..<colon])
         self.port = port
@@ -55,7 +61,7 @@ public struct ProxyConfiguration: Sendable, Hashable {
         self.port = 80
       }
       if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-      guard !host.isEmpty else { throw ConfigurationError(setting: "origin", value: url, allowed: allowed) }
+      guard !host.isEmpty else { throw ConfigurationError(setting: setting, value: url, allowed: allowed) }
     }
 
     public var description: String { "http://\(host):\(port)" }
@@ -92,6 +98,8 @@ public struct ProxyConfiguration: Sendable, Hashable {
   public var drainTimeoutSeconds: Int64 = 10
   /// Log one line per request at info level (off by default: the hot path logs at debug).
   public var accessLogAtInfo = false
+  /// The executable's log level; the proxy library itself logs through the logger it is given.
+  public var logLevel: Logger.Level = .info
 
   public init(origin: Origin, listen: Address = Address(host: "127.0.0.1", port: 8081), adminListen: Address? = nil) {
     self.origin = origin
@@ -99,43 +107,75 @@ public struct ProxyConfiguration: Sendable, Hashable {
     self.adminListen = adminListen
   }
 
+  /// Ranges of the settings, for `validate()`, the reader and docs/configuration.md.
+  public static let maxRequestLineRange = 64...(1 << 20)
+  /// NIOHTTP1's parser refuses header sections over 80 KiB on its own: that is the ceiling.
+  public static let maxHeaderRange = 1024...(80 << 10)
+  public static let idleTimeoutSecondsRange: ClosedRange<Int64> = 1...86_400
+  public static let originConnectTimeoutSecondsRange: ClosedRange<Int64> = 1...3_600
+  public static let originResponseTimeoutSecondsRange: ClosedRange<Int64> = 1...3_600
+  public static let originMaxIdleConnectionsRange = 0...65_536
+  public static let cacheLockTimeoutMillisecondsRange: ClosedRange<Int64> = 1...600_000
+  /// Up to a year: RFC 9111 §4.2.2 suggests no cap, a cap of zero turns heuristics off.
+  public static let maxHeuristicSecondsRange: ClosedRange<Int64> = 0...31_536_000
+  public static let drainTimeoutSecondsRange: ClosedRange<Int64> = 1...3_600
+
+  /// Checks every setting; each error names the key an operator sets (`proxy.limits.idleTimeout`),
+  /// the value in that key's units and the allowed range.
   public func validate() throws(ConfigurationError) {
-    func positive(_ value: Int64, _ setting: String) throws(ConfigurationError) {
-      guard value > 0 else { throw ConfigurationError(setting: setting, value: "\(value)", allowed: "> 0") }
+    func time(_ value: Int64, unit: Int64) -> String {
+      let (nanoseconds, overflow) = value.multipliedReportingOverflow(by: unit)
+      guard value >= 0, !overflow else { return "\(value)" + (unit == 1_000_000 ? "ms" : "s") }
+      return DurationSetting(nanoseconds: nanoseconds).description
     }
-    guard (64...(1 << 20)).contains(maxRequestLineBytes) else {
+    func seconds(_ value: Int64, _ range: ClosedRange<Int64>, _ setting: String) throws(ConfigurationError) {
+      guard range.contains(value) else {
+        throw ConfigurationError(
+          setting: setting, value: time(value, unit: 1_000_000_000),
+          allowed: "\(time(range.lowerBound, unit: 1_000_000_000))...\(time(range.upperBound, unit: 1_000_000_000))")
+      }
+    }
+    func bytes(
+      _ value: Int, _ range: ClosedRange<Int>, _ setting: String, _ note: String = ""
+    ) throws(ConfigurationError) {
+      guard range.contains(value) else {
+        let lower = ByteSize(bytes: range.lowerBound)
+        let allowed = range.upperBound == .max ? "at least \(lower)" : "\(lower)...\(ByteSize(bytes: range.upperBound))"
+        throw ConfigurationError(
+          setting: setting, value: value < 0 ? "\(value)" : "\(ByteSize(bytes: value))", allowed: allowed + note)
+      }
+    }
+    try bytes(maxRequestLineBytes, Self.maxRequestLineRange, "proxy.limits.maxRequestLine")
+    try bytes(maxHeaderBytes, Self.maxHeaderRange, "proxy.limits.maxHeaderSize", " (the HTTP parser's ceiling)")
+    try bytes(maxRequestBodyBytes, 0...Int.max, "proxy.limits.maxBodySize")
+    try seconds(idleTimeoutSeconds, Self.idleTimeoutSecondsRange, "proxy.limits.idleTimeout")
+    try seconds(originConnectTimeoutSeconds, Self.originConnectTimeoutSecondsRange, "proxy.origin.connectTimeout")
+    try seconds(originResponseTimeoutSeconds, Self.originResponseTimeoutSecondsRange, "proxy.origin.responseTimeout")
+    guard Self.cacheLockTimeoutMillisecondsRange.contains(cacheLockTimeoutMilliseconds) else {
       throw ConfigurationError(
-        setting: "limits.maxRequestLineBytes", value: "\(maxRequestLineBytes)", allowed: "64...1048576")
+        setting: "proxy.cache.lockTimeout", value: time(cacheLockTimeoutMilliseconds, unit: 1_000_000),
+        allowed: "\(time(Self.cacheLockTimeoutMillisecondsRange.lowerBound, unit: 1_000_000))..."
+          + "\(time(Self.cacheLockTimeoutMillisecondsRange.upperBound, unit: 1_000_000))")
     }
-    guard (1024...(80 << 10)).contains(maxHeaderBytes) else {
+    try seconds(drainTimeoutSeconds, Self.drainTimeoutSecondsRange, "proxy.shutdown.drainTimeout")
+    guard Self.originMaxIdleConnectionsRange.contains(originMaxIdleConnections) else {
       throw ConfigurationError(
-        setting: "limits.maxHeaderBytes", value: "\(maxHeaderBytes)", allowed: "1024...81920 (the parser's ceiling)")
+        setting: "proxy.origin.maxIdleConnections", value: "\(originMaxIdleConnections)",
+        allowed: "\(Self.originMaxIdleConnectionsRange.lowerBound)...\(Self.originMaxIdleConnectionsRange.upperBound)")
     }
-    guard maxRequestBodyBytes >= 0 else {
-      throw ConfigurationError(setting: "limits.maxRequestBodyBytes", value: "\(maxRequestBodyBytes)", allowed: ">= 0")
-    }
-    try positive(idleTimeoutSeconds, "limits.idleTimeoutSeconds")
-    try positive(originConnectTimeoutSeconds, "origin.connectTimeoutSeconds")
-    try positive(originResponseTimeoutSeconds, "origin.responseTimeoutSeconds")
-    try positive(cacheLockTimeoutMilliseconds, "cache.lockTimeoutMilliseconds")
-    try positive(drainTimeoutSeconds, "shutdown.drainTimeoutSeconds")
-    guard originMaxIdleConnections >= 0 else {
-      throw ConfigurationError(
-        setting: "origin.maxIdleConnections", value: "\(originMaxIdleConnections)", allowed: ">= 0")
-    }
-    guard maxCacheableObjectBytes > 0 else {
-      throw ConfigurationError(
-        setting: "cache.maxCacheableObjectBytes", value: "\(maxCacheableObjectBytes)", allowed: "> 0")
-    }
+    try bytes(maxCacheableObjectBytes, 1...Int.max, "proxy.cache.maxObjectSize")
     guard (0.0...1.0).contains(heuristicFraction) else {
-      throw ConfigurationError(setting: "cache.heuristicFraction", value: "\(heuristicFraction)", allowed: "0...1")
+      throw ConfigurationError(
+        setting: "proxy.cache.heuristicFraction", value: "\(heuristicFraction)", allowed: "0...1")
     }
+    try seconds(maxHeuristicSeconds, Self.maxHeuristicSecondsRange, "proxy.cache.maxHeuristicFreshness")
     if let purgeToken, purgeToken.count < 8 {
       throw ConfigurationError(
-        setting: "purgeToken", value: "(\(purgeToken.count) characters)", allowed: "at least 8 characters")
+        setting: "proxy.purgeToken", value: "(\(purgeToken.count) characters)", allowed: "at least 8 characters")
     }
     guard !cacheName.isEmpty, cacheName.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-      throw ConfigurationError(setting: "cacheName", value: cacheName, allowed: "a token of letters, digits, - _ .")
+      throw ConfigurationError(
+        setting: "proxy.cache.name", value: "\"\(cacheName)\"", allowed: "a token of letters, digits, - _ .")
     }
   }
 }

@@ -57,6 +57,33 @@ extension SettingsReader {
     }
   }
 
+  /// A number with a fraction (e.g. `0.1`): a JSON number, or decimal text from the environment or
+  /// command line. NaN and infinities are refused, since no setting's range holds them.
+  public func double(_ key: String, default defaultValue: Double) throws(ConfigurationError) -> Double {
+    try resolve(key, default: defaultValue) { value throws(ConfigurationError) in
+      switch value.content {
+      case .double(let double) where double.isFinite:
+        return double
+      case .int(let int):
+        return Double(int)
+      case .string(let string):
+        if let double = Double(string.trimmingBlanks()), double.isFinite { return double }
+      default:
+        break
+      }
+      throw mismatch(value, key, allowed: "a decimal number such as 0.1")
+    }
+  }
+
+  /// A string that must not be printed (a token), or nil when no source sets it:
+  /// `resolvedSettings` shows only whether it is set and its length, so logging the
+  /// configuration at startup does not leak it.
+  public func optionalSecret(_ key: String) throws(ConfigurationError) -> String? {
+    try resolve(key, default: String?.none, describe: { $0.map { "(hidden, \($0.count) characters)" } ?? "(none)" }) {
+      value throws(ConfigurationError) in try stringValue(value, key)
+    }
+  }
+
   /// A string. On the command line swift-configuration splits values at commas; they are joined
   /// back so `--origin-url http://a/?x=1,2` keeps its comma.
   public func string(_ key: String, default defaultValue: String) throws(ConfigurationError) -> String {

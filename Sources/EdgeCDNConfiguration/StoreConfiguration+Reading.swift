@@ -7,6 +7,8 @@ extension StoreConfiguration {
     var configuration = StoreConfiguration()
     configuration.memory = try MemoryStoreConfiguration(reading: settings.scoped(to: "memory"))
     configuration.disk = try DiskStoreConfiguration.reading(settings.scoped(to: "disk"))
+    configuration.tiered = try TieredStoreConfiguration(
+      reading: settings.scoped(to: "tiered"), shared: settings.scoped(to: "shared"))
     self = configuration
   }
 

@@ -63,8 +63,19 @@ struct DefaultStore: Sendable {
       diskStore = opened
       diskMetrics = DiskTierMetrics(store: opened, factory: factory)
     }
-    let tiered = TieredStore(memory: memory, disk: disk, metricsFactory: factory, logger: logger)
+    let tiered = TieredStore(
+      memory: memory, disk: disk, configuration: tieredConfiguration(configuration), metricsFactory: factory,
+      logger: logger)
     return DefaultStore(store: tiered, diskStore: diskStore, diskMetrics: diskMetrics)
+  }
+
+  /// The tiered settings as read, with the RAM tier's object limit filled in: `TieredStore` finds
+  /// it on a bare `MemoryStore` but not through `InstrumentedStorage`, and without it objects too
+  /// large for RAM would be offered to RAM (and refused there) instead of going to disk alone.
+  static func tieredConfiguration(_ configuration: StoreConfiguration) -> TieredStoreConfiguration {
+    var tiered = configuration.tiered
+    if tiered.memoryMaxObjectSize == nil { tiered.memoryMaxObjectSize = configuration.memory.maxObjectSize }
+    return tiered
   }
 
   /// Nil when every tier is ok or degraded (still serving), else why not ready.

@@ -43,70 +43,84 @@ struct EdgeCDNCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "edge-cdn", abstract: "A caching reverse proxy (RFC 9111) on the edge-cdn-store tiers.")
 
-  @Option(help: "The origin, http://host[:port].")
-  var origin: String
+  // The options below are shorthands for settings (CommandLineShorthand): the file and
+  // EDGE_CDN_* variables can set the same settings, and an option given here wins.
 
-  @Option(help: "Proxy listen address, host:port.")
-  var listen = "127.0.0.1:8081"
+  @Option(help: "The origin, http://host[:port] (setting proxy.origin.url; required from some source).")
+  var origin: String?
 
-  @Option(help: "Admin listen address (healthz, readyz, purge API), host:port; 'none' disables it.")
-  var adminListen = "127.0.0.1:9091"
+  @Option(help: "Proxy listen address, host:port (setting proxy.listen, default 127.0.0.1:8081).")
+  var listen: String?
 
-  @Option(help: "RAM tier byte budget in MiB (shorthand for --memory-byte-budget).")
-  var memorySize: Int?
+  @Option(
+    help:
+      "Admin listen address (metrics, healthz, readyz, purge API), host:port, or 'none' (setting proxy.adminListen, default 127.0.0.1:9091)."
+  )
+  var adminListen: String?
 
-  @Option(help: "Largest object stored, in MiB.")
-  var maxObjectSize = 16
+  @Option(help: "RAM tier byte budget, in MiB when a bare number (setting memory.byteBudget, default 256MiB).")
+  var memorySize: String?
 
-  @Option(help: "A JSON configuration file of the store (docs/configuration.md); also EDGE_CDN_CONFIG.")
+  @Option(help: "Largest object cached, in MiB when a bare number (setting proxy.cache.maxObjectSize, default 16MiB).")
+  var maxObjectSize: String?
+
+  @Option(help: "The JSON configuration file (docs/configuration.md); also EDGE_CDN_CONFIG.")
   var config: String?
 
   @Argument(
     parsing: .allUnrecognized,
     help:
-      "Store settings as in docs/configuration.md: --memory-byte-budget 512MiB, --disk-path DIR, --disk-enabled false ..."
+      "Any setting of docs/configuration.md as an option: --memory-byte-budget 512MiB, --disk-path DIR, --proxy-cache-lock-timeout 2s ..."
   )
-  var storeSettings: [String] = []
+  var settings: [String] = []
 
-  @Option(help: "Bearer token for PURGE and the admin purge API (at least 8 characters); purging is off without it.")
+  @Option(
+    help:
+      "Bearer token for PURGE and the admin purge API, at least 8 characters (setting proxy.purgeToken); purging is off without it."
+  )
   var purgeToken: String?
 
-  @Option(help: "Close connections idle for this many seconds.")
-  var idleTimeout: Int64 = 60
+  @Option(
+    help:
+      "Close connections idle this long, in seconds when a bare number (setting proxy.limits.idleTimeout, default 60s)."
+  )
+  var idleTimeout: String?
 
-  @Option(help: "Origin response timeout in seconds (then 504).")
-  var originTimeout: Int64 = 30
+  @Option(
+    help:
+      "Origin response timeout, then 504; in seconds when a bare number (setting proxy.origin.responseTimeout, default 30s)."
+  )
+  var originTimeout: String?
 
-  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-  var logLevel = "info"
+  @Option(
+    help: "Log level: trace, debug, info, notice, warning, error, critical (setting proxy.logLevel, default info).")
+  var logLevel: String?
 
-  @Flag(help: "Log every request at info level (by default access lines are at debug).")
+  @Flag(help: "Log every request at info level; by default access lines are at debug (setting proxy.accessLog).")
   var accessLog = false
+
+  /// The settings' command-line arguments: the options given as settings, then the shorthands.
+  var settingsArguments: [String] {
+    let shorthands: [(CommandLineShorthand, String?)] = [
+      (.origin, origin), (.listen, listen), (.adminListen, adminListen), (.memorySize, memorySize),
+      (.maxObjectSize, maxObjectSize), (.purgeToken, purgeToken), (.idleTimeout, idleTimeout),
+      (.originTimeout, originTimeout), (.logLevel, logLevel), (.accessLog, accessLog ? "true" : nil),
+    ]
+    return ["edge-cdn"] + settings + shorthands.flatMap { shorthand, value in value.map(shorthand.arguments) ?? [] }
+  }
 
   func run() async throws {
     var logger = Logger(label: "edge-cdn")
-    logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-    var configuration = ProxyConfiguration(
-      origin: try ProxyConfiguration.Origin(url: origin),
-      listen: try ProxyConfiguration.Address(parsing: listen, setting: "listen"))
-    if adminListen != "none" {
-      configuration.adminListen = try ProxyConfiguration.Address(parsing: adminListen, setting: "admin-listen")
-    }
-    configuration.purgeToken = purgeToken
-    configuration.idleTimeoutSeconds = idleTimeout
-    configuration.originResponseTimeoutSeconds = originTimeout
-    configuration.accessLogAtInfo = accessLog
-    configuration.maxCacheableObjectBytes = maxObjectSize << 20
-    let log = logger
-    // Store settings: these arguments > EDGE_CDN_* variables > the file > defaults.
-    // EDGE_CDN_NIO_EXECUTOR is the executable's own switch, not a store setting.
+    // Settings: command line > EDGE_CDN_* variables > the file > defaults, for the store and
+    // the proxy alike. EDGE_CDN_NIO_EXECUTOR is read before any task runs, not a setting.
     let environment = ProcessInfo.processInfo.environment.filter { $0.key != "EDGE_CDN_NIO_EXECUTOR" }
-    var storeConfiguration = try StoreConfiguration.load(
-      file: config, environment: environment, arguments: ["edge-cdn"] + storeSettings)
-    if let memorySize { storeConfiguration.memory.byteBudget = memorySize << 20 }
-    storeConfiguration.memory.maxObjectSize = min(
-      storeConfiguration.memory.maxObjectSize, storeConfiguration.memory.byteBudget)
-    try storeConfiguration.validate()
+    let loaded = try await EdgeCDNSettings.load(
+      from: ConfigurationSources(file: config, environment: environment, arguments: settingsArguments))
+    let configuration = loaded.proxy
+    let storeConfiguration = loaded.store
+    logger.logLevel = configuration.logLevel
+    for setting in loaded.resolved { logger.debug("setting \(setting)") }
+    let log = logger
     let registry = PrometheusCollectorRegistry()
     let defaultStore = try await DefaultStore.make(
       configuration: storeConfiguration, registry: registry, logger: logger)

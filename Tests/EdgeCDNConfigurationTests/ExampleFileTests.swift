@@ -9,11 +9,23 @@ struct ExampleFileTests {
   static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-  @Test("examples/edge-cdn.json loads with the values it shows")
+  @Test("examples/edge-cdn.json loads with the values it shows; its store part has no unknown key")
   func exampleFile() throws {
     let path = Self.packageRoot.appendingPathComponent("examples/edge-cdn.json").path
-    let configuration = try StoreConfiguration.load(file: path, environment: [:], arguments: ["edge-cdn"])
+    // The proxy section is read (and checked for typos) by EdgeCDNTests' example test; here the
+    // store's sections must load strictly on their own.
+    var object = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    #expect(object.removeValue(forKey: "proxy") != nil)
+    #expect(Set(object.keys) == ["memory", "disk", "tiered", "shared"])
+    let directory = try TemporaryDirectory()
+    let storeOnly = directory.path + "/store-only.json"
+    try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: storeOnly))
+    let configuration = try StoreConfiguration.load(file: storeOnly, environment: [:], arguments: ["edge-cdn"])
     #expect(configuration.memory == MemoryStoreConfiguration(byteBudget: 512 << 20, maxObjectSize: 16 << 20))
+    #expect(configuration.disk == DiskStoreConfiguration(path: "edge-cdn-cache"))
+    // The example spells out the defaults of the tiered store and the shared tier client.
+    #expect(configuration.tiered == TieredStoreConfiguration())
   }
 
   @Test("a configuration written as JSON with human units reads back equal")

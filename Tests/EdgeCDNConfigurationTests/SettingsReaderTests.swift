@@ -20,7 +20,8 @@ struct SettingsReaderTests {
     let low = InMemoryProvider(name: "low", values: ["memory.shardCount": 9, "memory.byteBudget": "1MiB"])
     let settings = SettingsReader(providers: [high, low])
     let memory = try MemoryStoreConfiguration(reading: settings.scoped(to: "memory"))
-    #expect(memory == MemoryStoreConfiguration(byteBudget: 1 << 20, shardCount: 2))
+    // The unset maxObjectSize follows the 1 MiB budget down from its 16 MiB default.
+    #expect(memory == MemoryStoreConfiguration(byteBudget: 1 << 20, maxObjectSize: 1 << 20, shardCount: 2))
   }
 
   @Test("durations need a unit and name their source when wrong")

@@ -205,7 +205,7 @@ import Testing
       try configuration.validate()
       Issue.record("expected a validation error")
     } catch {
-      #expect(error.setting == "limits.maxHeaderBytes")
+      #expect(error.setting == "proxy.limits.maxHeaderSize")
     }
   }
 }
