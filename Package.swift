@@ -28,7 +28,10 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     .package(
       url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
-      traits: [.defaults, "CommandLineArguments"]),
+      traits: [.defaults, "CommandLineArguments", "YAML"]),
+    // YAML configuration files: swift-configuration's YAML trait reads them with Yams, and the
+    // typo check walks the same Yams nodes to list the keys a file sets.
+    .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
   ],
   targets: [
@@ -73,7 +76,7 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
-    // Reads a StoreConfiguration from a JSON file, environment variables and command-line
+    // Reads a StoreConfiguration from a JSON or YAML file, environment variables and command-line
     // arguments through swift-configuration; kept apart so the store itself has no such dependency.
     .target(
       name: "EdgeCDNConfiguration",
@@ -81,6 +84,7 @@ let package = Package(
         "EdgeCDNStore",
         .product(name: "Configuration", package: "swift-configuration"),
         .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "Yams", package: "Yams"),
       ],
       swiftSettings: swiftSettings
     ),

@@ -2,56 +2,38 @@ import Configuration
 import EdgeCDNStore
 import Foundation
 
-/// A JSON settings file, read once at startup. It is parsed twice: by swift-configuration's
-/// `JSONSnapshot`, which answers lookups, and by `JSONSerialization` here, which lists every key
-/// the file sets so that keys nobody reads (typos) can be reported instead of silently ignored.
-struct JSONSettingsFile: Sendable {
-  var path: String
-  var snapshot: JSONSnapshot
-  /// Every leaf key path of the file, dot-separated, with its value for messages.
-  var leaves: [String: String]
-  /// Keys whose value is a JSON boolean. `JSONSnapshot` hands booleans out as the integers 0 and
-  /// 1, which would let `"shardCount": true` pass as 1; the reader turns them back into booleans.
-  var booleanKeys: Set<String>
-
-  /// The setting name errors about the file itself use.
-  static let setting = "configuration file"
-
-  init(path: String) throws(ConfigurationError) {
+/// A JSON settings file. It is parsed twice: by swift-configuration's `JSONSnapshot`, which answers
+/// lookups, and by `JSONSerialization` here, which lists every key the file sets so that keys
+/// nobody reads (typos) can be reported instead of silently ignored.
+enum JSONSettingsFile {
+  static func parse(_ data: Data, path: String) throws(ConfigurationError) -> SettingsFile {
     let quotedPath = "\"\(path)\""
-    let data: Data
-    do {
-      data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-      throw ConfigurationError(
-        setting: Self.setting, value: quotedPath, allowed: "a readable file (\(Self.reason(error)))")
-    }
     let parsed: Any
     do {
       parsed = try JSONSerialization.jsonObject(with: data)
     } catch {
       throw ConfigurationError(
-        setting: Self.setting, value: quotedPath,
-        allowed: "well-formed JSON (\(Self.position(of: error, in: data))\(Self.reason(error)))")
+        setting: SettingsFile.setting, value: quotedPath,
+        allowed: "well-formed JSON (\(Self.position(of: error, in: data))\(SettingsFile.reason(error)))")
     }
     guard let object = parsed as? [String: Any] else {
       throw ConfigurationError(
-        setting: Self.setting, value: quotedPath, allowed: "a JSON object at the top level, e.g. {\"memory\": {...}}")
+        setting: SettingsFile.setting, value: quotedPath,
+        allowed: "a JSON object at the top level, e.g. {\"memory\": {...}}")
     }
+    let snapshot: JSONSnapshot
     do {
       snapshot = try JSONSnapshot(data: data.bytes, providerName: "file \(path)", parsingOptions: .default)
     } catch {
       // JSONSnapshot rejects nulls and mixed arrays, which JSONSerialization accepts.
       throw ConfigurationError(
-        setting: Self.setting, value: quotedPath,
+        setting: SettingsFile.setting, value: quotedPath,
         allowed: "strings, numbers, booleans, objects and arrays of one type, no null (\(error))")
     }
-    self.path = path
     var leaves: [String: String] = [:]
     var booleanKeys: Set<String> = []
     Self.collectLeaves(of: object, under: [], into: &leaves, booleans: &booleanKeys)
-    self.leaves = leaves
-    self.booleanKeys = booleanKeys
+    return SettingsFile(path: path, snapshot: snapshot, leaves: leaves, booleanKeys: booleanKeys)
   }
 
   private static func collectLeaves(
@@ -101,12 +83,5 @@ struct JSONSettingsFile: Sendable {
       }
     }
     return "line \(line), column \(column): "
-  }
-
-  /// Foundation's message without the NSError boilerplate, which on Linux hides the position.
-  private static func reason(_ error: any Error) -> String {
-    let nsError = error as NSError
-    if let debug = nsError.userInfo["NSDebugDescription"] as? String { return debug }
-    return nsError.localizedDescription
   }
 }

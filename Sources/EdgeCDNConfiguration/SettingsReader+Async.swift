@@ -18,7 +18,7 @@ extension SettingsReader {
       }
     } catch {
       throw ConfigurationError(
-        setting: JSONSettingsFile.setting, value: "(not read)", allowed: "a running I/O thread pool (\(error))")
+        setting: SettingsFile.setting, value: "(not read)", allowed: "a running I/O thread pool (\(error))")
     }
     return try result.get()
   }

@@ -18,7 +18,7 @@ public struct SettingsReader: Sendable {
   let layers: [SettingsLayer]
   let prefix: [String]
   let record: ReadRecord
-  let file: JSONSettingsFile?
+  let file: SettingsFile?
   /// Environment variables that start with the settings prefix, checked for typos at the end.
   let prefixedEnvironmentNames: [String]
 
@@ -43,9 +43,9 @@ public struct SettingsReader: Sendable {
       path = try bootstrap.optionalString(Self.fileKey)
     }
     var layers = [arguments, environment]
-    var file: JSONSettingsFile?
+    var file: SettingsFile?
     if let path {
-      let loaded = try JSONSettingsFile(path: path)
+      let loaded = try SettingsFile(path: path)
       layers.append(SettingsLayer(kind: .file(path: path), snapshot: loaded.snapshot))
       file = loaded
     }
@@ -61,7 +61,7 @@ public struct SettingsReader: Sendable {
       prefix: [], record: ReadRecord(), file: nil, names: [])
   }
 
-  init(layers: [SettingsLayer], prefix: [String], record: ReadRecord, file: JSONSettingsFile?, names: [String]) {
+  init(layers: [SettingsLayer], prefix: [String], record: ReadRecord, file: SettingsFile?, names: [String]) {
     self.layers = layers
     self.prefix = prefix
     self.record = record

@@ -64,7 +64,8 @@ struct EdgeCDNCommand: AsyncParsableCommand {
   @Option(help: "Largest object cached, in MiB when a bare number (setting proxy.cache.maxObjectSize, default 16MiB).")
   var maxObjectSize: String?
 
-  @Option(help: "The JSON configuration file (docs/configuration.md); also EDGE_CDN_CONFIG.")
+  @Option(
+    help: "The configuration file, JSON or (named *.yaml, *.yml) YAML (docs/configuration.md); also EDGE_CDN_CONFIG.")
   var config: String?
 
   @Argument(

@@ -192,4 +192,14 @@ struct ProxySettingsTests {
     let fromDefaults = settings.resolved.filter { $0.source == nil }.map(\.key)
     #expect(fromDefaults == ["proxy.purgeToken"])
   }
+
+  @Test("examples/edge-cdn.yaml loads strictly too, to the same settings as the JSON example")
+  func yamlExample() throws {
+    let examples = Self.packageRoot.appendingPathComponent("examples")
+    let yaml = try load(file: examples.appendingPathComponent("edge-cdn.yaml").path, environment: [:])
+    let json = try load(file: examples.appendingPathComponent("edge-cdn.json").path, environment: [:])
+    #expect(yaml.proxy == json.proxy)
+    #expect(yaml.store == json.store)
+    #expect(yaml.resolved.filter { $0.source == nil }.map(\.key) == ["proxy.purgeToken"])
+  }
 }

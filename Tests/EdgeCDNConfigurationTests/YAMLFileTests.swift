@@ -1,0 +1,103 @@
+import EdgeCDNConfiguration
+import EdgeCDNStore
+import Foundation
+import Testing
+
+/// A file whose name ends in .yaml or .yml is read as YAML, with the JSON file's rules: same keys,
+/// same typo check, nulls keep defaults, errors name the file and key.
+@Suite("YAML configuration files")
+struct YAMLFileTests {
+  func write(_ contents: String, name: String = "edge-cdn.yaml", in directory: TemporaryDirectory) throws -> String {
+    let path = directory.path + "/" + name
+    try contents.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  func loadError(_ contents: String) throws -> ConfigurationError? {
+    let directory = try TemporaryDirectory()
+    let path = try write(contents, in: directory)
+    do {
+      let configuration = try StoreConfiguration.load(file: path, environment: [:], arguments: ["edge-cdn"])
+      Issue.record("loaded \(configuration)")
+      return nil
+    } catch {
+      return error
+    }
+  }
+
+  @Test("YAML values are read like text from the environment, and precedence holds", arguments: ["yaml", "yml"])
+  func readsYAML(fileExtension: String) throws {
+    let directory = try TemporaryDirectory()
+    let path = try write(
+      """
+      memory:
+        byteBudget: 1GiB
+        maxObjectSize: 1048576
+        shardCount: 8
+      disk:
+        enabled: no
+      tiered:
+        promotion: always
+        writeBehind: false
+      shared:
+        breaker: {failureThreshold: 3, openDuration: 2s}
+      """, name: "edge-cdn.\(fileExtension)", in: directory)
+    let configuration = try StoreConfiguration.load(
+      file: path, environment: ["EDGE_CDN_MEMORY_SHARD_COUNT": "16"], arguments: ["edge-cdn"])
+    #expect(
+      configuration.memory == MemoryStoreConfiguration(byteBudget: 1 << 30, maxObjectSize: 1 << 20, shardCount: 16))
+    #expect(configuration.disk == nil)
+    #expect(configuration.tiered.promotion == .always)
+    #expect(!configuration.tiered.writeBehind)
+    #expect(configuration.tiered.shared.breaker == .init(failureThreshold: 3, openDuration: .seconds(2)))
+  }
+
+  @Test("a YAML null keeps the default")
+  func nullKeepsDefault() throws {
+    let directory = try TemporaryDirectory()
+    let path = try write("memory:\n  shardCount: ~\n  byteBudget:\n  maxObjectSize: 1MiB\n", in: directory)
+    let configuration = try StoreConfiguration.load(file: path, environment: [:], arguments: ["edge-cdn"])
+    #expect(configuration.memory == MemoryStoreConfiguration(maxObjectSize: 1 << 20))
+  }
+
+  @Test("a misspelt YAML key is refused with a suggestion")
+  func typo() throws {
+    let error = try #require(try loadError("memory:\n  shardCont: 8\n"))
+    #expect(error.setting == "memory.shardCont")
+    #expect(error.value == "\"8\"")
+    #expect(error.allowed.hasSuffix("did you mean memory.shardCount?"))
+    #expect(error.source?.hasPrefix("file ") == true)
+  }
+
+  @Test("a wrong YAML value names the file and key")
+  func wrongValue() throws {
+    let error = try #require(try loadError("memory:\n  shardCount: true\n"))
+    #expect(error.setting == "memory.shardCount")
+    #expect(error.value == "\"true\"")
+    #expect(error.allowed == "an integer")
+    #expect(error.source?.hasSuffix("edge-cdn.yaml, key memory.shardCount") == true)
+    let range = try #require(try loadError("shared:\n  maxAttempts: 0\n"))
+    #expect(range.setting == "shared.maxAttempts")
+    #expect(range.source?.hasSuffix("edge-cdn.yaml, key shared.maxAttempts") == true)
+  }
+
+  @Test("malformed YAML and a top level that is not a mapping are refused with the path")
+  func malformed() throws {
+    let broken = try #require(try loadError("memory:\n  byteBudget: [1GiB\n"))
+    #expect(broken.setting == "configuration file")
+    #expect(broken.value.hasSuffix("edge-cdn.yaml\""))
+    #expect(broken.allowed.hasPrefix("well-formed YAML ("))
+    let list = try #require(try loadError("- 1\n- 2\n"))
+    #expect(list.allowed.hasPrefix("a YAML mapping at the top level"))
+  }
+
+  @Test("examples/edge-cdn.yaml holds the same store settings as examples/edge-cdn.json")
+  func exampleMatchesJSON() throws {
+    let root = ExampleFileTests.packageRoot.appendingPathComponent("examples")
+    let yaml = try SettingsReader(
+      sources: ConfigurationSources(file: root.appendingPathComponent("edge-cdn.yaml").path, arguments: ["edge-cdn"]))
+    let json = try SettingsReader(
+      sources: ConfigurationSources(file: root.appendingPathComponent("edge-cdn.json").path, arguments: ["edge-cdn"]))
+    #expect(try StoreConfiguration(reading: yaml) == StoreConfiguration(reading: json))
+  }
+}
