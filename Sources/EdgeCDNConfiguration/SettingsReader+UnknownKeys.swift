@@ -4,9 +4,11 @@ extension SettingsReader {
   /// Throws for the first key the file sets, or `EDGE_CDN_` environment variable present, that no
   /// reader has looked up: almost always a typo, which would otherwise leave a default in force
   /// without a word. Call it after every part of the configuration (store, proxy, ...) was read
-  /// through this reader or its scoped children. Command-line options are not checked: the
-  /// executable's own argument parser owns the options it does not pass on.
-  public func rejectUnknownSettings() throws(ConfigurationError) {
+  /// through this reader or its scoped children. Command-line options are checked only with
+  /// `includingCommandLine`: an executable whose argument parser passes on the options it does
+  /// not own (so that every option left is a setting) asks for it; by default its own options
+  /// would be taken for typos.
+  public func rejectUnknownSettings(includingCommandLine: Bool = false) throws(ConfigurationError) {
     let known = record.keys
     if let file {
       for (key, value) in file.leaves.sorted(by: { $0.key < $1.key }) where !known.contains(key) {
@@ -21,6 +23,13 @@ extension SettingsReader {
         setting: name, value: "(set)",
         allowed: Self.knownSettingHint(for: name, among: record.environmentNames),
         source: "environment variable \(name)")
+    }
+    guard includingCommandLine else { return }
+    let knownOptions = record.optionNames.union(["--" + Self.fileKey])
+    for option in record.givenOptions where !knownOptions.contains(option) {
+      throw ConfigurationError(
+        setting: option, value: "(given)", allowed: Self.knownSettingHint(for: option, among: record.optionNames),
+        source: "command-line option \(option)")
     }
   }
 

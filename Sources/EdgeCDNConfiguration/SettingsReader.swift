@@ -37,6 +37,9 @@ public struct SettingsReader: Sendable {
       snapshot: EnvironmentVariablesProvider(environmentVariables: sources.environment)
         .prefixKeys(with: ConfigKey(prefixComponents)).snapshot())
     let record = ReadRecord()
+    // As swift-configuration's command-line parser reads them: `--name value...` or `--name=value`.
+    record.noteGivenOptions(
+      sources.arguments.dropFirst().filter { $0.hasPrefix("--") }.map { String($0.prefix { $0 != "=" }) })
     let bootstrap = SettingsReader(layers: [arguments, environment], prefix: [], record: record, file: nil, names: [])
     var path = sources.file
     if path == nil {
@@ -93,9 +96,13 @@ public struct SettingsReader: Sendable {
     record.noteRead(key: full)
     // Note the environment name even when a higher layer answers, so a variable set alongside a
     // command-line option is not mistaken for a typo.
-    for layer in layers where layer.kind == .environment {
-      if let name = try? layer.snapshot.value(forKey: absoluteKey, type: .string).encodedKey {
-        record.noteEnvironmentName(name)
+    // Any type gives the encoded name; a value that is not of that type throws, so try several
+    // (an option given a comma-separated value is a list, a bare flag only a boolean).
+    for layer in layers where layer.kind == .environment || layer.kind == .arguments {
+      let types: [ConfigType] = [.string, .stringArray, .bool]
+      if let name = types.lazy.compactMap({ try? layer.snapshot.value(forKey: absoluteKey, type: $0).encodedKey }).first
+      {
+        if layer.kind == .environment { record.noteEnvironmentName(name) } else { record.noteOptionName(name) }
       }
     }
     // Sources hold strings (environment, command line) or JSON values; try the types in an order

@@ -12,12 +12,14 @@ public struct EdgeCDNSettings: Sendable {
   /// the executable logs at startup.
   public var resolved: [ResolvedSetting]
 
-  /// Reads both parts, refuses unknown keys, then validates both; every error names the key,
+  /// Reads both parts, refuses unknown keys (in the file, the environment and on the command
+  /// line: every option in `sources.arguments` must be a setting), then validates both; every error names the key,
   /// the value, the allowed range and, when the value came from a source, which one.
   public init(reading settings: SettingsReader) throws(ConfigurationError) {
     let store = try StoreConfiguration(reading: settings)
     let proxy = try ProxyConfiguration(reading: settings.scoped(to: "proxy"))
-    try settings.rejectUnknownSettings()
+    // edge-cdn passes on only the options its argument parser does not own: every one is a setting.
+    try settings.rejectUnknownSettings(includingCommandLine: true)
     do throws(ConfigurationError) {
       try store.validate()
       try proxy.validate()

@@ -202,4 +202,20 @@ struct ProxySettingsTests {
     #expect(yaml.store == json.store)
     #expect(yaml.resolved.filter { $0.source == nil }.map(\.key) == ["proxy.purgeToken"])
   }
+
+  @Test("every option passed on as a setting must be one: a misspelt option is refused with a suggestion")
+  func unknownOption() throws {
+    let error = try #require(loadError(arguments: ["--disk-paht", "/tmp/x"]))
+    #expect(error.setting == "--disk-paht")
+    #expect(error.allowed.hasSuffix("did you mean --disk-path?"))
+    #expect(error.source == "command-line option --disk-paht")
+    let joined = try #require(loadError(arguments: ["--proxy-cache-nme=edge"]))
+    #expect(joined.setting == "--proxy-cache-nme")
+    // Known options pass in either form, a list-valued one included (commas split values).
+    let settings = try load(arguments: [
+      "--proxy-origin-url", "http://127.0.0.1:8080/?a=1,2", "--disk-enabled=false", "--proxy-access-log",
+    ])
+    #expect(settings.store.disk == nil)
+    #expect(settings.proxy.accessLogAtInfo)
+  }
 }
