@@ -107,7 +107,7 @@ public struct ProxyConfiguration: Sendable, Hashable {
     self.adminListen = adminListen
   }
 
-  /// Ranges of the settings, for `validate()`, the reader and docs/configuration.md.
+  /// Ranges that `validate()` enforces (and docs/configuration.md lists).
   public static let maxRequestLineRange = 64...(1 << 20)
   /// NIOHTTP1's parser refuses header sections over 80 KiB on its own: that is the ceiling.
   public static let maxHeaderRange = 1024...(80 << 10)

@@ -218,4 +218,22 @@ struct ProxySettingsTests {
     #expect(settings.store.disk == nil)
     #expect(settings.proxy.accessLogAtInfo)
   }
+
+  @Test("docs/configuration.md lists every setting edge-cdn reads, and no other")
+  func docsListEverySetting() throws {
+    let docs = try String(
+      contentsOf: Self.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+    // Rows of the settings tables start with the key in backticks, then its environment variable.
+    var documented: Set<String> = []
+    for line in docs.split(separator: "\n") where line.hasPrefix("| `") {
+      let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+      guard cells.count > 2, cells[1].hasPrefix("`EDGE_CDN_") else { continue }
+      documented.insert(String(cells[0].dropFirst().dropLast()))
+    }
+    let settings = try load()
+    let read = Set(settings.resolved.map(\.key)).union(["config"])
+    #expect(documented.count > 40)
+    #expect(read.subtracting(documented).sorted() == [], "read but not documented")
+    #expect(documented.subtracting(read).sorted() == [], "documented but not read")
+  }
 }
