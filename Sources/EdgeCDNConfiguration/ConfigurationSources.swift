@@ -1,12 +1,12 @@
 import Foundation
 
 /// Where settings come from, highest precedence first: command-line arguments, then environment
-/// variables starting with `EDGE_CDN_`, then a JSON file, then each setting's default.
+/// variables starting with `EDGE_CDN_`, then a JSON or YAML file, then each setting's default.
 ///
 /// Tests and embedders pass their own dictionaries and argument lists; `process(file:)` takes the
 /// running process's.
 public struct ConfigurationSources: Sendable {
-  /// The JSON file; when nil, `--config PATH` or `EDGE_CDN_CONFIG` names it, and with neither
+  /// The JSON or YAML file; when nil, `--config PATH` or `EDGE_CDN_CONFIG` names it, and with neither
   /// there is no file.
   public var file: String?
   /// Environment variables; only those starting with `EDGE_CDN_` are settings.

@@ -22,12 +22,12 @@ public struct SettingsReader: Sendable {
   /// Environment variables that start with the settings prefix, checked for typos at the end.
   let prefixedEnvironmentNames: [String]
 
-  /// The key that names the JSON file on the command line (`--config`) or in the environment
+  /// The key that names the settings file on the command line (`--config`) or in the environment
   /// (`EDGE_CDN_CONFIG`) when `ConfigurationSources.file` is nil.
   public static let fileKey = "config"
 
   /// Reads the file (if any) and prepares the lookups. Throws when the file is missing, unreadable
-  /// or not a JSON object.
+  /// or not an object (a mapping in YAML).
   public init(sources: ConfigurationSources) throws(ConfigurationError) {
     let arguments = SettingsLayer(
       kind: .arguments, snapshot: CommandLineArgumentsProvider(arguments: sources.arguments).snapshot())

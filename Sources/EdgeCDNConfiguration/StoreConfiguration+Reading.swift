@@ -13,7 +13,7 @@ extension StoreConfiguration {
   }
 
   /// Reads, checks for unknown keys and validates a configuration from `sources`: command line >
-  /// environment (`EDGE_CDN_*`) > JSON file > defaults.
+  /// environment (`EDGE_CDN_*`) > JSON or YAML file > defaults.
   ///
   /// This reads the file synchronously: call it at startup, before serving. An executable that
   /// reads more than the store from the same sources (the proxy's settings, say) builds one
