@@ -92,6 +92,10 @@ public struct ProxyConfiguration: Sendable, Hashable {
   public var drainTimeoutSeconds: Int64 = 10
   /// Log one line per request at info level (off by default: the hot path logs at debug).
   public var accessLogAtInfo = false
+  /// Fresh RAM hits with bodies up to this size are answered on the event loop, without
+  /// a task (the rest take the async path); 0 turns that off. The bodies are shared
+  /// buffers, so the size bounds what one response queues, not a copy.
+  public var immediateHitMaxBodyBytes = 1 << 20
 
   public init(origin: Origin, listen: Address = Address(host: "127.0.0.1", port: 8081), adminListen: Address? = nil) {
     self.origin = origin
