@@ -70,9 +70,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
         channel.eventLoop.makeCompletedFuture {
           try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withPipeliningAssistance: true, withErrorHandling: true)
-          try channel.pipeline.syncOperations.addHandlers([
-            IdleStateHandler(allTimeout: idle), CloseOnIdleHandler(),
-          ])
+          try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
           if let responder {
             try channel.pipeline.syncOperations.addHandler(
               ImmediateResponseHandler(responder: responder, shuttingDown: shuttingDown))
