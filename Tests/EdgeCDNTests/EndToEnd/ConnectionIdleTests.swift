@@ -1,3 +1,4 @@
+import EdgeCDNStore
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -8,9 +9,18 @@ import Testing
 @Suite struct ConnectionIdleTests {
   @Test func activeConnectionStaysOpenAndClosesOnceQuiet() async throws {
     try await ProxyHarness.run(configure: { $0.idleTimeoutSeconds = 2 }) { h in
-      h.origin.route("/i", reply: .text("i", ["Cache-Control": "max-age=60"]))
-      // Cached first: a miss leaves the client's connection silent while the origin answers.
-      _ = try await h.get("/i")
+      // Stored directly: a miss would leave the client's connection silent while the origin
+      // answers, which on a loaded machine can itself last a timeout.
+      let now = CacheTime.now()
+      let meta = CacheMeta(
+        freshUntil: now.adding(seconds: 60), created: now,
+        response: .init(status: 200, reason: "OK", fields: [.init("Content-Length", "1")]),
+        extensions: EntryExtensions().encoded())
+      let key = CachingProxy<MemoryStore>.cacheKey(
+        for: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/i", headers: ["Host": "example.test"]))
+      let writer = try await h.store.missHandler(for: key, meta: meta)
+      try await writer.writeBody(ByteBuffer(string: "i"), eof: true)
+      _ = try await writer.finish()
       let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
       // 4 s of requests 400 ms apart: twice the timeout, never idle for it.
       for n in 1...10 {
