@@ -8,6 +8,7 @@
 # then the measured round), prints
 #   proxy.<server>.<workload>.rps=  .p99_ms=  .mbps=   and   proxy.<server>.rss_mb=
 # and stops everything it started. Adapted from ../shared/bench/peers.sh and wrk.sh.
+# SERVERS, WORKLOADS and ROUNDS pick a subset or repeat it (see below).
 # Ports: origin 18080, nginx 18081, varnish 18082, edge-cdn 18083. State: $EDGE_BENCH_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,11 @@ SECS=${SECS:-8}
 CONNS=${CONNS:-64}
 KEYS=${KEYS:-100000}
 SERVERS=${SERVERS:-"edge-cdn nginx varnish"}
+# A subset for quick comparisons on a busy machine, e.g. WORKLOADS=hot_1k ROUNDS=3.
+WORKLOADS=${WORKLOADS:-"hot_1k hot_128k hot_1m keys100k_1k"}
+# Each round measures every server once, in turn, so a load spike from other work on
+# the machine hits all servers alike; with ROUNDS>1 the figures get a .r<N> suffix.
+ROUNDS=${ROUNDS:-1}
 mkdir -p "$D"
 results="$D/results.txt"
 : > "$results"
@@ -95,8 +101,11 @@ VCL
     -P "$D/varnish/varnishd.pid" -p thread_pools=2 -p thread_pool_min=50 -p workspace_backend=128k
 }
 edge_start() {
+  # An empty disk tier each time, as nginx's and Varnish's caches are: a disk tier left by
+  # an earlier run would serve the first hits and promote them, which changes the figures.
+  rm -rf "$D/edge-cdn/disk"; mkdir -p "$D/edge-cdn"
   "$EDGE_BIN" --origin http://127.0.0.1:18080 --listen 127.0.0.1:18083 --admin-listen none \
-    --memory-size 512 --log-level warning > "$D/edge-cdn.log" 2>&1 &
+    --memory-size 512 --log-level warning --disk-path "$D/edge-cdn/disk" > "$D/edge-cdn.log" 2>&1 &
   echo $! > "$D/edge-cdn.pid"
   for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:18083/ && return 0; sleep 0.1; done
   echo "edge-cdn did not start; log:" >&2; cat "$D/edge-cdn.log" >&2; return 1
@@ -135,6 +144,8 @@ measure() { # server workload url
 }
 
 origin_start
+for round in $(seq 1 "$ROUNDS"); do
+suffix=""; [ "$ROUNDS" = 1 ] || suffix=".r$round"
 for server in $SERVERS; do
   case $server in
     nginx) port=18081; nginx_start ;;
@@ -144,18 +155,25 @@ for server in $SERVERS; do
   esac
   sleep 1
   base="http://127.0.0.1:$port"
-  measure "$server" hot_1k "$base/obj/1k"
-  measure "$server" hot_128k "$base/obj/128k"
-  measure "$server" hot_1m "$base/obj/1m"
-  # 100k distinct objects: a round that fills, then the measured round (mostly hits).
-  wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$lua" "$base/k/" > /dev/null
-  measure "$server" keys100k_1k "$base/k/"
-  echo "proxy.$server.rss_mb=$(rss_mb "$server")" >> "$results"
+  for workload in $WORKLOADS; do
+    case $workload in
+      hot_1k) measure "$server" "hot_1k$suffix" "$base/obj/1k" ;;
+      hot_128k) measure "$server" "hot_128k$suffix" "$base/obj/128k" ;;
+      hot_1m) measure "$server" "hot_1m$suffix" "$base/obj/1m" ;;
+      keys100k_1k)
+        # 100k distinct objects: a round that fills, then the measured round (mostly hits).
+        wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$lua" "$base/k/" > /dev/null
+        measure "$server" "keys100k_1k$suffix" "$base/k/" ;;
+      *) echo "unknown workload $workload" >&2; exit 2 ;;
+    esac
+  done
+  echo "proxy.$server.rss_mb$suffix=$(rss_mb "$server")" >> "$results"
   case $server in
     nginx) stop_pidfile "$D/nginx/nginx.pid" ;;
     varnish) stop_pidfile "$D/varnish/varnishd.pid" ;;
     edge-cdn) stop_pidfile "$D/edge-cdn.pid" ;;
   esac
   sleep 1
+done
 done
 cat "$results"

@@ -100,6 +100,10 @@ public struct ProxyConfiguration: Sendable, Hashable {
   public var accessLogAtInfo = false
   /// The executable's log level; the proxy library itself logs through the logger it is given.
   public var logLevel: Logger.Level = .info
+  /// Fresh RAM hits with bodies up to this size are answered on the event loop, without
+  /// a task (the rest take the async path); 0 turns that off. The bodies are shared
+  /// buffers, so the size bounds what one response queues, not a copy.
+  public var immediateHitMaxBodyBytes = 1 << 20
 
   public init(origin: Origin, listen: Address = Address(host: "127.0.0.1", port: 8081), adminListen: Address? = nil) {
     self.origin = origin
@@ -109,6 +113,8 @@ public struct ProxyConfiguration: Sendable, Hashable {
 
   /// Ranges that `validate()` enforces (and docs/configuration.md lists).
   public static let maxRequestLineRange = 64...(1 << 20)
+  /// Bounds what one fast-path response queues on a connection in one go (the body is a shared buffer).
+  public static let immediateHitMaxBodyRange = 0...(64 << 20)
   /// NIOHTTP1's parser refuses header sections over 80 KiB on its own: that is the ceiling.
   public static let maxHeaderRange = 1024...(80 << 10)
   public static let idleTimeoutSecondsRange: ClosedRange<Int64> = 1...86_400
@@ -148,6 +154,7 @@ public struct ProxyConfiguration: Sendable, Hashable {
     try bytes(maxRequestLineBytes, Self.maxRequestLineRange, "proxy.limits.maxRequestLine")
     try bytes(maxHeaderBytes, Self.maxHeaderRange, "proxy.limits.maxHeaderSize", " (the HTTP parser's ceiling)")
     try bytes(maxRequestBodyBytes, 0...Int.max, "proxy.limits.maxBodySize")
+    try bytes(immediateHitMaxBodyBytes, Self.immediateHitMaxBodyRange, "proxy.cache.immediateHitMaxSize")
     try seconds(idleTimeoutSeconds, Self.idleTimeoutSecondsRange, "proxy.limits.idleTimeout")
     try seconds(originConnectTimeoutSeconds, Self.originConnectTimeoutSecondsRange, "proxy.origin.connectTimeout")
     try seconds(originResponseTimeoutSeconds, Self.originResponseTimeoutSecondsRange, "proxy.origin.responseTimeout")

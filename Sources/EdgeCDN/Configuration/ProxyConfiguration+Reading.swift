@@ -36,6 +36,8 @@ extension ProxyConfiguration {
     let lockTimeout = try cache.duration(
       "lockTimeout", default: .milliseconds(defaults.cacheLockTimeoutMilliseconds))
     let maxObjectSize = try cache.size("maxObjectSize", default: ByteSize(bytes: defaults.maxCacheableObjectBytes))
+    let immediateHitMaxSize = try cache.size(
+      "immediateHitMaxSize", default: ByteSize(bytes: defaults.immediateHitMaxBodyBytes))
     let heuristicFraction = try cache.double("heuristicFraction", default: defaults.heuristicFraction)
     let maxHeuristic = try Self.wholeSeconds(cache, "maxHeuristicFreshness", default: defaults.maxHeuristicSeconds)
     let maxRequestLine = try limits.size("maxRequestLine", default: ByteSize(bytes: defaults.maxRequestLineBytes))
@@ -78,6 +80,7 @@ extension ProxyConfiguration {
     self.originMaxIdleConnections = maxIdleConnections
     self.cacheLockTimeoutMilliseconds = try Self.wholeMilliseconds(lockTimeout, cache, "lockTimeout")
     self.maxCacheableObjectBytes = maxObjectSize.bytes
+    self.immediateHitMaxBodyBytes = immediateHitMaxSize.bytes
     self.heuristicFraction = heuristicFraction
     self.maxHeuristicSeconds = maxHeuristic
     self.drainTimeoutSeconds = drainTimeout

@@ -23,12 +23,22 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   let logger: Logger
   private let refreshing = Mutex<Set<CacheHash>>([])
   private let counters = ProxyCounters()
+  /// Fresh RAM hits answered on the event loop; nil when the store cannot answer
+  /// synchronously or the setting turns it off.
+  public let immediateResponder: (any ImmediateResponder)?
 
   public init(store: Store, origin: OriginClient, configuration: ProxyConfiguration, logger: Logger) {
     self.store = store
     self.origin = origin
     self.configuration = configuration
     self.logger = logger
+    if configuration.immediateHitMaxBodyBytes > 0, let immediate = store as? any ImmediateLookup {
+      self.immediateResponder = FreshHitResponder(
+        store: immediate, counters: counters, maxBodyBytes: configuration.immediateHitMaxBodyBytes,
+        cacheName: configuration.cacheName, logger: logger, accessLogAtInfo: configuration.accessLogAtInfo)
+    } else {
+      self.immediateResponder = nil
+    }
   }
 
   /// Requests served, by outcome; read by tests and the admin listener's future metrics.
@@ -561,8 +571,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
 
   /// host + target: what identifies a resource. The host is lowercased (RFC 9110 §4.2.3).
   public static func cacheKey(for head: HTTPRequestHead) -> CacheKey {
-    let host = head.headers.first(name: "host")?.lowercased() ?? ""
-    return CacheKey(primary: host + head.uri)
+    RequestKey.of(head)
   }
 
   /// A purge of `url` (`http://host/path?query` or `/path` with `host`).

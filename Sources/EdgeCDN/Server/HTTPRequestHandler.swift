@@ -16,4 +16,12 @@ public protocol HTTPRequestHandler: Sendable {
   /// Writes exactly one response. Throwing after the head was sent closes the connection
   /// (the body cannot be completed); throwing before it makes the server answer 500.
   func handle(_ request: ServerRequest, writer: inout ResponseWriter) async throws
+
+  /// Answers some requests on the event loop before they reach `handle`; nil (the
+  /// default) sends every request to `handle`.
+  var immediateResponder: (any ImmediateResponder)? { get }
+}
+
+extension HTTPRequestHandler {
+  public var immediateResponder: (any ImmediateResponder)? { nil }
 }

@@ -8,7 +8,9 @@ import Synchronization
 /// An HTTP/1.1 listener: keep-alive, pipelining made safe by NIOHTTP1's
 /// `HTTPServerPipelineHandler` (one request at a time, responses in order), limits on
 /// request line, header section, body and idle time, and 400 + close for malformed
-/// input (NIOHTTP1's `HTTPServerProtocolErrorHandler`).
+/// input (NIOHTTP1's `HTTPServerProtocolErrorHandler`). A handler's `ImmediateResponder`
+/// answers what it can on the event loop (`ImmediateResponseHandler`); the rest reaches
+/// the handler through a task per connection.
 ///
 /// A `Service`: on graceful shutdown it stops accepting, closes idle connections, lets
 /// responses in flight finish (up to the drain timeout), then returns.
@@ -39,7 +41,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
   private let limits: Limits
   private let logger: Logger
   private let connections = Mutex<[ObjectIdentifier: (channel: any Channel, busy: Bool)]>([:])
-  private let shuttingDown = Flag()
+  private let shuttingDown: Flag
 
   /// Whether the listening socket is still open.
   public var isAccepting: Bool { listener.channel.isActive }
@@ -56,6 +58,9 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     self.limits = limits
     self.logger = logger
     let idle = limits.idleTimeout
+    let shuttingDown = Flag()
+    self.shuttingDown = shuttingDown
+    let responder = handler.immediateResponder
     self.listener = try await ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 1024)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -65,9 +70,11 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
         channel.eventLoop.makeCompletedFuture {
           try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withPipeliningAssistance: true, withErrorHandling: true)
-          try channel.pipeline.syncOperations.addHandlers([
-            IdleStateHandler(allTimeout: idle), CloseOnIdleHandler(),
-          ])
+          try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
+          if let responder {
+            try channel.pipeline.syncOperations.addHandler(
+              ImmediateResponseHandler(responder: responder, shuttingDown: shuttingDown))
+          }
           return try Connection(wrappingChannelSynchronously: channel)
         }
       }

@@ -28,6 +28,16 @@ public struct ResponseWriter {
   /// Sends the head; sets the Connection field to match the keep-alive decision.
   public mutating func writeHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
     var headers = headers
+    Self.setConnection(&headers, keepAlive: &keepAlive, requestVersion: requestVersion)
+    self.status = status.code
+    pending.append(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
+    headSent = true
+  }
+
+  /// Makes the Connection field match the keep-alive decision, which a response's own
+  /// `Connection: close` or an HTTP/1.0 body without a length turns off. Shared with the
+  /// event-loop fast path, so both answer alike.
+  static func setConnection(_ headers: inout HTTPHeaders, keepAlive: inout Bool, requestVersion: HTTPVersion) {
     if headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) { keepAlive = false }
     // Without a length, HTTP/1.0 can only delimit the body by closing.
     if requestVersion.minor == 0, !headers.contains(name: "content-length") { keepAlive = false }
@@ -37,9 +47,6 @@ public struct ResponseWriter {
     } else if requestVersion.minor == 0 {
       headers.add(name: "Connection", value: "keep-alive")
     }
-    self.status = status.code
-    pending.append(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
-    headSent = true
   }
 
   public mutating func writeBody(_ chunk: ByteBuffer) async throws {

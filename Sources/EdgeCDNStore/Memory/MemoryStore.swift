@@ -92,7 +92,7 @@ public final class MemoryStore: Storage {
   public var supportsStreamingPartialWrite: Bool { true }
 
   @inline(__always)
-  private func shard(for hash: CacheHash) -> Shard {
+  func shard(for hash: CacheHash) -> Shard {
     shards[Int(hash.shardingBits % UInt64(shards.count))]
   }
 

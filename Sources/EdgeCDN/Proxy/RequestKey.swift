@@ -1,0 +1,23 @@
+import EdgeCDNStore
+import NIOHTTP1
+
+/// The cache key of a request: host + target, the host lowercased (RFC 9110 §4.2.3).
+/// One definition for the async proxy and the event-loop fast path, which must agree.
+enum RequestKey {
+  static func of(_ head: HTTPRequestHead) -> CacheKey {
+    of(host: head.headers.first(name: "host"), uri: head.uri)
+  }
+
+  /// Builds the primary key's bytes in one buffer; a non-ASCII host is lowercased as a
+  /// String would be, so both paths name the same object.
+  static func of(host: String?, uri: String) -> CacheKey {
+    guard let host, !host.utf8.contains(where: { $0 >= 0x80 }) else {
+      return CacheKey(primary: (host?.lowercased() ?? "") + uri)
+    }
+    var primary: [UInt8] = []
+    primary.reserveCapacity(host.utf8.count + uri.utf8.count)
+    for byte in host.utf8 { primary.append(byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte) }
+    primary.append(contentsOf: uri.utf8)
+    return CacheKey(primary: primary)
+  }
+}

@@ -1,0 +1,86 @@
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Sits after NIOHTTP1's `HTTPServerPipelineHandler`, which hands over one request at a
+/// time and holds the next until the current response's end is written: so answering
+/// one request here and passing the next to the async handler keeps responses in
+/// request order, whatever the mix.
+///
+/// A GET or HEAD is held until its end; without a body, the responder may answer it
+/// here, else head and end go on to the async path. Anything else passes untouched.
+final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
+  typealias InboundIn = HTTPServerRequestPart
+  typealias InboundOut = HTTPServerRequestPart
+  typealias OutboundOut = HTTPServerResponsePart
+
+  /// Bounds re-entrance: writing a response's end makes the pipelining handler deliver
+  /// the next buffered request from inside that write, so a burst of pipelined hits
+  /// would otherwise nest one stack frame chain per request.
+  static let maxDepth = 8
+
+  private let responder: any ImmediateResponder
+  private let shuttingDown: Flag
+  private var held: HTTPRequestHead?
+  private var depth = 0
+  /// Set once a response said Connection: close; later requests are dropped, as the
+  /// async path drops them when it closes.
+  private var closing = false
+
+  init(responder: any ImmediateResponder, shuttingDown: Flag) {
+    self.responder = responder
+    self.shuttingDown = shuttingDown
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    if closing { return }
+    switch unwrapInboundIn(data) {
+    case .head(let head):
+      if head.method == .GET || head.method == .HEAD {
+        held = head
+      } else {
+        context.fireChannelRead(data)
+      }
+    case .body:
+      releaseHeld(context: context)
+      context.fireChannelRead(data)
+    case .end:
+      guard let head = held else {
+        context.fireChannelRead(data)
+        return
+      }
+      held = nil
+      if depth < Self.maxDepth, context.channel.isWritable,
+        let response = responder.immediateResponse(
+          to: head, keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed))
+      {
+        depth += 1
+        defer { depth -= 1 }
+        write(response, context: context)
+        return
+      }
+      // Not answerable here, or the client is not reading (the async path waits for
+      // it to, we would buffer): the async path serves it.
+      context.fireChannelRead(wrapInboundOut(.head(head)))
+      context.fireChannelRead(data)
+    }
+  }
+
+  private func releaseHeld(context: ChannelHandlerContext) {
+    guard let head = held else { return }
+    held = nil
+    context.fireChannelRead(wrapInboundOut(.head(head)))
+  }
+
+  private func write(_ response: ImmediateResponse, context: ChannelHandlerContext) {
+    if !response.keepAlive { closing = true }
+    context.write(wrapOutboundOut(.head(response.head)), promise: nil)
+    for chunk in response.body { context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil) }
+    if response.keepAlive {
+      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    } else {
+      let channel = context.channel
+      context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+  }
+}

@@ -1,0 +1,39 @@
+public import NIOCore
+
+/// A store that can answer some lookups at once, without suspending: a complete object
+/// resident in RAM, small enough to hand over whole.
+///
+/// Why: a cache server's hottest path is a fresh RAM hit. Served through the async
+/// `lookup` it pays a task, a hop off the event loop and back, and an async hit handler
+/// per request; answered synchronously it can be written by the event loop that read
+/// the request. Optional: a store without it, or any lookup it declines, goes the
+/// ordinary way.
+public protocol ImmediateLookup: Sendable {
+  /// The complete object of `key` when it is in RAM now, its body is at most
+  /// `maxBodyBytes`, and `accept` agrees to its meta; else nil.
+  ///
+  /// Nil means "ask `lookup`", never "miss": nothing is counted and no eviction state
+  /// changes. A non-nil answer is a hit in every respect (eviction access, hit and
+  /// byte counters), as `lookup` plus a whole read of the body would be; `readsBody`
+  /// false (HEAD) counts no body bytes, as a lookup whose body is never read.
+  ///
+  /// `accept` runs before anything is counted, so the caller can decline an object it
+  /// would not serve from here (stale, or an entry of its own bookkeeping) at no cost.
+  func immediateLookup(
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool, accept: (CacheMeta) -> Bool
+  ) -> ImmediateHit?
+}
+
+/// An object handed over whole: its meta and its body as the store holds it (shared
+/// buffers, no copy), in order.
+public struct ImmediateHit: Sendable {
+  public var meta: CacheMeta
+  public var body: [ByteBuffer]
+  public var bodySize: Int
+
+  public init(meta: CacheMeta, body: [ByteBuffer], bodySize: Int) {
+    self.meta = meta
+    self.body = body
+    self.bodySize = bodySize
+  }
+}

@@ -1,0 +1,8 @@
+extension TieredStore: ImmediateLookup where Memory: ImmediateLookup {
+  /// The RAM tier only: anything below it needs I/O, which `lookup` does.
+  public func immediateLookup(
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool, accept: (CacheMeta) -> Bool
+  ) -> ImmediateHit? {
+    memory.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept)
+  }
+}

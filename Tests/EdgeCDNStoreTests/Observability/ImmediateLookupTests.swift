@@ -1,0 +1,109 @@
+import CoreMetrics
+import EdgeCDNStore
+import MetricsTestKit
+import NIOCore
+import Synchronization
+import Testing
+import Tracing
+
+/// `ImmediateLookup` on RAM, instrumented and tiered: answers only complete RAM objects
+/// within the size limit, counts exactly as a lookup plus a whole read, declines for free.
+@Suite("ImmediateLookup: RAM, instrumented, tiered")
+struct ImmediateLookupTests {
+  static let tier = [("tier", "memory")]
+
+  static func meta(freshFor seconds: Int64 = 60) -> CacheMeta {
+    let now = CacheTime.now()
+    return CacheMeta(freshUntil: now.adding(seconds: seconds), created: now, response: .init(status: 200))
+  }
+
+  static func put<S: Storage>(_ store: S, _ key: CacheKey, _ chunks: [Int], meta: CacheMeta = meta()) async throws {
+    let writer = try await store.missHandler(for: key, meta: meta)
+    for (index, size) in chunks.enumerated() {
+      try await writer.writeBody(ByteBuffer(repeating: UInt8(index), count: size), eof: false)
+    }
+    try await writer.writeBody(ByteBuffer(), eof: true)
+    _ = try await writer.finish()
+  }
+
+  @Test("a complete object comes back whole; the size limit, accept and writes in progress decline")
+  func memoryStore() async throws {
+    let manager = CountingEvictionManager(base: EvictionPolicy.lru.makeManager(capacity: 1 << 20))
+    let store = try MemoryStore(evictionManager: manager)
+    let key = CacheKey(primary: "/a")
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true } == nil)
+    try await Self.put(store, key, [300, 200])
+    let accessesBefore = manager.accesses
+    let hit = try #require(store.immediateLookup(key, maxBodyBytes: 500, readsBody: true) { _ in true })
+    #expect(hit.bodySize == 500)
+    #expect(hit.body.map(\.readableBytes) == [300, 200])
+    #expect(hit.meta.response.status == 200)
+    #expect(manager.accesses == accessesBefore + 1, "a hit counts for eviction")
+    #expect(store.immediateLookup(key, maxBodyBytes: 499, readsBody: true) { _ in true } == nil)
+    #expect(store.immediateLookup(key, maxBodyBytes: 500, readsBody: true) { _ in false } == nil)
+    #expect(manager.accesses == accessesBefore + 1, "a declined lookup touches nothing")
+
+    // A write in progress is what `lookup` returns: this declines rather than serve the old one.
+    let writer = try await store.missHandler(for: key, meta: Self.meta())
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true } == nil)
+    try await writer.writeBody(ByteBuffer(repeating: 9, count: 10), eof: true)
+    _ = try await writer.finish()
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true }?.bodySize == 10)
+  }
+
+  @Test("instrumented: a hit and its bytes are counted, a decline is not; tiered asks RAM only")
+  func instrumentedAndTiered() async throws {
+    let metrics = TestMetrics()
+    let memory = InstrumentedStorage(
+      try MemoryStore(), metrics: StoreMetrics(tier: "memory", latencySampleInterval: 1, factory: metrics),
+      tracer: NoOpTracer())
+    let store = TieredStore<InstrumentedStorage<MemoryStore>, MemoryStore>(memory: memory, disk: nil)
+    let key = CacheKey(primary: "/b")
+    try await Self.put(store, key, [700])
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in false } == nil)
+    #expect(
+      store.immediateLookup(CacheKey(primary: "/none"), maxBodyBytes: 1 << 20, readsBody: true) { _ in true } == nil)
+    let hits = { try metrics.expectCounter("edge_cdn_store_lookups_total", Self.tier + [("outcome", "hit")]) }
+    let bytes = { try metrics.expectCounter("edge_cdn_store_read_bytes_total", Self.tier) }
+    #expect((try? hits().totalValue) ?? 0 == 0)
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true }?.bodySize == 700)
+    #expect(try hits().totalValue == 1)
+    #expect(try bytes().totalValue == 700)
+    // HEAD: a hit, no body read.
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: false) { _ in true } != nil)
+    #expect(try hits().totalValue == 2)
+    #expect(try bytes().totalValue == 700)
+    #expect(
+      (try? metrics.expectCounter("edge_cdn_store_lookups_total", Self.tier + [("outcome", "miss")]).totalValue) ?? 0
+        == 0, "a decline is not a miss")
+  }
+}
+
+/// Counts `access` calls and forwards everything to a real manager.
+final class CountingEvictionManager: EvictionManager {
+  let base: any EvictionManager
+  private let accessCount = Atomic<Int>(0)
+  var accesses: Int { accessCount.load(ordering: .relaxed) }
+
+  init(base: any EvictionManager) { self.base = base }
+
+  var totalSize: Int { base.totalSize }
+  var totalItems: Int { base.totalItems }
+  var evictedSize: Int { base.evictedSize }
+  var evictedItems: Int { base.evictedItems }
+  func admit(_ key: CompactCacheKey, size: Int, freshUntil: CacheTime) -> [CompactCacheKey] {
+    base.admit(key, size: size, freshUntil: freshUntil)
+  }
+  func incrementWeight(_ key: CompactCacheKey, delta: Int, maxWeight: Int?) -> [CompactCacheKey] {
+    base.incrementWeight(key, delta: delta, maxWeight: maxWeight)
+  }
+  func remove(_ key: CompactCacheKey) { base.remove(key) }
+  func access(_ key: CompactCacheKey, size: Int, freshUntil: CacheTime) -> Bool {
+    accessCount.add(1, ordering: .relaxed)
+    return base.access(key, size: size, freshUntil: freshUntil)
+  }
+  func peek(_ key: CompactCacheKey) -> Bool { base.peek(key) }
+  func evict(atLeast bytes: Int) -> [CompactCacheKey] { base.evict(atLeast: bytes) }
+  func save(to directory: String) async throws(CacheError) { try await base.save(to: directory) }
+  func load(from directory: String) async throws(CacheError) { try await base.load(from: directory) }
+}

@@ -1,0 +1,273 @@
+import EdgeCDNStore
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import EdgeCDN
+
+/// The event-loop fast path (`FreshHitResponder` + `ImmediateResponseHandler`): what it
+/// answers, what it leaves to the async path, and that the wire behaviour is the same.
+@Suite struct ProxyImmediateHitTests {
+  func proxyPort(_ h: ProxyHarness) -> Int { h.app.server.localAddress?.port ?? 0 }
+
+  func head(_ uri: String, method: HTTPMethod = .GET, _ headers: HTTPHeaders = [:]) -> HTTPRequestHead {
+    var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
+    head.headers = headers
+    if !head.headers.contains(name: "host") { head.headers.add(name: "Host", value: "example.test") }
+    return head
+  }
+
+  func immediate(_ h: ProxyHarness, _ head: HTTPRequestHead, keepAlive: Bool = true) throws -> ImmediateResponse? {
+    let responder = try #require(h.app.proxy.immediateResponder)
+    return responder.immediateResponse(to: head, keepAlive: keepAlive)
+  }
+
+  func bodyText(_ response: ImmediateResponse) -> String {
+    response.body.map { String(buffer: $0) }.joined()
+  }
+
+  @Test func freshHitIsAnsweredWithAgeCacheStatusAndBody() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/a", reply: .text("hello", ["Cache-Control": "max-age=60", "Age": "3"]))
+      #expect(try immediate(h, head("/a")) == nil, "nothing stored yet")
+      _ = try await h.get("/a")
+      let hitsBefore = h.app.proxy.stats[.hits]
+      let response = try #require(try immediate(h, head("/a")))
+      #expect(response.head.status == .ok)
+      #expect(bodyText(response) == "hello")
+      #expect(response.keepAlive)
+      let age = Int(response.head.headers.first(name: "age") ?? "") ?? -1
+      #expect((3...15).contains(age))
+      let cacheStatus = response.head.headers.first(name: "cache-status") ?? ""
+      #expect(cacheStatus.hasPrefix("edge-cdn; hit; ttl="))
+      let ttl = Int(cacheStatus.dropFirst("edge-cdn; hit; ttl=".count)) ?? -1
+      #expect((40...60).contains(ttl))
+      #expect(response.head.headers.first(name: "content-length") == "5")
+      #expect(!response.head.headers.contains(name: "connection"))
+      #expect(h.app.proxy.stats[.hits] == hitsBefore + 1)
+      // Through the socket, a hit looks the same.
+      let hit = try await h.get("/a")
+      #expect(hit.body == "hello")
+      #expect(hit.cacheStatus.hasPrefix("edge-cdn; hit; ttl="))
+      #expect(hit["age"] != nil)
+      #expect(h.app.proxy.stats[.hits] == hitsBefore + 2)
+      #expect(h.origin.count("/a") == 1)
+    }
+  }
+
+  @Test func hostIsMatchedCaseInsensitively() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/h", reply: .text("x", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/h", ["Host": "Example.TEST"])
+      #expect(try immediate(h, head("/h", ["Host": "example.test"])) != nil)
+      #expect(try immediate(h, head("/h", ["hOsT": "EXAMPLE.test"])) != nil)
+      #expect(try immediate(h, head("/h", ["Host": "other.test"])) == nil)
+    }
+  }
+
+  @Test func headIsAnsweredWithoutBody() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/h", reply: .text("body!", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/h")
+      let response = try #require(try immediate(h, head("/h", method: .HEAD)))
+      #expect(response.body.isEmpty)
+      #expect(response.head.headers.first(name: "content-length") == "5")
+      // On the wire: HEAD then GET on one connection; the GET's body follows the HEAD's head.
+      let client = try await RawClient(port: proxyPort(h))
+      try await client.send(
+        "HEAD /h HTTP/1.1\r\nHost: example.test\r\n\r\nGET /h HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n"
+      )
+      #expect(try await client.waitFor { $0.isClosed })
+      let text = client.text
+      #expect(text.ranges(of: "HTTP/1.1 200").count == 2)
+      #expect(text.ranges(of: "body!").count == 1)
+      #expect(text.hasSuffix("body!"))
+      await client.close()
+    }
+  }
+
+  @Test func requestsThatNeedTheFullPathAreDeclined() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/d", reply: .text("0123456789", ["Cache-Control": "max-age=60", "ETag": "\"v1\""]))
+      _ = try await h.get("/d")
+      #expect(try immediate(h, head("/d")) != nil)
+      let hitsBefore = h.app.proxy.stats[.hits]
+      for (name, value) in [
+        ("Range", "bytes=0-3"), ("If-None-Match", "\"v1\""), ("if-modified-since", "Thu, 01 Jan 2026 00:00:00 GMT"),
+        ("Cache-Control", "no-cache"), ("Pragma", "no-cache"), ("Authorization", "Bearer x"),
+      ] {
+        #expect(try immediate(h, head("/d", [name: value])) == nil, "\(name)")
+      }
+      #expect(try immediate(h, head("/d", method: .POST)) == nil)
+      #expect(h.app.proxy.stats[.hits] == hitsBefore, "declined requests count nothing")
+      // The async path still answers them as before.
+      let range = try await h.get("/d", ["Range": "bytes=0-3"])
+      #expect(range.status == 206)
+      #expect(range.body == "0123")
+      let conditional = try await h.get("/d", ["If-None-Match": "\"v1\""])
+      #expect(conditional.status == 304)
+      #expect(h.origin.count("/d") == 1)
+    }
+  }
+
+  @Test func largerBodiesThanTheLimitTakeTheAsyncPath() async throws {
+    try await ProxyHarness.run(configure: { $0.immediateHitMaxBodyBytes = 4 }) { h in
+      h.origin.route("/big", reply: .text("12345", ["Cache-Control": "max-age=60"]))
+      h.origin.route("/small", reply: .text("1234", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/big")
+      _ = try await h.get("/small")
+      #expect(try immediate(h, head("/big")) == nil)
+      #expect(try immediate(h, head("/small")) != nil)
+      #expect(try await h.get("/big").cacheStatus.contains("hit"))
+    }
+  }
+
+  @Test func disabledBySetting() async throws {
+    try await ProxyHarness.run(configure: { $0.immediateHitMaxBodyBytes = 0 }) { h in
+      #expect(h.app.proxy.immediateResponder == nil)
+      h.origin.route("/a", reply: .text("a", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/a")
+      #expect(try await h.get("/a").cacheStatus.contains("hit"))
+    }
+  }
+
+  @Test func staleEntryGoesToTheAsyncPath() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/s") { _, n in .text("v\(n)", ["Cache-Control": "max-age=60"]) }
+      // A stale entry written straight into the store: no sleeping, whatever the machine's load.
+      let now = CacheTime.now()
+      var ext = EntryExtensions()
+      ext.bodySize = 2
+      let meta = CacheMeta(
+        freshUntil: now.adding(seconds: -5), created: now.adding(seconds: -65),
+        response: .init(status: 200, reason: "OK", fields: [.init("Content-Length", "2")]), extensions: ext.encoded())
+      let writer = try await h.store.missHandler(for: CachingProxy<MemoryStore>.cacheKey(for: head("/s")), meta: meta)
+      try await writer.writeBody(ByteBuffer(string: "v0"), eof: true)
+      _ = try await writer.finish()
+      let hitsBefore = h.app.proxy.stats[.hits]
+      #expect(try immediate(h, head("/s")) == nil)
+      #expect(h.app.proxy.stats[.hits] == hitsBefore, "a declined stale entry counts nothing")
+      let refreshed = try await h.get("/s")
+      #expect(refreshed.body == "v1")
+      #expect(refreshed.cacheStatus.contains("fwd=stale"))
+      #expect(h.origin.count("/s") == 1)
+      #expect(try immediate(h, head("/s")).map(bodyText) == "v1")
+    }
+  }
+
+  @Test func varyEntriesStillWork() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/vary") { request, _ in
+        let lang = request.head.headers.first(name: "accept-language") ?? "none"
+        return .text("lang=\(lang)", ["Cache-Control": "max-age=60", "Vary": "Accept-Language"])
+      }
+      _ = try await h.get("/vary", ["Accept-Language": "en"])
+      _ = try await h.get("/vary", ["Accept-Language": "fr"])
+      // The primary key holds the Vary index: the fast path leaves it to the two-step lookup.
+      #expect(try immediate(h, head("/vary", ["Accept-Language": "en"])) == nil)
+      let en = try await h.get("/vary", ["Accept-Language": "en"])
+      #expect(en.body == "lang=en")
+      #expect(en.cacheStatus.contains("hit"))
+      let fr = try await h.get("/vary", ["Accept-Language": "fr"])
+      #expect(fr.body == "lang=fr")
+      #expect(h.origin.count("/vary") == 2)
+    }
+  }
+
+  @Test func pipelinedFastHitsAndMissesComeBackInOrder() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/hot", reply: .text("hot!", ["Cache-Control": "max-age=60"]))
+      for name in ["m1", "m2", "m3"] {
+        h.origin.route("/\(name)") { _, _ in
+          var reply = OriginReply.text("<\(name)>", ["Cache-Control": "no-store"])
+          reply.delayMilliseconds = 30
+          return reply
+        }
+      }
+      _ = try await h.get("/hot")
+      let hitsBefore = h.app.proxy.stats[.hits]
+      let client = try await RawClient(port: proxyPort(h))
+      let order = ["/hot", "/m1", "/hot", "/hot", "/m2", "/m3", "/hot"]
+      var requests = ""
+      for (index, path) in order.enumerated() {
+        let close = index == order.count - 1 ? "Connection: close\r\n" : ""
+        requests += "GET \(path) HTTP/1.1\r\nHost: example.test\r\n\(close)\r\n"
+      }
+      try await client.send(requests)
+      #expect(try await client.waitFor(milliseconds: 10_000) { $0.isClosed })
+      let text = client.text
+      #expect(text.ranges(of: "HTTP/1.1 200").count == order.count)
+      let bodies = ["hot!", "<m1>", "<m2>", "<m3>"]
+      var seen: [String] = []
+      var rest = Substring(text)
+      while let next = bodies.compactMap({ body in rest.firstRange(of: body).map { (body, $0) } })
+        .min(by: { $0.1.lowerBound < $1.1.lowerBound })
+      {
+        seen.append(next.0)
+        rest = rest[next.1.upperBound...]
+      }
+      #expect(seen == ["hot!", "<m1>", "hot!", "hot!", "<m2>", "<m3>", "hot!"])
+      #expect(h.app.proxy.stats[.hits] == hitsBefore + 4)
+    }
+  }
+
+  @Test func keepAliveAndConnectionClose() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/k", reply: .text("kk", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/k")
+      let client = try await RawClient(port: proxyPort(h))
+      try await client.send("GET /k HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      #expect(try await client.waitFor { $0.text.hasSuffix("kk") })
+      try await client.send("GET /k HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      #expect(try await client.waitFor { $0.text.ranges(of: "kk").count == 2 })
+      #expect(!client.isClosed)
+      #expect(!client.text.lowercased().contains("connection:"))
+      try await client.send("GET /k HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+      #expect(try await client.waitFor { $0.isClosed })
+      #expect(client.text.ranges(of: "kk").count == 3)
+      #expect(client.text.lowercased().contains("connection: close"))
+
+      // HTTP/1.0: closed unless asked to keep alive, and then told so.
+      let old = try await RawClient(port: proxyPort(h))
+      try await old.send("GET /k HTTP/1.0\r\nHost: example.test\r\nConnection: keep-alive\r\n\r\n")
+      #expect(try await old.waitFor { $0.text.hasSuffix("kk") })
+      #expect(old.text.lowercased().contains("connection: keep-alive"))
+      #expect(!old.isClosed)
+      try await old.send("GET /k HTTP/1.0\r\nHost: example.test\r\n\r\n")
+      #expect(try await old.waitFor { $0.isClosed })
+      #expect(old.text.ranges(of: "kk").count == 2)
+      #expect(old.text.lowercased().contains("connection: close"))
+    }
+  }
+
+  @Test func shutdownTurnsKeepAliveOff() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/k", reply: .text("kk", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/k")
+      let response = try #require(try immediate(h, head("/k"), keepAlive: false))
+      #expect(!response.keepAlive)
+      #expect(response.head.headers.first(name: "connection") == "close")
+    }
+  }
+
+  @Test func extensionFactsMatchTheDecoder() {
+    var samples: [[UInt8]] = [[], Array("foreign".utf8), Array("edge-cdn/1".utf8), Array("edge-cdn/10;age=3".utf8)]
+    var ext = EntryExtensions()
+    for (age, index) in [(Int64(0), false), (3, false), (86_400, true), (-2, false)] {
+      ext.initialAge = age
+      ext.isVaryIndex = index
+      ext.varyNames = index ? ["accept-encoding", "x"] : []
+      ext.generation = index ? 42 : 0
+      ext.bodySize = 1024
+      samples.append(ext.encoded())
+    }
+    samples.append(Array("edge-cdn/1;;age=7;index".utf8))
+    samples.append(Array("edge-cdn/1;age=x;mr".utf8))
+    for bytes in samples {
+      let decoded = EntryExtensions(decoding: bytes)
+      let facts = EntryExtensions.hitFacts(of: bytes)
+      #expect(facts.initialAge == decoded.initialAge, "\(String(decoding: bytes, as: UTF8.self))")
+      #expect(facts.isVaryIndex == decoded.isVaryIndex, "\(String(decoding: bytes, as: UTF8.self))")
+    }
+  }
+}
