@@ -347,6 +347,8 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         try await writer.respond(status: .badGateway, headers: status.headers, text: "cache fill failed\n")
         return
       }
+      // A range of a large fill must not wait for the rest of it.
+      if !request.head.headers.contains(name: "range") { writer.endBarrier = copy }
       try await serveFromStore(&hit, request: request, status: status, writer: &writer)
     case .notStored(let response, let reason):
       if let ticket { lock.release(ticket, outcome: .notStored) }

@@ -18,6 +18,11 @@ public struct ResponseWriter {
   public private(set) var bodyBytes = 0
   let requestVersion: HTTPVersion
   static let flushThreshold = 64 << 10
+  /// Work the response's end waits for. The leader of a miss sets it to the cache fill, so a
+  /// client that has the whole response (and asks again, on any connection) finds the entry
+  /// committed, never a miss for an object it has just received. The wait is short: the body
+  /// was read back from the fill, which only has its commit left.
+  var endBarrier: Task<Void, Never>?
 
   init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, keepAlive: Bool, version: HTTPVersion) {
     self.outbound = outbound
@@ -57,6 +62,10 @@ public struct ResponseWriter {
   }
 
   public mutating func end() async throws {
+    if let endBarrier {
+      await endBarrier.value
+      self.endBarrier = nil
+    }
     pending.append(.end(nil))
     try await flush()
   }
