@@ -27,7 +27,9 @@ final class WriteStamps: Sendable {
   private static let ended: UInt64 = (1 << 32) &- 1
   private let stripes: [Stripe]
 
-  init(stripeCount: Int = 256) {
+  /// 1024 stripes: with N client writes under way, about N/1024 of the copies give up
+  /// needlessly (a long origin fetch keeps its stripe busy while it lasts).
+  init(stripeCount: Int = 1024) {
     stripes = (0..<max(1, stripeCount)).map { _ in Stripe() }
   }
 

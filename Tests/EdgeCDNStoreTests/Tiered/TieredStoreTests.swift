@@ -148,7 +148,12 @@ struct TieredStoreTests {
     let shared = FaultySharedTier()
     let store = Tiered(
       memory: try TieredFixture.memory(), disk: nil, shared: shared,
-      configuration: .init(shared: .init(uploadTimeout: .seconds(2), writeBehindCapacity: 2)), metricsFactory: metrics)
+      // Long limits: deadlines run on an event loop, and the whole suite on 2 cores can
+      // starve the cooperative pool past a short one; this test is about the queue.
+      configuration: .init(
+        shared: .init(
+          callTimeout: .seconds(30), chunkTimeout: .seconds(30), uploadTimeout: .seconds(30),
+          writeBehindCapacity: 2)), metricsFactory: metrics)
     try await TieredFixture.write(store, Self.key, TieredFixture.body(size: 1000, seed: 1))
     #expect(try await TieredFixture.eventually { shared.base.contains(Self.key) }, "upload must reach the shared tier")
 
@@ -167,7 +172,7 @@ struct TieredStoreTests {
     let shared = FaultySharedTier()
     let store = Tiered(
       memory: try TieredFixture.memory(), disk: try await TieredFixture.disk(), shared: shared,
-      configuration: .init(promotion: .never))
+      configuration: .init(promotion: .never, shared: .init(callTimeout: .seconds(30), chunkTimeout: .seconds(30))))
     let body = TieredFixture.body(size: 20_000, seed: 11)
     try await TieredFixture.write(store, Self.key, body)
     #expect(try await TieredFixture.eventually { shared.base.contains(Self.key) })
@@ -187,7 +192,9 @@ struct TieredStoreTests {
     let metrics = TestMetrics()
     let shared = FaultySharedTier()
     let configuration = TieredStoreConfiguration(
-      shared: .init(breaker: .init(failureThreshold: 100), maxAttempts: 20, retryBackoff: .milliseconds(20)))
+      shared: .init(
+        callTimeout: .seconds(30), chunkTimeout: .seconds(30), breaker: .init(failureThreshold: 100), maxAttempts: 20,
+        retryBackoff: .milliseconds(20)))
     let edgeA = Tiered(memory: try TieredFixture.memory(), disk: nil, shared: shared, configuration: configuration)
     let edgeB = Tiered(
       memory: try TieredFixture.memory(), disk: try await TieredFixture.disk(), shared: shared,
