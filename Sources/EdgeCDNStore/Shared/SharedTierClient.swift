@@ -56,8 +56,11 @@ public final class SharedTierClient: Sendable {
 
   /// One guarded call: refused at once while the breaker is open, limited in time,
   /// its outcome fed to the breaker.
+  ///
+  /// `then` runs in the call's task after it ended (see `withDeadline`).
   func call<T: Sendable>(
-    _ operation: String, timeout: Duration? = nil, _ body: @escaping @Sendable () async throws(CacheError) -> T
+    _ operation: String, timeout: Duration? = nil, then: (@Sendable (_ delivered: Bool) async -> Void)? = nil,
+    _ body: @escaping @Sendable () async throws(CacheError) -> T
   ) async throws(CacheError) -> T {
     guard breaker.allowCall() else {
       metrics.sharedRejected.increment()
@@ -65,7 +68,7 @@ public final class SharedTierClient: Sendable {
     }
     do {
       let value = try await withDeadline(
-        timeout ?? configuration.callTimeout, tier: tier.name, operation: operation, body)
+        timeout ?? configuration.callTimeout, tier: tier.name, operation: operation, then: then, body)
       breaker.recordSuccess()
       return value
     } catch {
@@ -79,19 +82,24 @@ public final class SharedTierClient: Sendable {
     }
   }
 
-  func fetchMeta(_ key: CacheKey) async throws(CacheError) -> SharedObjectHead? {
+  /// Fetches the meta and opens the body of `key` as one call: one deadline and one
+  /// task, which then goes on reading the body one chunk ahead of the reader (see
+  /// `TimedBodyStream`). Nil when the tier has no such object (or it was replaced
+  /// between the two).
+  func open(_ key: CacheKey) async throws(CacheError) -> (head: SharedObjectHead, body: any SharedBodyStream)? {
     let tier = self.tier
-    return try await call("fetch meta") { () async throws(CacheError) -> SharedObjectHead? in
-      try await tier.fetchMeta(key)
+    let stream = TimedBodyStream(client: self)
+    let head = try await call(
+      "fetch meta and open body", then: { delivered in await stream.pump(delivered: delivered) }
+    ) { () async throws(CacheError) -> SharedObjectHead? in
+      guard let head = try await tier.fetchMeta(key), let body = try await tier.streamBody(key, head: head) else {
+        return nil
+      }
+      stream.attach(body)
+      return head
     }
-  }
-
-  func streamBody(_ key: CacheKey, head: SharedObjectHead) async throws(CacheError) -> (any SharedBodyStream)? {
-    let tier = self.tier
-    let stream = try await call("open body") { () async throws(CacheError) -> SharedStreamBox? in
-      try await tier.streamBody(key, head: head).map(SharedStreamBox.init)
-    }
-    return stream.map { TimedBodyStream(base: $0.stream, client: self) }
+    guard let head else { return nil }
+    return (head, stream)
   }
 
   func store(_ key: CacheKey, meta: CacheMeta, body: any SharedBodyStream) async throws(CacheError) {
@@ -130,44 +138,6 @@ public final class SharedTierClient: Sendable {
       return report
     } catch {
       return TierHealth(tier: "shared", status: .degraded, reasons: ["\(tier.name): \(error)"])
-    }
-  }
-}
-
-/// Carries an existential through a generic `Sendable` result.
-struct SharedStreamBox: Sendable {
-  var stream: any SharedBodyStream
-}
-
-/// A shared body whose every chunk is limited in time and counted by the breaker.
-final class TimedBodyStream: SharedBodyStream {
-  let base: any SharedBodyStream
-  let client: SharedTierClient
-
-  init(base: any SharedBodyStream, client: SharedTierClient) {
-    self.base = base
-    self.client = client
-  }
-
-  func next() async throws(CacheError) -> ByteBuffer? {
-    let base = self.base
-    do {
-      let chunk = try await withDeadline(client.configuration.chunkTimeout, tier: client.name, operation: "read body") {
-        () async throws(CacheError) -> ByteBuffer? in try await base.next()
-      }
-      return chunk
-    } catch {
-      if case .cancelled = error { throw error }
-      client.breaker.recordFailure()
-      client.metrics.sharedFailures.increment()
-      throw error
-    }
-  }
-
-  func cancel() async {
-    let base = self.base
-    _ = try? await withDeadline(client.configuration.callTimeout, tier: client.name, operation: "cancel body") {
-      () async throws(CacheError) in await base.cancel()
     }
   }
 }

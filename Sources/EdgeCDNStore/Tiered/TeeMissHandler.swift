@@ -31,11 +31,14 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
   private let metrics: TieredMetrics
   private let logger: Logger
   private let onFinish: (@Sendable (CacheKey) -> Void)?
+  /// Set for a client write: told once when the write ends, however it ends.
+  private let writes: WriteStamps?
+  private let ended = Atomic<Bool>(false)
   public let streamingWriteTag: StreamingWriteTag?
 
   init(
     key: CacheKey, memory: Memory.Miss?, disk: Disk.Miss?, memoryLimit: Int?, metrics: TieredMetrics, logger: Logger,
-    onFinish: (@Sendable (CacheKey) -> Void)?
+    onFinish: (@Sendable (CacheKey) -> Void)?, writes: WriteStamps? = nil
   ) {
     self.key = key
     self.state = Mutex(State(memory: memory, disk: disk))
@@ -44,7 +47,16 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
     self.metrics = metrics
     self.logger = logger
     self.onFinish = onFinish
+    self.writes = writes
     self.streamingWriteTag = memory?.streamingWriteTag
+  }
+
+  deinit { endWrite() }
+
+  /// Tells the write stamps, once, that this client write can commit no more.
+  private func endWrite() {
+    guard let writes, !ended.exchange(true, ordering: .relaxed) else { return }
+    writes.writeEnded(key.combinedHash)
   }
 
   /// Which tiers still take the write (for tests and logs).
@@ -87,6 +99,7 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
     guard let (memory, disk) = handlers else {
       throw .invalidState(key: key.combinedHash, reason: "finish after finish or abort")
     }
+    defer { endWrite() }
     var result: MissFinish?
     // Disk first: once RAM commits, lookups stop at RAM, so RAM last keeps the two
     // tiers agreeing on the newest write when writers of one key race.
@@ -117,6 +130,7 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
     guard let (memory, disk) = handlers else { return }
     await memory?.abort(reason: reason)
     await disk?.abort(reason: reason)
+    endWrite()
   }
 
   private func drop(memory: Memory.Miss, _ error: CacheError, while operation: String) async {

@@ -18,6 +18,9 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
   let uploads: WriteBehindQueue<CacheKey>?
   let retries: WriteBehindQueue<SharedRetry>?
   let worker: SharedWorker<Memory, Disk>?
+  /// Client writes under way and done, per stripe of keys, so that a promotion or a
+  /// shared-tier fill that raced one does not leave an older version in RAM.
+  let writes = WriteStamps()
   private let purgeEpoch = Atomic<UInt64>(0)
 
   init(
@@ -67,9 +70,11 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
   @usableFromInline
   func lookupBelow(_ key: CacheKey) async throws(CacheError) -> CacheHit<TieredHitHandler<Memory, Disk>>? {
     let epoch = self.epoch
+    // Read before the lower tiers: a client write that commits after this is seen.
+    let stamp = writes.stamp(key.combinedHash)
     if let disk {
       do {
-        if let hit = try await disk.lookup(key) { return await diskHit(key, hit, epoch: epoch) }
+        if let hit = try await disk.lookup(key) { return await diskHit(key, hit, epoch: epoch, stamp: stamp) }
       } catch {
         // With a shared tier below, a failing disk lookup is a local miss.
         guard shared != nil else { throw error }
@@ -77,11 +82,11 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
       }
     }
     guard let shared else { return nil }
-    return await sharedHit(key, shared, epoch: epoch)
+    return await sharedHit(key, shared, epoch: epoch, stamp: stamp)
   }
 
   private func diskHit(
-    _ key: CacheKey, _ hit: CacheHit<Disk.Hit>, epoch: UInt64
+    _ key: CacheKey, _ hit: CacheHit<Disk.Hit>, epoch: UInt64, stamp: UInt64
   ) async -> CacheHit<
     TieredHitHandler<Memory, Disk>
   > {
@@ -93,23 +98,21 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
         key: key, memory: miss, disk: nil, memoryLimit: nil, metrics: metrics, logger: logger, onFinish: nil)
     }
     let read = TieredLowerRead(
-      source: .disk(hit.handler), fill: fill, core: self, key: key, epoch: epoch, isPromotion: true)
+      source: .disk(hit.handler), fill: fill, core: self, key: key, epoch: epoch, stamp: stamp,
+      isPromotion: true)
     return CacheHit(meta: hit.meta, handler: .lower(read))
   }
 
   private func sharedHit(
-    _ key: CacheKey, _ shared: SharedTierClient, epoch: UInt64
+    _ key: CacheKey, _ shared: SharedTierClient, epoch: UInt64, stamp: UInt64
   ) async -> CacheHit<
     TieredHitHandler<Memory, Disk>
   >? {
     let head: SharedObjectHead
     let stream: any SharedBodyStream
     do {
-      guard let found = try await shared.fetchMeta(key),
-        let body = try await shared.streamBody(key, head: found)
-      else { return nil }
-      head = found
-      stream = body
+      guard let opened = try await shared.open(key) else { return nil }
+      (head, stream) = opened
     } catch {
       logger.debug("shared tier lookup failed, served as a miss", metadata: ["error": "\(error)"])
       return nil
@@ -126,7 +129,8 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
       }
     }
     let read = TieredLowerRead(
-      source: .shared(stream, size: head.bodySize), fill: fill, core: self, key: key, epoch: epoch, isPromotion: false)
+      source: .shared(stream, size: head.bodySize), fill: fill, core: self, key: key, epoch: epoch,
+      stamp: stamp, isPromotion: false)
     return CacheHit(meta: head.meta, handler: .lower(read))
   }
 
@@ -138,6 +142,8 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
   }
 
   func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> TeeMissHandler<Memory, Disk> {
+    // Counted from before any tier can commit until the tee ends (see WriteStamps).
+    writes.writeStarted(key.combinedHash)
     var firstError: CacheError?
     var memoryMiss: Memory.Miss?
     do { memoryMiss = try await memory.missHandler(for: key, meta: meta) } catch {
@@ -152,6 +158,7 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
       }
     }
     if memoryMiss == nil && diskMiss == nil {
+      writes.writeEnded(key.combinedHash)
       throw firstError ?? .invalidState(key: key.combinedHash, reason: "no tier took the write")
     }
     var onFinish: (@Sendable (CacheKey) -> Void)?
@@ -160,7 +167,7 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     }
     return TeeMissHandler(
       key: key, memory: memoryMiss, disk: diskMiss, memoryLimit: memoryLimit, metrics: metrics, logger: logger,
-      onFinish: onFinish)
+      onFinish: onFinish, writes: writes)
   }
 
   func purge(_ key: CompactCacheKey, reason: PurgeReason) async throws(CacheError) -> Bool {

@@ -9,6 +9,11 @@ import Synchronization
 /// enum payload copies the handler out and back (a retain and release of its object
 /// per chunk, measured at 50% of a 1 KiB RAM hit), while optional chaining on a stored
 /// property mutates it in place.
+///
+/// Why it keeps the RAM tier's whole `CacheHit` and not only its handler: taking the
+/// handler out of a generic `CacheHit` copies it (a retain of every buffer it holds,
+/// and a release of the original), while the whole hit moves. Its meta is moved out
+/// to the tiered hit first (see `TieredStore.lookup`), leaving an empty one here.
 public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
   @usableFromInline
   enum Tier: Sendable {
@@ -17,31 +22,44 @@ public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
   }
 
   @usableFromInline let tier: Tier
-  @usableFromInline var memoryRead: Memory.Hit?
+  /// The RAM hit, its meta moved out; read in place.
+  @usableFromInline var memoryHit: CacheHit<Memory.Hit>?
   @usableFromInline var lowerRead: TieredLowerRead<Memory, Disk>?
 
   @inlinable
-  init(tier: Tier, memoryRead: Memory.Hit?, lowerRead: TieredLowerRead<Memory, Disk>?) {
+  init(tier: Tier, memoryHit: consuming CacheHit<Memory.Hit>?, lowerRead: TieredLowerRead<Memory, Disk>?) {
     self.tier = tier
-    self.memoryRead = memoryRead
+    self.memoryHit = memoryHit
     self.lowerRead = lowerRead
+  }
+
+  /// A read of RAM from the RAM tier's whole hit (whose meta the caller moved out).
+  @inlinable
+  init(memoryHit: consuming CacheHit<Memory.Hit>) {
+    self.init(tier: .memory, memoryHit: memoryHit, lowerRead: nil)
   }
 
   /// A read of RAM.
   @inlinable
-  public static func memory(_ handler: Memory.Hit) -> Self {
-    Self(tier: .memory, memoryRead: handler, lowerRead: nil)
+  public init(memory handler: consuming Memory.Hit) {
+    self.init(memoryHit: CacheHit(meta: .movedOut, handler: handler))
+  }
+
+  /// A read of RAM (the handler is taken `consuming`, so it moves in).
+  @inlinable
+  public static func memory(_ handler: consuming Memory.Hit) -> Self {
+    Self(memory: handler)
   }
 
   /// A disk or shared-tier read, possibly copying into the tiers above as it goes.
   static func lower(_ read: TieredLowerRead<Memory, Disk>) -> Self {
-    Self(tier: .lower, memoryRead: nil, lowerRead: read)
+    Self(tier: .lower, memoryHit: nil, lowerRead: read)
   }
 
   @inlinable
   public mutating func readBody() async throws(CacheError) -> ByteBuffer? {
     switch tier {
-    case .memory: try await memoryRead?.readBody()
+    case .memory: try await memoryHit?.handler.readBody()
     case .lower: try await lowerRead?.readBody()
     }
   }
@@ -49,21 +67,21 @@ public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
   @inlinable
   public mutating func finish() async throws(CacheError) {
     switch tier {
-    case .memory: try await memoryRead?.finish()
+    case .memory: try await memoryHit?.handler.finish()
     case .lower: try await lowerRead?.finish()
     }
   }
 
   public var canSeek: Bool {
     switch tier {
-    case .memory: memoryRead?.canSeek ?? false
+    case .memory: memoryHit?.handler.canSeek ?? false
     case .lower: lowerRead?.canSeek ?? false
     }
   }
 
   public var canSeekMultipart: Bool {
     switch tier {
-    case .memory: memoryRead?.canSeekMultipart ?? false
+    case .memory: memoryHit?.handler.canSeekMultipart ?? false
     case .lower: lowerRead?.canSeek ?? false
     }
   }
@@ -71,7 +89,7 @@ public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
   @inlinable
   public mutating func seek(start: Int, end: Int?) async throws(CacheError) {
     switch tier {
-    case .memory: try await memoryRead?.seek(start: start, end: end)
+    case .memory: try await memoryHit?.handler.seek(start: start, end: end)
     case .lower: try await lowerRead?.seek(start: start, end: end, multipart: false)
     }
   }
@@ -79,21 +97,21 @@ public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
   @inlinable
   public mutating func seekMultipart(start: Int, end: Int?) async throws(CacheError) {
     switch tier {
-    case .memory: try await memoryRead?.seekMultipart(start: start, end: end)
+    case .memory: try await memoryHit?.handler.seekMultipart(start: start, end: end)
     case .lower: try await lowerRead?.seek(start: start, end: end, multipart: true)
     }
   }
 
   public var shouldCountAccess: Bool {
     switch tier {
-    case .memory: memoryRead?.shouldCountAccess ?? true
+    case .memory: memoryHit?.handler.shouldCountAccess ?? true
     case .lower: lowerRead?.shouldCountAccess ?? true
     }
   }
 
   public var evictionWeight: Int {
     switch tier {
-    case .memory: memoryRead?.evictionWeight ?? 0
+    case .memory: memoryHit?.handler.evictionWeight ?? 0
     case .lower: lowerRead?.evictionWeight ?? 0
     }
   }
@@ -123,6 +141,8 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
   let key: CacheKey
   /// The store's purge epoch when the read began; a change abandons the fill.
   let epoch: UInt64
+  /// The key's write stamp when the read began (see WriteStamps).
+  let stamp: UInt64
   let isPromotion: Bool
   nonisolated let canSeek: Bool
   nonisolated let evictionWeight: Int
@@ -130,13 +150,14 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
 
   init(
     source: Source, fill: TeeMissHandler<Memory, Disk>?, core: TieredCore<Memory, Disk>, key: CacheKey, epoch: UInt64,
-    isPromotion: Bool
+    stamp: UInt64, isPromotion: Bool
   ) {
     self.source = source
     self.fill = fill
     self.core = core
     self.key = key
     self.epoch = epoch
+    self.stamp = stamp
     self.isPromotion = isPromotion
     switch source {
     case .disk(let handler):
@@ -184,10 +205,11 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
       // Counted and logged by the tee; the reader has its body.
       return
     }
-    guard core.epoch == epoch else {
-      // Purged or updated meanwhile. The copy is committed first and removed after,
-      // rather than aborted, because readers may be following it as a partial write
-      // and must get the whole body, as readers that began before a purge do.
+    guard core.epoch == epoch, core.writes.copyMayStay(key.combinedHash, since: stamp) else {
+      // Purged, updated or written by a client meanwhile: this copy may be older than
+      // what the tiers hold now. It is committed first and removed after, rather than
+      // aborted, because readers may be following it as a partial write and must get
+      // the whole body, as readers that began before a purge do.
       await core.discardCopy(of: key, memory: tiers.memory, disk: tiers.disk)
       return
     }
@@ -230,4 +252,9 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
   }
 
   nonisolated var shouldCountAccess: Bool { countsAccess.load(ordering: .relaxed) }
+
+  /// A reader dropped without `finish` still releases a shared body's read-ahead.
+  deinit {
+    if case .shared(let stream, _) = source, let timed = stream as? TimedBodyStream { timed.close() }
+  }
 }

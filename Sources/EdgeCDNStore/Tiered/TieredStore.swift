@@ -54,7 +54,18 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
   @inlinable
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<Hit>? {
     guard let hit = try await memory.lookup(key) else { return try await core.lookupBelow(key) }
-    return hit.fromMemory()
+    return Self.wrap(consume hit)
+  }
+
+  /// Re-wraps a RAM hit without copying its meta or handler: the meta is swapped out
+  /// (a move) for an empty one, and the hit moves whole into the tiered handler.
+  /// Copying them out of the generic `CacheHit` cost a retain and a release of each
+  /// buffer they hold: measured at about 20% of a 1 KiB RAM hit.
+  @inlinable
+  static func wrap(_ hit: consuming CacheHit<Memory.Hit>) -> CacheHit<Hit> {
+    var meta = CacheMeta.movedOut
+    swap(&meta, &hit.meta)
+    return CacheHit(meta: meta, handler: Hit(memoryHit: consume hit))
   }
 
   /// With a tag, only RAM is asked: tags name the RAM tier's writes (a write's tag is
@@ -63,7 +74,7 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
   {
     guard let tag else { return try await lookup(key) }
     guard let hit = try await memory.lookupStreamingWrite(key, tag: tag) else { return nil }
-    return CacheHit(meta: hit.meta, handler: .memory(hit.handler))
+    return Self.wrap(consume hit)
   }
 
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Miss {
@@ -110,11 +121,22 @@ extension TieredStore: HealthReporting {
 }
 
 extension CacheHit {
-  /// Re-wraps a RAM hit, consuming it so that its meta and handler can move rather
-  /// than be copied.
+  /// Re-wraps a RAM hit, consuming it so that its meta and handler move rather than
+  /// being copied.
   @inlinable
   consuming func fromMemory<Disk: Storage, Memory: Storage>() -> CacheHit<TieredHitHandler<Memory, Disk>>
   where Memory.Hit == Handler {
-    CacheHit<TieredHitHandler<Memory, Disk>>(meta: meta, handler: .memory(handler))
+    TieredStore<Memory, Disk>.wrap(self)
+  }
+}
+
+extension CacheMeta {
+  /// An empty meta, left behind where a meta was moved out by `swap`: it holds no
+  /// buffer (its arrays are empty), so making and dropping it costs no retain.
+  @inlinable
+  static var movedOut: CacheMeta {
+    CacheMeta(
+      freshUntil: CacheTime(millisecondsSinceEpoch: 0), created: CacheTime(millisecondsSinceEpoch: 0),
+      response: ResponseHeader(status: 0))
   }
 }

@@ -60,7 +60,9 @@ enum TieredFixture {
     makeStorage: { observer in
       Tiered(
         memory: try memory(), disk: try await disk(), shared: InMemorySharedTier(),
-        configuration: .init(promotion: .always))
+        // Long limits: deadlines run on an event loop, and the whole suite on 2 cores
+        // can starve the cooperative pool past a short one (a spurious miss).
+        configuration: .init(promotion: .always, shared: .init(callTimeout: .seconds(30), chunkTimeout: .seconds(30))))
     },
     tearDown: { try await close($0) })
 
