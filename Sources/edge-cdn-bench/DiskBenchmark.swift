@@ -26,6 +26,9 @@ struct DiskBenchmark: AsyncParsableCommand {
   @Option(help: "Seconds per hit measurement.")
   var seconds = 2.0
 
+  @Flag(help: "Only the write throughput figures (raw and store), with the CPU time each took.")
+  var writeOnly = false
+
   func run() async throws {
     // Fixed glibc mmap threshold: large buffers (regions, region reads) go back to the
     // kernel when freed, so RSS deltas show what is held, not the allocator's slack.
@@ -36,7 +39,9 @@ struct DiskBenchmark: AsyncParsableCommand {
     var report = BenchReport()
 
     // 1. Raw sequential write of the same amount, 4 MiB blocks, fdatasync at the end.
+    let rawCPUBefore = Self.cpuSeconds()
     let rawMBs = try Self.rawWrite(path: folder + "/raw.data", megabytes: writeMegabytes)
+    let rawCPU = Self.cpuSeconds() - rawCPUBefore
     unlink(folder + "/raw.data")
     print("raw sequential write: \(BenchReport.format(rawMBs, decimals: 1)) MB/s")
 
@@ -47,6 +52,7 @@ struct DiskBenchmark: AsyncParsableCommand {
     let store = try await DiskStore.open(
       configuration: DiskStoreConfiguration(path: throughputPath, size: size, regionSize: regionSize))
     let body = ByteBuffer(repeating: 0x5A, count: 64 << 10)
+    let storeCPUBefore = Self.cpuSeconds()
     let start = ContinuousClock.now
     for i in 0..<writeMegabytes {
       let handler = try await store.missHandler(for: Self.key("mb-\(i)"), meta: Self.meta)
@@ -55,9 +61,20 @@ struct DiskBenchmark: AsyncParsableCommand {
     }
     try await store.flush()
     let storeMBs = Double(writeMegabytes << 20) / 1e6 / Self.secondsIn(ContinuousClock.now - start)
+    let storeCPU = Self.cpuSeconds() - storeCPUBefore
     print("store write: \(BenchReport.format(storeMBs, decimals: 1)) MB/s (\(writeMegabytes) objects of 1 MiB)")
     report.record("disk.write_mb_s", storeMBs)
     report.record("disk.raw_write_mb_s", rawMBs)
+    // CPU time (user + system, all threads) of each write phase: on a shared machine the
+    // wall-clock figures above swing with the neighbours, this much less.
+    report.record("disk.write_cpu_s", storeCPU, decimals: 3)
+    report.record("disk.raw_write_cpu_s", rawCPU, decimals: 3)
+    if writeOnly {
+      try await store.close()
+      Self.removeTree(throughputPath)
+      report.printFigures()
+      return
+    }
 
     // 3. Hits: objects of 4 KiB, 128 KiB, 1 MiB (page cache warm: they were just written).
     for (label, objectSize, count) in [("4k", 4 << 10, 20_000), ("128k", 128 << 10, 1000), ("1m", 1 << 20, 200)] {
@@ -280,6 +297,14 @@ struct DiskBenchmark: AsyncParsableCommand {
         print("\(label): \(kb) kB \(mapping)")
       }
     }
+  }
+
+  /// User plus system CPU seconds of this process so far (all threads).
+  static func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+      + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
   }
 
   static func residentBytes() -> Int {

@@ -20,6 +20,8 @@ public final class DiskMissHandler: MissHandler {
   private struct State {
     var phase = Phase.open
     var pending = ByteBuffer()
+    /// The last fragment written, whose storage the next partial fragment reuses.
+    var spare: ByteBuffer?
     var bodyLength = 0
     var fragments: [FragmentRef] = []
     var blockCRCs: [UInt32] = []
@@ -51,7 +53,7 @@ public final class DiskMissHandler: MissHandler {
     let fragmentSize = store.configuration.fragmentSize
     let limit = store.configuration.maxObjectSize
     let hash = key.combinedHash
-    let pieces = state.withLock { s -> Result<[ByteBuffer], CacheError> in
+    let pieces = state.withLock { s -> Result<[(ByteBuffer, ours: Bool)], CacheError> in
       guard s.phase == .open else {
         return .failure(.invalidState(key: hash, reason: "writeBody after eof, finish or abort"))
       }
@@ -62,38 +64,72 @@ public final class DiskMissHandler: MissHandler {
       }
       s.bodyLength = total
       if eof { s.phase = .eofWritten }
-      s.pending.writeImmutableBuffer(data)
-      s.peakBuffered = max(s.peakBuffered, s.pending.readableBytes)
-      var pieces: [ByteBuffer] = []
-      while s.pending.readableBytes >= fragmentSize, let piece = s.pending.readSlice(length: fragmentSize) {
-        pieces.append(piece)
-      }
-      if !pieces.isEmpty {
-        var rest = ByteBuffer()
-        rest.reserveCapacity(fragmentSize)
-        rest.writeImmutableBuffer(s.pending)
-        s.pending = rest
-      }
-      return .success(pieces)
+      return .success(Self.cut(data, into: &s, fragmentSize: fragmentSize))
     }
-    for piece in try pieces.get() { try await writeFragment(piece) }
+    for (piece, ours) in try pieces.get() { try await writeFragment(piece, reuseStorage: ours) }
   }
 
-  private func writeFragment(_ piece: ByteBuffer) async throws(CacheError) {
-    let hash = key.combinedHash
-    let index = state.withLock { UInt32(truncatingIfNeeded: $0.fragments.count) }
-    var crcs: [UInt32] = []
-    piece.withUnsafeReadableBytes { raw in
-      var offset = 0
-      while offset < raw.count {
-        let size = min(RecordFormat.checkBlockSize, raw.count - offset)
-        crcs.append(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)])))
-        offset += size
+  /// Splits the bytes written so far into whole fragments, copying as little as it can:
+  /// the partial fragment held from earlier writes is filled up (one copy), whole
+  /// fragments inside `data` are zero-copy slices of it, and only a partial rest is
+  /// copied, into a buffer sized for a whole fragment so that filling it never grows it.
+  /// `ours`: the piece is the handler's own buffer (not a slice of the caller's), whose
+  /// storage may be reused once written.
+  private static func cut(_ data: ByteBuffer, into s: inout State, fragmentSize: Int) -> [(ByteBuffer, ours: Bool)] {
+    var input = data
+    var pieces: [(ByteBuffer, ours: Bool)] = []
+    if s.pending.readableBytes > 0,
+      let head = input.readSlice(
+        length: min(fragmentSize - s.pending.readableBytes, input.readableBytes))
+    {
+      s.pending.writeImmutableBuffer(head)
+      if s.pending.readableBytes == fragmentSize {
+        pieces.append((s.pending, true))
+        s.pending = ByteBuffer()
       }
     }
+    while input.readableBytes >= fragmentSize, let piece = input.readSlice(length: fragmentSize) {
+      pieces.append((piece, false))
+    }
+    if input.readableBytes > 0 {
+      if s.phase == .eofWritten && s.pending.readableBytes == 0 {
+        // The end of the body: keep the caller's bytes as they are (finish() writes them).
+        s.pending = input
+      } else {
+        if s.pending.capacity < fragmentSize, var spare = s.spare, spare.capacity >= fragmentSize {
+          // Unique by now (the region holds a copy), so clearing keeps its storage.
+          s.spare = nil
+          spare.clear()
+          s.pending = spare
+        }
+        if s.pending.capacity < fragmentSize { s.pending.reserveCapacity(fragmentSize) }
+        s.pending.writeImmutableBuffer(input)
+      }
+    }
+    s.peakBuffered = max(s.peakBuffered, s.pending.readableBytes + pieces.reduce(0) { $0 + $1.0.readableBytes })
+    return pieces
+  }
+
+  /// Pieces this large have their CRCs computed and are copied into the region on NIO's
+  /// thread pool: per-byte work of many microseconds stays off the cooperative pool.
+  static let offPoolThreshold = 64 << 10
+
+  private func writeFragment(_ piece: ByteBuffer, reuseStorage: Bool = false) async throws(CacheError) {
+    let hash = key.combinedHash
     let location: RecordLocation
+    let crcs: [UInt32]
     do throws(CacheError) {
-      location = try await store.append(kind: .fragment, hash: hash, fragmentIndex: index, payload: piece)
+      if piece.readableBytes >= Self.offPoolThreshold {
+        let writer = store.writer
+        let (blockCRCs, first) = try await DurableFile.onIOThread { () -> ([UInt32], RegionWriter.AppendOutcome) in
+          (Self.blockCRCs(of: piece), writer.tryAppend(kind: .fragment, hash: hash, payload: piece))
+        }
+        crcs = blockCRCs
+        location = try await store.append(kind: .fragment, hash: hash, payload: piece, firstOutcome: first)
+      } else {
+        crcs = Self.blockCRCs(of: piece)
+        location = try await store.append(kind: .fragment, hash: hash, payload: piece)
+      }
     } catch {
       state.withLock { $0.phase = .aborted }
       throw error
@@ -102,7 +138,23 @@ public final class DiskMissHandler: MissHandler {
       s.fragments.append(
         FragmentRef(offset: location.offset, sequence: location.sequence, length: piece.readableBytes))
       s.blockCRCs.append(contentsOf: crcs)
+      if reuseStorage { s.spare = piece }
     }
+  }
+
+  /// One CRC per check block of the piece.
+  private static func blockCRCs(of piece: ByteBuffer) -> [UInt32] {
+    var crcs: [UInt32] = []
+    crcs.reserveCapacity((piece.readableBytes + RecordFormat.checkBlockSize - 1) / RecordFormat.checkBlockSize)
+    piece.withUnsafeReadableBytes { raw in
+      var offset = 0
+      while offset < raw.count {
+        let size = min(RecordFormat.checkBlockSize, raw.count - offset)
+        crcs.append(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)])))
+        offset += size
+      }
+    }
+    return crcs
   }
 
   public func finish() async throws(CacheError) -> MissFinish {
@@ -112,6 +164,7 @@ public final class DiskMissHandler: MissHandler {
       s.phase = .finishing
       let tail = s.pending
       s.pending = ByteBuffer()
+      s.spare = nil
       return tail
     }
     guard var tail else { throw .invalidState(key: hash, reason: "finish after finish or abort") }
@@ -138,6 +191,7 @@ public final class DiskMissHandler: MissHandler {
     state.withLock { s in
       if s.phase != .finished { s.phase = .aborted }
       s.pending = ByteBuffer()
+      s.spare = nil
     }
   }
 }
