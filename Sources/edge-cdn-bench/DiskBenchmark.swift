@@ -29,6 +29,9 @@ struct DiskBenchmark: AsyncParsableCommand {
   @Flag(help: "Only the write throughput figures (raw and store), with the CPU time each took.")
   var writeOnly = false
 
+  @Option(help: "Rounds of the raw and store writes (medians are reported).")
+  var writeRounds = 3
+
   func run() async throws {
     // Fixed glibc mmap threshold: large buffers (regions, region reads) go back to the
     // kernel when freed, so RSS deltas show what is held, not the allocator's slack.
@@ -38,37 +41,61 @@ struct DiskBenchmark: AsyncParsableCommand {
     defer { if path == nil { Self.removeTree(folder) } }
     var report = BenchReport()
 
-    // 1. Raw sequential write of the same amount, 4 MiB blocks, fdatasync at the end.
-    let rawCPUBefore = Self.cpuSeconds()
-    let rawMBs = try Self.rawWrite(path: folder + "/raw.data", megabytes: writeMegabytes)
-    let rawCPU = Self.cpuSeconds() - rawCPUBefore
-    unlink(folder + "/raw.data")
-    print("raw sequential write: \(BenchReport.format(rawMBs, decimals: 1)) MB/s")
-
-    // 2. The store: 1 MiB objects written in 64 KiB chunks, then flush (fsync).
-    let throughputPath = folder + "/throughput"
+    // 1-2. Write throughput: rounds of a raw sequential write, then the store writing the
+    // same amount to the same file system, each into a fresh preallocated file and with
+    // the same fsync policy (fdatasync every second and at the end: the store's default
+    // flush interval). Medians over the rounds; the ratio is taken per round, as the
+    // two halves of a round see the same load from the machine's other users.
     let regionSize = 16 << 20
     let size = 4096 + ((writeMegabytes + 600) / 16 + 8) * regionSize
-    let store = try await DiskStore.open(
-      configuration: DiskStoreConfiguration(path: throughputPath, size: size, regionSize: regionSize))
-    let body = ByteBuffer(repeating: 0x5A, count: 64 << 10)
-    let storeCPUBefore = Self.cpuSeconds()
-    let start = ContinuousClock.now
-    for i in 0..<writeMegabytes {
-      let handler = try await store.missHandler(for: Self.key("mb-\(i)"), meta: Self.meta)
-      for c in 0..<16 { try await handler.writeBody(body, eof: c == 15) }
-      _ = try await handler.finish()
+    let throughputPath = folder + "/throughput"
+    var raws: [Double] = []
+    var stores: [Double] = []
+    var ratios: [Double] = []
+    var rawCPUs: [Double] = []
+    var storeCPUs: [Double] = []
+    var store: DiskStore?
+    for round in 0..<max(1, writeRounds) {
+      let rawCPUBefore = Self.cpuSeconds()
+      let rawMBs = try Self.rawWrite(path: folder + "/raw.data", megabytes: writeMegabytes, preallocate: size)
+      rawCPUs.append(Self.cpuSeconds() - rawCPUBefore)
+      unlink(folder + "/raw.data")
+
+      if let previous = store {
+        try await previous.close()
+        Self.removeTree(throughputPath)
+      }
+      // The store: 1 MiB objects written in 64 KiB chunks, then flush (fdatasync).
+      let opened = try await DiskStore.open(
+        configuration: DiskStoreConfiguration(path: throughputPath, size: size, regionSize: regionSize))
+      store = opened
+      let body = ByteBuffer(repeating: 0x5A, count: 64 << 10)
+      let storeCPUBefore = Self.cpuSeconds()
+      let start = ContinuousClock.now
+      for i in 0..<writeMegabytes {
+        let handler = try await opened.missHandler(for: Self.key("mb-\(i)"), meta: Self.meta)
+        for c in 0..<16 { try await handler.writeBody(body, eof: c == 15) }
+        _ = try await handler.finish()
+      }
+      try await opened.flush()
+      let storeMBs = Double(writeMegabytes << 20) / 1e6 / Self.secondsIn(ContinuousClock.now - start)
+      storeCPUs.append(Self.cpuSeconds() - storeCPUBefore)
+      raws.append(rawMBs)
+      stores.append(storeMBs)
+      ratios.append(storeMBs / rawMBs)
+      print(
+        "round \(round + 1): raw \(BenchReport.format(rawMBs, decimals: 1)) MB/s (cpu \(BenchReport.format(rawCPUs[round], decimals: 3)) s), "
+          + "store \(BenchReport.format(storeMBs, decimals: 1)) MB/s (cpu \(BenchReport.format(storeCPUs[round], decimals: 3)) s)"
+      )
     }
-    try await store.flush()
-    let storeMBs = Double(writeMegabytes << 20) / 1e6 / Self.secondsIn(ContinuousClock.now - start)
-    let storeCPU = Self.cpuSeconds() - storeCPUBefore
-    print("store write: \(BenchReport.format(storeMBs, decimals: 1)) MB/s (\(writeMegabytes) objects of 1 MiB)")
-    report.record("disk.write_mb_s", storeMBs)
-    report.record("disk.raw_write_mb_s", rawMBs)
+    guard let store else { return }
+    report.record("disk.write_mb_s", Self.median(stores))
+    report.record("disk.raw_write_mb_s", Self.median(raws))
+    report.record("disk.write_vs_raw", Self.median(ratios), decimals: 2)
     // CPU time (user + system, all threads) of each write phase: on a shared machine the
     // wall-clock figures above swing with the neighbours, this much less.
-    report.record("disk.write_cpu_s", storeCPU, decimals: 3)
-    report.record("disk.raw_write_cpu_s", rawCPU, decimals: 3)
+    report.record("disk.write_cpu_s", Self.median(storeCPUs), decimals: 3)
+    report.record("disk.raw_write_cpu_s", Self.median(rawCPUs), decimals: 3)
     if writeOnly {
       try await store.close()
       Self.removeTree(throughputPath)
@@ -258,22 +285,35 @@ struct DiskBenchmark: AsyncParsableCommand {
     return (Double(latencies.count) / elapsed, p99)
   }
 
-  /// Writes `megabytes` MiB sequentially in 4 MiB pwrites and fdatasyncs: the file
-  /// system's own pace, as the store's target.
-  static func rawWrite(path: String, megabytes: Int) throws -> Double {
+  /// Writes `megabytes` MiB sequentially in 4 MiB pwrites into a file preallocated to
+  /// `preallocate` bytes (as the store's is), fdatasyncing every second (the store's
+  /// default flush interval) and at the end: the file system's own pace, as the store's
+  /// target.
+  static func rawWrite(path: String, megabytes: Int, preallocate: Int) throws -> Double {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw ValidationError("cannot create \(path): errno \(errno)") }
     defer { close(fd) }
+    _ = posix_fallocate(fd, 0, off_t(preallocate))
     let block = [UInt8](repeating: 0x5A, count: 4 << 20)
     let start = ContinuousClock.now
+    var lastSync = start
     var offset = 0
     while offset < megabytes << 20 {
       let n = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
       guard n > 0 else { throw ValidationError("pwrite failed on \(path): errno \(errno)") }
       offset += n
+      if ContinuousClock.now - lastSync >= .seconds(1) {
+        fdatasync(fd)
+        lastSync = ContinuousClock.now
+      }
     }
     fdatasync(fd)
     return Double(megabytes << 20) / 1e6 / secondsIn(ContinuousClock.now - start)
+  }
+
+  static func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
   }
 
   static func dumpLargeMappings(_ label: String) {
@@ -325,7 +365,9 @@ struct DiskBenchmark: AsyncParsableCommand {
   }
 
   static func removeTree(_ path: String) {
-    for name in ["cache.data", "cache.data.tmp", "raw.data"] { unlink(path + "/" + name) }
+    for name in ["cache.data", "cache.data.tmp", "cache.data.index", "cache.data.index.tmp", "raw.data"] {
+      unlink(path + "/" + name)
+    }
     for sub in ["throughput", "small"] {
       for name in ["cache.data", "cache.data.index", "cache.data.index.tmp"] { unlink(path + "/" + sub + "/" + name) }
       rmdir(path + "/" + sub)

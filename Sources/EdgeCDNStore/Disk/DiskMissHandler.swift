@@ -20,8 +20,8 @@ public final class DiskMissHandler: MissHandler {
   private struct State {
     var phase = Phase.open
     var pending = ByteBuffer()
-    /// The last fragment written, whose storage the next partial fragment reuses.
-    var spare: ByteBuffer?
+    /// `pending` came from the store's staging buffers (not a slice of the caller's bytes).
+    var pendingIsStaging = false
     var bodyLength = 0
     var fragments: [FragmentRef] = []
     var blockCRCs: [UInt32] = []
@@ -64,7 +64,7 @@ public final class DiskMissHandler: MissHandler {
       }
       s.bodyLength = total
       if eof { s.phase = .eofWritten }
-      return .success(Self.cut(data, into: &s, fragmentSize: fragmentSize))
+      return .success(Self.cut(data, into: &s, fragmentSize: fragmentSize, staging: store.staging))
     }
     for (piece, ours) in try pieces.get() { try await writeFragment(piece, reuseStorage: ours) }
   }
@@ -73,9 +73,11 @@ public final class DiskMissHandler: MissHandler {
   /// the partial fragment held from earlier writes is filled up (one copy), whole
   /// fragments inside `data` are zero-copy slices of it, and only a partial rest is
   /// copied, into a buffer sized for a whole fragment so that filling it never grows it.
-  /// `ours`: the piece is the handler's own buffer (not a slice of the caller's), whose
-  /// storage may be reused once written.
-  private static func cut(_ data: ByteBuffer, into s: inout State, fragmentSize: Int) -> [(ByteBuffer, ours: Bool)] {
+  /// `ours`: the piece is a staging buffer (not a slice of the caller's bytes), to hand
+  /// back once written.
+  private static func cut(
+    _ data: ByteBuffer, into s: inout State, fragmentSize: Int, staging: StagingBuffers
+  ) -> [(ByteBuffer, ours: Bool)] {
     var input = data
     var pieces: [(ByteBuffer, ours: Bool)] = []
     if s.pending.readableBytes > 0,
@@ -84,8 +86,9 @@ public final class DiskMissHandler: MissHandler {
     {
       s.pending.writeImmutableBuffer(head)
       if s.pending.readableBytes == fragmentSize {
-        pieces.append((s.pending, true))
+        pieces.append((s.pending, s.pendingIsStaging))
         s.pending = ByteBuffer()
+        s.pendingIsStaging = false
       }
     }
     while input.readableBytes >= fragmentSize, let piece = input.readSlice(length: fragmentSize) {
@@ -96,13 +99,10 @@ public final class DiskMissHandler: MissHandler {
         // The end of the body: keep the caller's bytes as they are (finish() writes them).
         s.pending = input
       } else {
-        if s.pending.capacity < fragmentSize, var spare = s.spare, spare.capacity >= fragmentSize {
-          // Unique by now (the region holds a copy), so clearing keeps its storage.
-          s.spare = nil
-          spare.clear()
-          s.pending = spare
+        if s.pending.readableBytes == 0 {
+          s.pending = staging.take()
+          s.pendingIsStaging = true
         }
-        if s.pending.capacity < fragmentSize { s.pending.reserveCapacity(fragmentSize) }
         s.pending.writeImmutableBuffer(input)
       }
     }
@@ -138,8 +138,9 @@ public final class DiskMissHandler: MissHandler {
       s.fragments.append(
         FragmentRef(offset: location.offset, sequence: location.sequence, length: piece.readableBytes))
       s.blockCRCs.append(contentsOf: crcs)
-      if reuseStorage { s.spare = piece }
     }
+    // The region holds a copy now.
+    if reuseStorage { store.staging.give(piece) }
   }
 
   /// One CRC per check block of the piece.
@@ -159,20 +160,23 @@ public final class DiskMissHandler: MissHandler {
 
   public func finish() async throws(CacheError) -> MissFinish {
     let hash = key.combinedHash
-    let tail = state.withLock { s -> ByteBuffer? in
+    let taken = state.withLock { s -> (ByteBuffer, staging: Bool)? in
       guard s.phase == .open || s.phase == .eofWritten else { return nil }
       s.phase = .finishing
-      let tail = s.pending
+      let tail = (s.pending, s.pendingIsStaging)
       s.pending = ByteBuffer()
-      s.spare = nil
+      s.pendingIsStaging = false
       return tail
     }
-    guard var tail else { throw .invalidState(key: hash, reason: "finish after finish or abort") }
+    guard var (tail, isStaging) = taken else {
+      throw .invalidState(key: hash, reason: "finish after finish or abort")
+    }
     do throws(CacheError) {
       // A long tail becomes a last, shorter fragment; a short one rides in the head.
       if tail.readableBytes > RecordFormat.checkBlockSize {
-        try await writeFragment(tail)
+        try await writeFragment(tail, reuseStorage: isStaging)
         tail = ByteBuffer()
+        isStaging = false
       }
       let (fragments, crcs, bodyLength) = state.withLock { ($0.fragments, $0.blockCRCs, $0.bodyLength) }
       let payload = HeadRecord.encodePayload(
@@ -180,6 +184,8 @@ public final class DiskMissHandler: MissHandler {
       let weight = metaBytes.readableBytes + bodyLength
       try await store.commitHead(key: key, payload: payload, fragments: fragments, weight: weight, meta: meta)
       state.withLock { $0.phase = .finished }
+      // The head payload holds a copy of the tail.
+      if isStaging { store.staging.give(tail) }
       return .created(size: weight)
     } catch {
       state.withLock { $0.phase = .aborted }
@@ -191,7 +197,7 @@ public final class DiskMissHandler: MissHandler {
     state.withLock { s in
       if s.phase != .finished { s.phase = .aborted }
       s.pending = ByteBuffer()
-      s.spare = nil
+      s.pendingIsStaging = false
     }
   }
 }

@@ -42,6 +42,8 @@ public final class DiskStore: Storage {
   let index: DiskIndex
   let writer: RegionWriter
   let counters = DiskCounters()
+  /// Buffers in which writes gather partial fragments.
+  let staging: StagingBuffers
   let logger = Logger(label: "edge-cdn-store.disk")
   private let flushTask = Mutex<Task<Void, Never>?>(nil)
   private let closed = Atomic<Bool>(false)
@@ -51,6 +53,7 @@ public final class DiskStore: Storage {
     evictionManager: (any EvictionManager)?, observer: (any StorageObserver)?
   ) {
     self.configuration = configuration
+    self.staging = StagingBuffers(size: configuration.fragmentSize, limit: 4)
     self.writer = writer
     self.index = index
     self.recoveryReport = report

@@ -101,19 +101,29 @@ enum Recovery {
     let io = writer.io
     let size = writer.regionSize
     for region in recovered.order {
-      // Read and scanned on NIO's thread pool: checking the CRC of every head in a
-      // region is per-byte work that must not hold a cooperative thread.
+      // Read and checked on NIO's thread pool: the CRC of every head in a region is
+      // per-byte work that must not hold a cooperative thread. The index changes are
+      // applied here, on the caller's side: index tables allocated from the I/O threads
+      // would spread over glibc's per-thread arenas (measured: 27 instead of 10 bytes of
+      // RSS per object after a replay of 1M objects).
       let offset = writer.regionOffset(region)
-      let (found, dependents) = try await DurableFile.onIOThread {
-        () throws(CacheError) -> (RecoveryReport, [(Int, RegionDependent)]) in
+      let (found, changes, dependents) = try await DurableFile.onIOThread {
+        () throws(CacheError) -> (RecoveryReport, [IndexChange], [(Int, RegionDependent)]) in
         let count = try io.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.memory[0..<size]), at: offset)
         var found = RecoveryReport()
         found.regionsScanned = 1
         found.bytesRead = count
+        var changes: [IndexChange] = []
         let dependents = scanRegion(
           UnsafeRawBufferPointer(rebasing: buffer.memory[0..<count]), region: region, sequence: sequences[region],
-          sequences: sequences, writer: writer, index: index, report: &found)
-        return (found, dependents)
+          sequences: sequences, writer: writer, changes: &changes, report: &found)
+        return (found, changes, dependents)
+      }
+      for change in changes {
+        switch change {
+        case .insert(let hash, let offset): index.insert(hash, offset: offset)
+        case .remove(let hash): index.remove(hash)
+        }
       }
       report.regionsScanned += found.regionsScanned
       report.bytesRead += found.bytesRead
@@ -126,11 +136,17 @@ enum Recovery {
     return (recovered, report)
   }
 
-  /// Indexes one region's records; returns the heads that depend on fragments in other
-  /// regions (region, dependent).
+  /// A change the log asks of the index, in log order.
+  enum IndexChange: Sendable {
+    case insert(CacheHash, offset: Int)
+    case remove(CacheHash)
+  }
+
+  /// Checks one region's records and lists the index changes they make; returns the
+  /// heads that depend on fragments in other regions (region, dependent).
   private static func scanRegion(
     _ bytes: UnsafeRawBufferPointer, region: Int, sequence: UInt64, sequences: [UInt64], writer: RegionWriter,
-    index: DiskIndex, report: inout RecoveryReport
+    changes: inout [IndexChange], report: inout RecoveryReport
   ) -> [(Int, RegionDependent)] {
     let base = writer.regionOffset(region)
     let nonce = writer.nonce
@@ -143,7 +159,7 @@ enum Recovery {
       case .tombstone:
         guard CRC32C.checksum(payload) == header.payloadCRC else { return false }
         report.tombstones += 1
-        index.remove(header.hash)
+        changes.append(.remove(header.hash))
         return true
       case .head:
         guard CRC32C.checksum(payload) == header.payloadCRC,
@@ -171,7 +187,7 @@ enum Recovery {
               ))
           }
         }
-        index.insert(header.hash, offset: offset)
+        changes.append(.insert(header.hash, offset: offset))
         report.objectsIndexed += 1
         return true
       }
