@@ -50,6 +50,8 @@ struct DiskBenchmark: AsyncParsableCommand {
     let size = 4096 + ((writeMegabytes + 600) / 16 + 8) * regionSize
     let throughputPath = folder + "/throughput"
     var raws: [Double] = []
+    var plainRaws: [Double] = []
+    var plainRatios: [Double] = []
     var stores: [Double] = []
     var ratios: [Double] = []
     var rawCPUs: [Double] = []
@@ -59,6 +61,8 @@ struct DiskBenchmark: AsyncParsableCommand {
       let rawCPUBefore = Self.cpuSeconds()
       let rawMBs = try Self.rawWrite(path: folder + "/raw.data", megabytes: writeMegabytes, preallocate: size)
       rawCPUs.append(Self.cpuSeconds() - rawCPUBefore)
+      unlink(folder + "/raw.data")
+      plainRaws.append(try Self.rawWrite(path: folder + "/raw.data", megabytes: writeMegabytes, preallocate: nil))
       unlink(folder + "/raw.data")
 
       if let previous = store {
@@ -83,8 +87,10 @@ struct DiskBenchmark: AsyncParsableCommand {
       raws.append(rawMBs)
       stores.append(storeMBs)
       ratios.append(storeMBs / rawMBs)
+      plainRatios.append(storeMBs / plainRaws[round])
       print(
-        "round \(round + 1): raw \(BenchReport.format(rawMBs, decimals: 1)) MB/s (cpu \(BenchReport.format(rawCPUs[round], decimals: 3)) s), "
+        "round \(round + 1): plain raw \(BenchReport.format(plainRaws[round], decimals: 1)) MB/s, "
+          + "raw \(BenchReport.format(rawMBs, decimals: 1)) MB/s (cpu \(BenchReport.format(rawCPUs[round], decimals: 3)) s), "
           + "store \(BenchReport.format(storeMBs, decimals: 1)) MB/s (cpu \(BenchReport.format(storeCPUs[round], decimals: 3)) s)"
       )
     }
@@ -92,6 +98,8 @@ struct DiskBenchmark: AsyncParsableCommand {
     report.record("disk.write_mb_s", Self.median(stores))
     report.record("disk.raw_write_mb_s", Self.median(raws))
     report.record("disk.write_vs_raw", Self.median(ratios), decimals: 2)
+    report.record("disk.raw_write_plain_mb_s", Self.median(plainRaws))
+    report.record("disk.write_vs_plain_raw", Self.median(plainRatios), decimals: 2)
     // CPU time (user + system, all threads) of each write phase: on a shared machine the
     // wall-clock figures above swing with the neighbours, this much less.
     report.record("disk.write_cpu_s", Self.median(storeCPUs), decimals: 3)
@@ -289,11 +297,13 @@ struct DiskBenchmark: AsyncParsableCommand {
   /// `preallocate` bytes (as the store's is), fdatasyncing every second (the store's
   /// default flush interval) and at the end: the file system's own pace, as the store's
   /// target.
-  static func rawWrite(path: String, megabytes: Int, preallocate: Int) throws -> Double {
+  /// `preallocate` nil: the plain variant (a new sparse file, one fdatasync at the end),
+  /// the yardstick before the writers were made comparable, still reported for reference.
+  static func rawWrite(path: String, megabytes: Int, preallocate: Int?) throws -> Double {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw ValidationError("cannot create \(path): errno \(errno)") }
     defer { close(fd) }
-    _ = posix_fallocate(fd, 0, off_t(preallocate))
+    if let preallocate { _ = posix_fallocate(fd, 0, off_t(preallocate)) }
     let block = [UInt8](repeating: 0x5A, count: 4 << 20)
     let start = ContinuousClock.now
     var lastSync = start
@@ -302,7 +312,7 @@ struct DiskBenchmark: AsyncParsableCommand {
       let n = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
       guard n > 0 else { throw ValidationError("pwrite failed on \(path): errno \(errno)") }
       offset += n
-      if ContinuousClock.now - lastSync >= .seconds(1) {
+      if preallocate != nil, ContinuousClock.now - lastSync >= .seconds(1) {
         fdatasync(fd)
         lastSync = ContinuousClock.now
       }
