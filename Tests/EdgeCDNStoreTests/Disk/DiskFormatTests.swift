@@ -110,4 +110,42 @@ struct DiskFormatTests {
     #expect(wrong.isEmpty, "weights reported: \(wrong.map(\.weight))")
     try await store.close()
   }
+
+  @Test("flushes racing appends and region seals never put an end marker over written records")
+  func endMarkersNeverClobberRecords() async throws {
+    let directory = try TemporaryDirectory()
+    let copy = try TemporaryDirectory()
+    let io = try FaultyDiskIO(path: directory.path + "/cache.data")
+    // Slow end markers: a marker written by a flush would land after the sealed region's
+    // write issued later, on its records, if the store did not order them.
+    io.set { $0.endMarkerDelayMicroseconds = 5_000 }
+    var configuration = DiskFixture.configuration(path: directory.path)
+    configuration.flushIntervalMilliseconds = 60_000
+    let store = try await DiskStore.open(configuration: configuration, io: io)
+    let count = 60
+    let began = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for i in 0..<count {
+        try await T.write(store, T.key("raced-\(i)"), T.body(size: 20_000 + i * 7, seed: UInt8(i)))
+        // A flush in flight while the next objects are appended and regions sealed.
+        group.addTask { try await store.flush() }
+      }
+      try await group.waitForAll()
+    }
+    try await store.flush()
+    #expect(ContinuousClock.now - began < .seconds(120))
+    // The file as a kill -9 now would leave it (no close, no snapshot): a full replay.
+    try FileManager.default.copyItem(atPath: directory.path + "/cache.data", toPath: copy.path + "/cache.data")
+    let reopened = try await DiskStore.open(configuration: DiskFixture.configuration(path: copy.path))
+    #expect(reopened.recoveryReport.corruptRecords == 0)
+    var missing: [Int] = []
+    for i in 0..<count {
+      let object = try await T.read(reopened, T.key("raced-\(i)"))
+      if object == nil { missing.append(i) }
+      if let object { #expect(object.body == T.body(size: 20_000 + i * 7, seed: UInt8(i))) }
+    }
+    #expect(missing.isEmpty, "objects lost after a completed flush: \(missing)")
+    try await reopened.close()
+    try await store.close()
+  }
 }
