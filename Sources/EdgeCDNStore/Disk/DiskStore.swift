@@ -498,24 +498,34 @@ public final class DiskStore: Storage {
     /// Heads read since written, small enough to rewrite: (hash, offset, payload, crc).
     var keep: [(CacheHash, Int, ByteBuffer, UInt32)] = []
     do throws(CacheError) {
-      let bytes = try await writer.readRegion(victim.region)
-      let base = writer.regionOffset(victim.region)
+      // Read and walked on NIO's thread pool: a region's worth of record checks is
+      // per-byte work that must not hold a cooperative thread.
+      let writer = self.writer
+      let index = self.index
       let reinsert = configuration.reinsertion == .accessedSinceWritten
-      Recovery.forEachRecord(in: bytes, sequence: victim.sequence, nonce: writer.nonce) { header, within, payload in
-        guard header.kind == .head else { return true }
-        let offset = base + within
-        // Only objects held entirely in their head (no fragments) are worth a rewrite.
-        if reinsert, header.payloadLength <= configuration.regionSize / 8,
-          index.wasAccessed(header.hash, at: offset),
-          let head = HeadRecord(
-            payload: ByteBuffer(bytes: payload), hash: header.hash, offset: offset, sequence: victim.sequence),
-          head.fragments.isEmpty
-        {
-          keep.append((header.hash, offset, ByteBuffer(bytes: payload), header.payloadCRC))
+      let maxReinsert = configuration.regionSize / 8
+      (left, keep) = try await DurableFile.onIOThread {
+        () throws(CacheError) -> ([(CacheHash, Int)], [(CacheHash, Int, ByteBuffer, UInt32)]) in
+        let bytes = try writer.readRegionBlocking(victim.region)
+        let base = writer.regionOffset(victim.region)
+        var left: [(CacheHash, Int)] = []
+        var keep: [(CacheHash, Int, ByteBuffer, UInt32)] = []
+        Recovery.forEachRecord(in: bytes, sequence: victim.sequence, nonce: writer.nonce) { header, within, payload in
+          guard header.kind == .head else { return true }
+          let offset = base + within
+          // Only objects held entirely in their head (no fragments) are worth a rewrite.
+          if reinsert, header.payloadLength <= maxReinsert, index.wasAccessed(header.hash, at: offset),
+            let head = HeadRecord(
+              payload: ByteBuffer(bytes: payload), hash: header.hash, offset: offset, sequence: victim.sequence),
+            head.fragments.isEmpty
+          {
+            keep.append((header.hash, offset, ByteBuffer(bytes: payload), header.payloadCRC))
+            return true
+          }
+          if index.remove(header.hash, ifAt: offset) != nil { left.append((header.hash, Self.weight(ofHead: payload))) }
           return true
         }
-        if index.remove(header.hash, ifAt: offset) != nil { left.append((header.hash, Self.weight(ofHead: payload))) }
-        return true
+        return (left, keep)
       }
     } catch {
       // Unreadable region: its objects cannot be named, but none may stay indexed.

@@ -412,23 +412,25 @@ final class RegionWriter: Sendable {
 
   /// Reads a whole region from the file (for reclaim and recovery).
   func readRegion(_ region: Int) async throws(CacheError) -> ByteBuffer {
-    let io = self.io
+    try await DurableFile.onIOThread { () throws(CacheError) -> ByteBuffer in try self.readRegionBlocking(region) }
+  }
+
+  /// The same, blocking: only on NIO's thread pool.
+  func readRegionBlocking(_ region: Int) throws(CacheError) -> ByteBuffer {
     let offset = regionOffset(region)
     let size = regionSize
-    return try await DurableFile.onIOThread { () throws(CacheError) -> ByteBuffer in
-      var out = ByteBuffer()
-      var failure: CacheError?
-      out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-        do throws(CacheError) {
-          return try io.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<size]), at: offset)
-        } catch {
-          failure = error
-          return 0
-        }
+    var out = ByteBuffer()
+    var failure: CacheError?
+    out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+      do throws(CacheError) {
+        return try io.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<size]), at: offset)
+      } catch {
+        failure = error
+        return 0
       }
-      if let failure { throw failure }
-      return out
     }
+    if let failure { throw failure }
+    return out
   }
 
   /// Zeroes a region's header in the file, so a crash before the region's next use is
