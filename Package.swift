@@ -35,9 +35,13 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
   ],
   targets: [
+    // CRC-32C with the CPU's instruction (SSE 4.2): Swift cannot emit it and no allowed
+    // package provides CRC-32C. EdgeCDNStore falls back to its own table-driven CRC.
+    .target(name: "CCRC32C"),
     .target(
       name: "EdgeCDNStore",
       dependencies: [
+        "CCRC32C",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),

@@ -94,7 +94,7 @@ public struct DiskHitHandler: HitHandler {
   }
 
   private func corrupt(_ reason: String) -> CacheError {
-    store.dropCorrupt(head.hash, at: head.offset, reason: reason)
+    store.dropCorrupt(head.hash, at: head.offset, weight: evictionWeight, reason: reason)
     return .corruptBody(key: head.hash, reason: reason)
   }
 

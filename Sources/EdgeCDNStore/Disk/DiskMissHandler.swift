@@ -20,6 +20,8 @@ public final class DiskMissHandler: MissHandler {
   private struct State {
     var phase = Phase.open
     var pending = ByteBuffer()
+    /// `pending` came from the store's staging buffers (not a slice of the caller's bytes).
+    var pendingIsStaging = false
     var bodyLength = 0
     var fragments: [FragmentRef] = []
     var blockCRCs: [UInt32] = []
@@ -51,7 +53,7 @@ public final class DiskMissHandler: MissHandler {
     let fragmentSize = store.configuration.fragmentSize
     let limit = store.configuration.maxObjectSize
     let hash = key.combinedHash
-    let pieces = state.withLock { s -> Result<[ByteBuffer], CacheError> in
+    let pieces = state.withLock { s -> Result<[(ByteBuffer, ours: Bool)], CacheError> in
       guard s.phase == .open else {
         return .failure(.invalidState(key: hash, reason: "writeBody after eof, finish or abort"))
       }
@@ -62,38 +64,72 @@ public final class DiskMissHandler: MissHandler {
       }
       s.bodyLength = total
       if eof { s.phase = .eofWritten }
-      s.pending.writeImmutableBuffer(data)
-      s.peakBuffered = max(s.peakBuffered, s.pending.readableBytes)
-      var pieces: [ByteBuffer] = []
-      while s.pending.readableBytes >= fragmentSize, let piece = s.pending.readSlice(length: fragmentSize) {
-        pieces.append(piece)
-      }
-      if !pieces.isEmpty {
-        var rest = ByteBuffer()
-        rest.reserveCapacity(fragmentSize)
-        rest.writeImmutableBuffer(s.pending)
-        s.pending = rest
-      }
-      return .success(pieces)
+      return .success(Self.cut(data, into: &s, fragmentSize: fragmentSize, staging: store.staging))
     }
-    for piece in try pieces.get() { try await writeFragment(piece) }
+    for (piece, ours) in try pieces.get() { try await writeFragment(piece, reuseStorage: ours) }
   }
 
-  private func writeFragment(_ piece: ByteBuffer) async throws(CacheError) {
-    let hash = key.combinedHash
-    let index = state.withLock { UInt32(truncatingIfNeeded: $0.fragments.count) }
-    var crcs: [UInt32] = []
-    piece.withUnsafeReadableBytes { raw in
-      var offset = 0
-      while offset < raw.count {
-        let size = min(RecordFormat.checkBlockSize, raw.count - offset)
-        crcs.append(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)])))
-        offset += size
+  /// Splits the bytes written so far into whole fragments, copying as little as it can:
+  /// the partial fragment held from earlier writes is filled up (one copy), whole
+  /// fragments inside `data` are zero-copy slices of it, and only a partial rest is
+  /// copied, into a buffer sized for a whole fragment so that filling it never grows it.
+  /// `ours`: the piece is a staging buffer (not a slice of the caller's bytes), to hand
+  /// back once written.
+  private static func cut(
+    _ data: ByteBuffer, into s: inout State, fragmentSize: Int, staging: StagingBuffers
+  ) -> [(ByteBuffer, ours: Bool)] {
+    var input = data
+    var pieces: [(ByteBuffer, ours: Bool)] = []
+    if s.pending.readableBytes > 0,
+      let head = input.readSlice(
+        length: min(fragmentSize - s.pending.readableBytes, input.readableBytes))
+    {
+      s.pending.writeImmutableBuffer(head)
+      if s.pending.readableBytes == fragmentSize {
+        pieces.append((s.pending, s.pendingIsStaging))
+        s.pending = ByteBuffer()
+        s.pendingIsStaging = false
       }
     }
+    while input.readableBytes >= fragmentSize, let piece = input.readSlice(length: fragmentSize) {
+      pieces.append((piece, false))
+    }
+    if input.readableBytes > 0 {
+      if s.phase == .eofWritten && s.pending.readableBytes == 0 {
+        // The end of the body: keep the caller's bytes as they are (finish() writes them).
+        s.pending = input
+      } else {
+        if s.pending.readableBytes == 0 {
+          s.pending = staging.take()
+          s.pendingIsStaging = true
+        }
+        s.pending.writeImmutableBuffer(input)
+      }
+    }
+    s.peakBuffered = max(s.peakBuffered, s.pending.readableBytes + pieces.reduce(0) { $0 + $1.0.readableBytes })
+    return pieces
+  }
+
+  /// Pieces this large have their CRCs computed and are copied into the region on NIO's
+  /// thread pool: per-byte work of many microseconds stays off the cooperative pool.
+  static let offPoolThreshold = 64 << 10
+
+  private func writeFragment(_ piece: ByteBuffer, reuseStorage: Bool = false) async throws(CacheError) {
+    let hash = key.combinedHash
     let location: RecordLocation
+    let crcs: [UInt32]
     do throws(CacheError) {
-      location = try await store.append(kind: .fragment, hash: hash, fragmentIndex: index, payload: piece)
+      if piece.readableBytes >= Self.offPoolThreshold {
+        let writer = store.writer
+        let (blockCRCs, first) = try await DurableFile.onIOThread { () -> ([UInt32], RegionWriter.AppendOutcome) in
+          (Self.blockCRCs(of: piece), writer.tryAppend(kind: .fragment, hash: hash, payload: piece))
+        }
+        crcs = blockCRCs
+        location = try await store.append(kind: .fragment, hash: hash, payload: piece, firstOutcome: first)
+      } else {
+        crcs = Self.blockCRCs(of: piece)
+        location = try await store.append(kind: .fragment, hash: hash, payload: piece)
+      }
     } catch {
       state.withLock { $0.phase = .aborted }
       throw error
@@ -103,23 +139,44 @@ public final class DiskMissHandler: MissHandler {
         FragmentRef(offset: location.offset, sequence: location.sequence, length: piece.readableBytes))
       s.blockCRCs.append(contentsOf: crcs)
     }
+    // The region holds a copy now.
+    if reuseStorage { store.staging.give(piece) }
+  }
+
+  /// One CRC per check block of the piece.
+  private static func blockCRCs(of piece: ByteBuffer) -> [UInt32] {
+    var crcs: [UInt32] = []
+    crcs.reserveCapacity((piece.readableBytes + RecordFormat.checkBlockSize - 1) / RecordFormat.checkBlockSize)
+    piece.withUnsafeReadableBytes { raw in
+      var offset = 0
+      while offset < raw.count {
+        let size = min(RecordFormat.checkBlockSize, raw.count - offset)
+        crcs.append(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)])))
+        offset += size
+      }
+    }
+    return crcs
   }
 
   public func finish() async throws(CacheError) -> MissFinish {
     let hash = key.combinedHash
-    let tail = state.withLock { s -> ByteBuffer? in
+    let taken = state.withLock { s -> (ByteBuffer, staging: Bool)? in
       guard s.phase == .open || s.phase == .eofWritten else { return nil }
       s.phase = .finishing
-      let tail = s.pending
+      let tail = (s.pending, s.pendingIsStaging)
       s.pending = ByteBuffer()
+      s.pendingIsStaging = false
       return tail
     }
-    guard var tail else { throw .invalidState(key: hash, reason: "finish after finish or abort") }
+    guard var (tail, isStaging) = taken else {
+      throw .invalidState(key: hash, reason: "finish after finish or abort")
+    }
     do throws(CacheError) {
       // A long tail becomes a last, shorter fragment; a short one rides in the head.
       if tail.readableBytes > RecordFormat.checkBlockSize {
-        try await writeFragment(tail)
+        try await writeFragment(tail, reuseStorage: isStaging)
         tail = ByteBuffer()
+        isStaging = false
       }
       let (fragments, crcs, bodyLength) = state.withLock { ($0.fragments, $0.blockCRCs, $0.bodyLength) }
       let payload = HeadRecord.encodePayload(
@@ -127,6 +184,8 @@ public final class DiskMissHandler: MissHandler {
       let weight = metaBytes.readableBytes + bodyLength
       try await store.commitHead(key: key, payload: payload, fragments: fragments, weight: weight, meta: meta)
       state.withLock { $0.phase = .finished }
+      // The head payload holds a copy of the tail.
+      if isStaging { store.staging.give(tail) }
       return .created(size: weight)
     } catch {
       state.withLock { $0.phase = .aborted }
@@ -138,6 +197,7 @@ public final class DiskMissHandler: MissHandler {
     state.withLock { s in
       if s.phase != .finished { s.phase = .aborted }
       s.pending = ByteBuffer()
+      s.pendingIsStaging = false
     }
   }
 }

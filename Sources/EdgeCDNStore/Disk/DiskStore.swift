@@ -42,6 +42,8 @@ public final class DiskStore: Storage {
   let index: DiskIndex
   let writer: RegionWriter
   let counters = DiskCounters()
+  /// Buffers in which writes gather partial fragments.
+  let staging: StagingBuffers
   let logger = Logger(label: "edge-cdn-store.disk")
   private let flushTask = Mutex<Task<Void, Never>?>(nil)
   private let closed = Atomic<Bool>(false)
@@ -51,6 +53,7 @@ public final class DiskStore: Storage {
     evictionManager: (any EvictionManager)?, observer: (any StorageObserver)?
   ) {
     self.configuration = configuration
+    self.staging = StagingBuffers(size: configuration.fragmentSize, limit: 4)
     self.writer = writer
     self.index = index
     self.recoveryReport = report
@@ -94,12 +97,22 @@ public final class DiskStore: Storage {
     let regionCount = configuration.regionCount
     let fileSize = RecordFormat.fileHeaderSize + regionCount * configuration.regionSize
     // Read the file header: a header of another geometry (or none) means a new cache.
-    let existing = try await DurableFile.onIOThread { () throws(CacheError) -> RecordFormat.FileHeader? in
+    let (existing, existingVersion) = try await DurableFile.onIOThread {
+      () throws(CacheError) -> (RecordFormat.FileHeader?, UInt16?) in
       let bytes = try io.read(count: RecordFormat.fileHeaderSize, at: 0)
-      guard bytes.count == RecordFormat.fileHeaderSize else { return nil }
-      return bytes.withUnsafeBytes { RecordFormat.FileHeader($0) }
+      guard bytes.count == RecordFormat.fileHeaderSize else { return (nil, nil) }
+      return bytes.withUnsafeBytes { (RecordFormat.FileHeader($0), RecordFormat.FileHeader.version(of: $0)) }
     }
     let logger = Logger(label: "edge-cdn-store.disk")
+    // A cache file of another format version is never read: its records would be
+    // misparsed. It is started afresh below (new nonce, every region header zeroed).
+    if existing == nil, let existingVersion, existingVersion != RecordFormat.version {
+      logger.notice(
+        "disk cache file has another format version: starting empty",
+        metadata: [
+          "path": "\(io.path)", "file_version": "\(existingVersion)", "supported_version": "\(RecordFormat.version)",
+        ])
+    }
     let header: RecordFormat.FileHeader
     let reuse = existing.map { $0.regionSize == configuration.regionSize && $0.regionCount == regionCount } ?? false
     if reuse, let existing {
@@ -145,8 +158,11 @@ public final class DiskStore: Storage {
     if (snapshotBytes ?? nil) != nil && snapshot == nil {
       logger.notice("disk cache index snapshot rejected: replaying the log", metadata: ["path": "\(snapshotPath)"])
     }
-    let (recovered, report) = try await Recovery.recover(
+    var (recovered, report) = try await Recovery.recover(
       writer: scanner, regionCount: regionCount, index: index, snapshot: snapshot)
+    if existing == nil, let existingVersion, existingVersion != RecordFormat.version {
+      report.rejectedFormatVersion = existingVersion
+    }
     if report.corruptRecords > 0 || report.incompleteObjects > 0 {
       logger.warning(
         "disk cache recovery skipped damaged records",
@@ -224,7 +240,8 @@ public final class DiskStore: Storage {
       do throws(CacheError) {
         meta = try CacheMeta(decoding: head.metaBytes, key: hash)
       } catch {
-        dropCorrupt(hash, at: offset, reason: error.description)
+        dropCorrupt(
+          hash, at: offset, weight: head.metaBytes.readableBytes + head.bodyLength, reason: error.description)
         continue
       }
       index.markAccessed(hash, at: offset)
@@ -249,18 +266,34 @@ public final class DiskStore: Storage {
     let hash = key.combinedHash
     // The tombstone makes the purge survive a restart; the entry leaves RAM at once.
     for _ in 0..<(2 * writer.regionCount) {
-      guard
-        let (outcome, removed) = index.remove(
-          hash, appending: { writer.tryAppend(kind: .tombstone, hash: hash, payload: ByteBuffer(), payloadCRC: 0) })
-      else { return false }
+      // The key's head (not another key's of the same tag) and its weight, for the
+      // removal report. When it cannot be read the entry still goes, reported at weight 0.
+      var target: (offset: Int, weight: Int)?
+      for offset in index.candidates(hash) {
+        do throws(CacheError) {
+          if let head = try await readHead(hash, at: offset) {
+            target = (offset, head.metaBytes.readableBytes + head.bodyLength)
+            break
+          }
+        } catch {
+          target = (offset, 0)
+          break
+        }
+      }
+      guard let target else { return false }
+      let removal = index.remove(hash, ifAt: target.offset) {
+        writer.tryAppend(kind: .tombstone, hash: hash, payload: ByteBuffer(), payloadCRC: 0)
+      }
+      // Moved (rewritten, meta updated) or dropped since it was read: look again.
+      guard let (outcome, _) = removal else { continue }
       switch outcome {
       case .appended:
         counters.count(counters.purges)
-        _ = removed
         evictionManager?.remove(key)
         observer?.storage(
           Self.tierName,
-          removed: StorageRemoval(key: key, weight: 0, reason: reason == .eviction ? .evictionPurge : .invalidation))
+          removed: StorageRemoval(
+            key: key, weight: target.weight, reason: reason == .eviction ? .evictionPurge : .invalidation))
         return true
       case .needsRoom:
         try await reclaimOldest(for: hash)
@@ -288,7 +321,9 @@ public final class DiskStore: Storage {
       let crc = payload.withUnsafeReadableBytes { CRC32C.checksum($0) }
       for _ in 0..<(2 * writer.regionCount) {
         let outcome = index.move(hash, from: offset, onlyIfAccessed: false) {
-          writer.tryAppend(kind: .head, hash: hash, payload: payload, payloadCRC: crc, dependsOn: head.fragments)
+          writer.tryAppend(
+            kind: .head, hash: hash, payload: payload, payloadCRC: crc, dependsOn: head.fragments,
+            weight: metaBytes.readableBytes + head.bodyLength)
         }
         switch outcome {
         case nil, .fragmentsLost: return false
@@ -338,11 +373,16 @@ public final class DiskStore: Storage {
   // MARK: Records
 
   /// Appends a record, reclaiming regions when none is free.
+  /// `firstOutcome`: the first attempt, when the caller made it already (off the pool).
   func append(
-    kind: RecordFormat.Kind, hash: CacheHash, fragmentIndex: UInt32, payload: ByteBuffer
+    kind: RecordFormat.Kind, hash: CacheHash, payload: ByteBuffer,
+    firstOutcome: RegionWriter.AppendOutcome? = nil
   ) async throws(CacheError) -> RecordLocation {
+    var first = firstOutcome
     for _ in 0..<(2 * writer.regionCount) {
-      switch writer.tryAppend(kind: kind, hash: hash, fragmentIndex: fragmentIndex, payload: payload) {
+      let outcome = first ?? writer.tryAppend(kind: kind, hash: hash, payload: payload)
+      first = nil
+      switch outcome {
       case .appended(let location): return location
       case .needsRoom: try await reclaimOldest(for: hash)
       case .busy(let write): await write.value
@@ -361,7 +401,8 @@ public final class DiskStore: Storage {
     let crc = payload.withUnsafeReadableBytes { CRC32C.checksum($0) }
     for _ in 0..<(2 * writer.regionCount) {
       let (outcome, _) = index.insert(hash) {
-        writer.tryAppend(kind: .head, hash: hash, payload: payload, payloadCRC: crc, dependsOn: fragments)
+        writer.tryAppend(
+          kind: .head, hash: hash, payload: payload, payloadCRC: crc, dependsOn: fragments, weight: weight)
       }
       switch outcome {
       case .appended:
@@ -390,13 +431,15 @@ public final class DiskStore: Storage {
     guard let (first, sequence) = try await readRecovering(offset: offset, length: Self.headReadSize) else {
       return nil
     }
-    guard let header = first.withUnsafeReadableBytes({ RecordFormat.RecordHeader($0, nonce: writer.nonce) }) else {
+    // The seed binds the header to this use of the region: a record of another use fails.
+    let seed = RecordFormat.headerSeed(nonce: writer.nonce, sequence: sequence)
+    guard let header = first.withUnsafeReadableBytes({ RecordFormat.RecordHeader($0, seed: seed) }) else {
       dropCorrupt(hash, at: offset, reason: "head record header fails its check")
       return nil
     }
     guard header.hash == hash else { return nil }
-    guard header.sequence == sequence, header.kind == .head else {
-      dropCorrupt(hash, at: offset, reason: "index points at a \(header.kind) record of another region use")
+    guard header.kind == .head else {
+      dropCorrupt(hash, at: offset, reason: "index points at a \(header.kind) record")
       return nil
     }
     let total = RecordFormat.recordHeaderSize + header.payloadLength
@@ -429,8 +472,9 @@ public final class DiskStore: Storage {
     try await writer.read(offset: offset, length: length, expectedSequence: expectedSequence)
   }
 
-  /// A record that failed a check: out of the index, counted, logged, reported.
-  func dropCorrupt(_ hash: CacheHash, at offset: Int?, reason: String) {
+  /// A record that failed a check: out of the index, counted, logged, reported with
+  /// `weight` (0 when the head itself failed its check: then no length can be trusted).
+  func dropCorrupt(_ hash: CacheHash, at offset: Int?, weight: Int = 0, reason: String) {
     guard index.remove(hash, ifAt: offset) != nil else { return }
     counters.count(counters.corruptRecords)
     logger.warning(
@@ -438,7 +482,7 @@ public final class DiskStore: Storage {
       metadata: ["key": "\(hash.hex)", "offset": "\(offset ?? -1)", "reason": "\(reason)"])
     let key = CompactCacheKey(combinedHash: hash)
     evictionManager?.remove(key)
-    observer?.storage(Self.tierName, removed: StorageRemoval(key: key, weight: 0, reason: .corrupt))
+    observer?.storage(Self.tierName, removed: StorageRemoval(key: key, weight: weight, reason: .corrupt))
   }
 
   // MARK: Reclaim
@@ -454,32 +498,41 @@ public final class DiskStore: Storage {
     /// Heads read since written, small enough to rewrite: (hash, offset, payload, crc).
     var keep: [(CacheHash, Int, ByteBuffer, UInt32)] = []
     do throws(CacheError) {
-      let bytes = try await writer.readRegion(victim.region)
-      let base = writer.regionOffset(victim.region)
+      // Read and walked on NIO's thread pool: a region's worth of record checks is
+      // per-byte work that must not hold a cooperative thread.
+      let writer = self.writer
+      let index = self.index
       let reinsert = configuration.reinsertion == .accessedSinceWritten
-      Recovery.forEachRecord(in: bytes, sequence: victim.sequence, nonce: writer.nonce) { header, within, payload in
-        guard header.kind == .head else { return true }
-        let offset = base + within
-        // Only objects held entirely in their head (no fragments) are worth a rewrite.
-        if reinsert, header.payloadLength <= configuration.regionSize / 8,
-          index.wasAccessed(header.hash, at: offset),
-          let head = HeadRecord(
-            payload: ByteBuffer(bytes: payload), hash: header.hash, offset: offset, sequence: victim.sequence),
-          head.fragments.isEmpty
-        {
-          keep.append((header.hash, offset, ByteBuffer(bytes: payload), header.payloadCRC))
+      let maxReinsert = configuration.regionSize / 8
+      (left, keep) = try await DurableFile.onIOThread {
+        () throws(CacheError) -> ([(CacheHash, Int)], [(CacheHash, Int, ByteBuffer, UInt32)]) in
+        let bytes = try writer.readRegionBlocking(victim.region)
+        let base = writer.regionOffset(victim.region)
+        var left: [(CacheHash, Int)] = []
+        var keep: [(CacheHash, Int, ByteBuffer, UInt32)] = []
+        Recovery.forEachRecord(in: bytes, sequence: victim.sequence, nonce: writer.nonce) { header, within, payload in
+          guard header.kind == .head else { return true }
+          let offset = base + within
+          // Only objects held entirely in their head (no fragments) are worth a rewrite.
+          if reinsert, header.payloadLength <= maxReinsert, index.wasAccessed(header.hash, at: offset),
+            let head = HeadRecord(
+              payload: ByteBuffer(bytes: payload), hash: header.hash, offset: offset, sequence: victim.sequence),
+            head.fragments.isEmpty
+          {
+            keep.append((header.hash, offset, ByteBuffer(bytes: payload), header.payloadCRC))
+            return true
+          }
+          if index.remove(header.hash, ifAt: offset) != nil { left.append((header.hash, Self.weight(ofHead: payload))) }
           return true
         }
-        if index.remove(header.hash, ifAt: offset) != nil { left.append((header.hash, Self.weight(ofHead: payload))) }
-        return true
+        return (left, keep)
       }
     } catch {
       // Unreadable region: its objects cannot be named, but none may stay indexed.
       logger.error("disk cache region unreadable at reclaim", metadata: ["error": "\(error)"])
     }
-    // A dependent head's weight is not at hand (its record is elsewhere): reported as 0.
     for dependent in victim.dependents where index.remove(dependent.hash, ifAt: dependent.headOffset) != nil {
-      left.append((dependent.hash, 0))
+      left.append((dependent.hash, dependent.weight))
     }
     do throws(CacheError) {
       try await writer.invalidateHeader(victim.region)
@@ -515,9 +568,7 @@ public final class DiskStore: Storage {
 
   /// Meta plus body bytes, from a head payload's fixed fields (its CRC was checked).
   static func weight(ofHead payload: UnsafeRawBufferPointer) -> Int {
-    guard payload.count >= HeadRecord.fixedSize else { return 0 }
-    let r = ByteReader(payload)
-    return Int(r.u32(0)) + Int(clamping: r.u64(8))
+    HeadRecord.weight(ofPayload: payload) ?? 0
   }
 
   /// A sealed region could not be written: drop what it held, report unhealthy.
@@ -526,22 +577,24 @@ public final class DiskStore: Storage {
     var bytes = ByteBuffer()
     bytes.writeBytes(UnsafeRawBufferPointer(rebasing: buffer.memory[0..<used]))
     let base = writer.regionOffset(buffer.region)
-    var left: [CacheHash] = []
-    Recovery.forEachRecord(in: bytes, sequence: buffer.sequence, nonce: writer.nonce) { header, within, _ in
-      if header.kind == .head, index.remove(header.hash, ifAt: base + within) != nil { left.append(header.hash) }
+    var left: [(CacheHash, Int)] = []
+    Recovery.forEachRecord(in: bytes, sequence: buffer.sequence, nonce: writer.nonce) { header, within, payload in
+      if header.kind == .head, index.remove(header.hash, ifAt: base + within) != nil {
+        left.append((header.hash, Self.weight(ofHead: payload)))
+      }
       return true
     }
     let dependents = writer.state.withLock { $0.dependents[buffer.region] }
     for dependent in dependents where index.remove(dependent.hash, ifAt: dependent.headOffset) != nil {
-      left.append(dependent.hash)
+      left.append((dependent.hash, dependent.weight))
     }
     logger.error(
       "disk cache region write failed: its objects were dropped",
       metadata: ["error": "\(error)", "objects": "\(left.count)"])
-    for hash in left {
+    for (hash, weight) in left {
       let key = CompactCacheKey(combinedHash: hash)
       evictionManager?.remove(key)
-      observer?.storage(Self.tierName, removed: StorageRemoval(key: key, weight: 0, reason: .capacity))
+      observer?.storage(Self.tierName, removed: StorageRemoval(key: key, weight: weight, reason: .capacity))
     }
   }
 

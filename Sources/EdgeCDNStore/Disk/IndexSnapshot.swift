@@ -11,12 +11,13 @@
 ///
 ///     magic "EDSN" u32 | version u32 | nonce u64 | region size u64 | region count u64 | next sequence u64
 ///     sequences: region count × u64 | order: count u64 + u64 each
-///     dependents: per region, count u64 + (hash high, hash low, head offset) u64 each
+///     dependents: per region, count u64 + (hash high, hash low, head offset, weight) u64 each
 ///     index: shard count u64, per shard: slot count u64 + slots u64
 ///     crc32c u32 of everything before
 struct IndexSnapshot {
   static let magic: UInt32 = 0x4E53_4445  // "EDSN"
-  static let version: UInt32 = 1
+  /// 2: dependents carry their head's weight (a version 1 snapshot is ignored: the log is replayed).
+  static let version: UInt32 = 2
 
   var nextSequence: UInt64
   var sequences: [UInt64]
@@ -57,6 +58,7 @@ struct IndexSnapshot {
         put(dependent.hash.high)
         put(dependent.hash.low)
         put(UInt64(dependent.headOffset))
+        put(UInt64(dependent.weight))
       }
     }
     put(UInt64(tables.count))
@@ -105,11 +107,13 @@ struct IndexSnapshot {
     }
     var dependents: [[RegionDependent]] = []
     for _ in 0..<regionCount {
-      guard let n = count(end / 24) else { return nil }
+      guard let n = count(end / 32) else { return nil }
       var list: [RegionDependent] = []
       for _ in 0..<n {
-        guard let high = u64(), let low = u64(), let offset = count(Int.max) else { return nil }
-        list.append(RegionDependent(hash: CacheHash(high: high, low: low), headOffset: offset))
+        guard let high = u64(), let low = u64(), let offset = count(Int.max), let weight = count(Int.max) else {
+          return nil
+        }
+        list.append(RegionDependent(hash: CacheHash(high: high, low: low), headOffset: offset, weight: weight))
       }
       dependents.append(list)
     }

@@ -7,20 +7,68 @@ import Synchronization
 /// bytes are only ever written below the region's `used` mark while the writer's
 /// mutex is held, and `used` only grows, so anyone who read `used` under that mutex
 /// may read the bytes below it at leisure (flusher, readers): they never change again.
+/// Bytes at or above `used` are never read by anyone but the appender.
 final class RegionBuffer: @unchecked Sendable {
   let region: Int
   let sequence: UInt64
+  /// The header CRC seed of this use of the region (`RecordFormat.headerSeed`).
+  let seed: UInt32
   let memory: UnsafeMutableRawBufferPointer
+  private let pool: RegionBufferPool?
 
-  init(region: Int, sequence: UInt64, size: Int) {
+  /// Not zeroed: every byte below `used` is written by an append (padding included),
+  /// and the file gets an end marker after the last record instead of a zeroed tail.
+  /// Taken from `pool` when it has a spare, so a steady stream of writes reuses a few
+  /// buffers instead of faulting in fresh pages for every region.
+  init(region: Int, sequence: UInt64, nonce: UInt64, size: Int, pool: RegionBufferPool? = nil) {
     self.region = region
     self.sequence = sequence
-    self.memory = .allocate(byteCount: size, alignment: 4096)
-    // Zeroed, so the bytes after the last record read as "end of region" on disk.
-    memory.initializeMemory(as: UInt8.self, repeating: 0)
+    self.seed = RecordFormat.headerSeed(nonce: nonce, sequence: sequence)
+    self.memory = pool?.take(size: size) ?? .allocate(byteCount: size, alignment: 4096)
+    self.pool = pool
   }
 
-  deinit { memory.deallocate() }
+  /// The last reference is gone (no reader, no write in flight can touch the memory):
+  /// hand the memory to the pool, or free it.
+  deinit {
+    if let pool { pool.give(memory) } else { memory.deallocate() }
+  }
+}
+
+/// Spare region buffers of one writer, bounded, so RAM stays at a few regions.
+final class RegionBufferPool: Sendable {
+  /// A raw buffer that moves between threads only through the pool's lock.
+  private struct Spare: @unchecked Sendable {
+    var memory: UnsafeMutableRawBufferPointer
+  }
+
+  private let spares = Mutex<[Spare]>([])
+  let limit: Int
+
+  init(limit: Int) { self.limit = limit }
+
+  func take(size: Int) -> UnsafeMutableRawBufferPointer? {
+    spares.withLock { list in
+      guard let index = list.firstIndex(where: { $0.memory.count == size }) else { return nil }
+      return list.remove(at: index).memory
+    }
+  }
+
+  func give(_ memory: UnsafeMutableRawBufferPointer) {
+    let kept = spares.withLock { list -> Bool in
+      guard list.count < limit else { return false }
+      list.append(Spare(memory: memory))
+      return true
+    }
+    if !kept { memory.deallocate() }
+  }
+
+  deinit {
+    spares.withLock { list in
+      for spare in list { spare.memory.deallocate() }
+      list.removeAll()
+    }
+  }
 }
 
 /// Where a record was appended.
@@ -34,6 +82,9 @@ struct RecordLocation: Hashable, Sendable {
 struct RegionDependent: Hashable, Sendable {
   var hash: CacheHash
   var headOffset: Int
+  /// The head's object weight (meta and body bytes), for the removal report: the head
+  /// itself lies in another region, not read at reclaim.
+  var weight: Int
 }
 
 /// Appends records to the open region's buffer and writes regions to the file.
@@ -68,6 +119,10 @@ final class RegionWriter: Sendable {
     var open: RegionBuffer?
     var used = 0
     var flushed = 0
+    /// The latest write of the open region's tail (by `flush()`). Tail writes run one
+    /// after another, and a sealed region's write waits for them: each ends with an end
+    /// marker, which must never land on records a later write already put in the file.
+    var tailWrite: Task<Result<Void, CacheError>, Never>?
     var pending: [Int: Pending] = [:]
     /// Regions holding data, oldest sequence first (sealed ones, pending or written).
     var sealedOrder: [Int] = []
@@ -83,6 +138,8 @@ final class RegionWriter: Sendable {
   let regionCount: Int
   let nonce: UInt64
   let state: Mutex<State>
+  /// Region buffers whose writes finished, for the next regions to open.
+  let pool = RegionBufferPool(limit: 2)
   /// Told about a sealed region whose write failed, so the store drops what it held.
   let lostRegionHandler = Mutex<(@Sendable (RegionBuffer, Int, CacheError) -> Void)?>(nil)
   /// Called with each I/O failure, for health and counters.
@@ -112,11 +169,12 @@ final class RegionWriter: Sendable {
     state.withLock { $0.sealedOrder.count * regionSize + ($0.open == nil ? 0 : $0.used) }
   }
 
-  /// Appends one record. `dependsOn` are fragments the record needs: each must still be
+  /// Appends one record. `dependsOn` are fragments the record needs (a head of `weight`
+  /// meta and body bytes): each must still be
   /// in its region, which then learns that this head depends on it.
   func tryAppend(
-    kind: RecordFormat.Kind, hash: CacheHash, fragmentIndex: UInt32 = 0, payload: ByteBuffer,
-    payloadCRC: UInt32 = 0, dependsOn: [FragmentRef] = []
+    kind: RecordFormat.Kind, hash: CacheHash, payload: ByteBuffer, payloadCRC: UInt32 = 0,
+    dependsOn: [FragmentRef] = [], weight: Int = 0
   ) -> AppendOutcome {
     let space = RecordFormat.recordSpace(payload: payload.readableBytes)
     precondition(space <= regionSize - RecordFormat.regionHeaderSize, "record larger than a region")
@@ -129,7 +187,7 @@ final class RegionWriter: Sendable {
         guard let region = s.free.popLast() else { return .needsRoom }
         let sequence = s.nextSequence
         s.nextSequence += 1
-        let buffer = RegionBuffer(region: region, sequence: sequence, size: regionSize)
+        let buffer = RegionBuffer(region: region, sequence: sequence, nonce: nonce, size: regionSize, pool: pool)
         RecordFormat.writeRegionHeader(sequence: sequence, nonce: nonce, into: buffer.memory)
         s.open = buffer
         s.used = RecordFormat.regionHeaderSize
@@ -146,18 +204,18 @@ final class RegionWriter: Sendable {
       for fragment in dependsOn {
         let r = region(ofOffset: fragment.offset)
         if r != open.region && registered.insert(r).inserted {
-          s.dependents[r].append(RegionDependent(hash: hash, headOffset: headOffset))
+          s.dependents[r].append(RegionDependent(hash: hash, headOffset: headOffset, weight: weight))
         }
       }
       let header = RecordFormat.RecordHeader(
-        kind: kind, payloadLength: payload.readableBytes, sequence: open.sequence, hash: hash,
-        fragmentIndex: fragmentIndex, payloadCRC: payloadCRC)
-      header.write(into: open.memory, at: s.used, nonce: nonce)
+        kind: kind, payloadLength: payload.readableBytes, hash: hash, payloadCRC: payloadCRC)
+      header.write(into: open.memory, at: s.used, sequence: open.sequence, seed: open.seed)
       payload.withUnsafeReadableBytes { bytes in
         let start = s.used + RecordFormat.recordHeaderSize
         UnsafeMutableRawBufferPointer(rebasing: open.memory[start..<(start + bytes.count)]).copyMemory(from: bytes)
       }
-      // Zero the alignment padding so the file's bytes do not depend on old memory.
+      // Zero the alignment padding so the file's bytes do not depend on old memory (the
+      // buffer is not zeroed when taken).
       let end = s.used + RecordFormat.recordHeaderSize + payload.readableBytes
       if space > end - s.used {
         UnsafeMutableRawBufferPointer(rebasing: open.memory[end..<(s.used + space)]).initializeMemory(
@@ -177,10 +235,13 @@ final class RegionWriter: Sendable {
     s.open = nil
     s.sealedOrder.append(region)
     s.pending[region] = Pending(buffer: open, used: to, task: nil)
-    // The whole rest of the region goes out, zeros included, so no record of the
-    // region's previous use survives after the last one of this use.
-    let size = regionSize
-    let task = Task { [self] in await self.writeSealed(open, from: from, to: size, used: to) }
+    // The records not yet flushed go out, then the end marker, so a scan stops after the
+    // last record of this use instead of reading on into the previous use's bytes.
+    let previousTail = s.tailWrite
+    let task = Task { [self] in
+      _ = await previousTail?.value
+      await self.writeSealed(open, from: from, to: to, used: to)
+    }
     s.pending[region]?.task = task
   }
 
@@ -208,32 +269,52 @@ final class RegionWriter: Sendable {
     }
   }
 
+  /// Writes the buffer's bytes [from, to) (all below `used`, so no appender touches
+  /// them) and, when it fits, the end marker after them, from a constant of its own:
+  /// the buffer's bytes past `to` may be an append in progress.
   private func writeBytes(_ buffer: RegionBuffer, from: Int, to: Int, fileOffset: Int) async throws(CacheError) {
-    guard to > from else { return }
     let io = self.io
+    let markerFits = to + RecordFormat.recordHeaderSize <= regionSize
+    guard to > from || markerFits else { return }
     try await DurableFile.onIOThread { () throws(CacheError) in
-      try io.write(UnsafeRawBufferPointer(rebasing: buffer.memory[from..<to]), at: fileOffset + from)
+      if to > from {
+        try io.write(UnsafeRawBufferPointer(rebasing: buffer.memory[from..<to]), at: fileOffset + from)
+      }
+      if markerFits { try io.write(RecordFormat.endMarker, at: fileOffset + to) }
     }
   }
 
   /// The durability point: waits for sealed regions being written, writes the open
   /// region's tail, and fsyncs. Objects finished before the call are on disk after it.
   func flush() async throws(CacheError) {
-    let (tasks, open, from, used) = state.withLock { s in
-      (s.pending.values.compactMap(\.task), s.open, s.flushed, s.used)
+    let (tasks, tail) = state.withLock { s -> ([Task<Void, Never>], Task<Result<Void, CacheError>, Never>?) in
+      let tasks = s.pending.values.compactMap(\.task)
+      guard let open = s.open else { return (tasks, nil) }
+      let (from, used, previous) = (s.flushed, s.used, s.tailWrite)
+      let tail = Task { [self] () -> Result<Void, CacheError> in
+        _ = await previous?.value
+        do throws(CacheError) {
+          // Up to `used` only, then the end marker (writeBytes): bytes past `used` may be
+          // an append in progress on another thread.
+          try await writeBytes(open, from: from, to: used, fileOffset: regionOffset(open.region))
+        } catch {
+          return .failure(error)
+        }
+        state.withLock { s in
+          if s.open === open { s.flushed = max(s.flushed, used) }
+        }
+        return .success(())
+      }
+      s.tailWrite = tail
+      return (tasks, tail)
     }
-    // One zero header past the last record marks the end for a scan after a crash.
-    let to = min(regionSize, used + RecordFormat.recordHeaderSize)
     for task in tasks { await task.value }
-    if let open {
+    if let tail {
       do throws(CacheError) {
-        try await writeBytes(open, from: from, to: to, fileOffset: regionOffset(open.region))
+        try await tail.value.get()
       } catch {
         ioFailureHandler.withLock { $0 }?(error)
         throw error
-      }
-      state.withLock { s in
-        if s.open === open { s.flushed = max(s.flushed, used) }
       }
     }
     let io = self.io
@@ -331,23 +412,25 @@ final class RegionWriter: Sendable {
 
   /// Reads a whole region from the file (for reclaim and recovery).
   func readRegion(_ region: Int) async throws(CacheError) -> ByteBuffer {
-    let io = self.io
+    try await DurableFile.onIOThread { () throws(CacheError) -> ByteBuffer in try self.readRegionBlocking(region) }
+  }
+
+  /// The same, blocking: only on NIO's thread pool.
+  func readRegionBlocking(_ region: Int) throws(CacheError) -> ByteBuffer {
     let offset = regionOffset(region)
     let size = regionSize
-    return try await DurableFile.onIOThread { () throws(CacheError) -> ByteBuffer in
-      var out = ByteBuffer()
-      var failure: CacheError?
-      out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-        do throws(CacheError) {
-          return try io.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<size]), at: offset)
-        } catch {
-          failure = error
-          return 0
-        }
+    var out = ByteBuffer()
+    var failure: CacheError?
+    out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+      do throws(CacheError) {
+        return try io.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<size]), at: offset)
+      } catch {
+        failure = error
+        return 0
       }
-      if let failure { throw failure }
-      return out
     }
+    if let failure { throw failure }
+    return out
   }
 
   /// Zeroes a region's header in the file, so a crash before the region's next use is
@@ -390,7 +473,8 @@ final class RegionWriter: Sendable {
 
   /// Stops the writer: waits for region writes in flight.
   func drain() async {
-    let tasks = state.withLock { $0.pending.values.compactMap(\.task) }
+    let (tasks, tail) = state.withLock { ($0.pending.values.compactMap(\.task), $0.tailWrite) }
+    _ = await tail?.value
     for task in tasks { await task.value }
   }
 }

@@ -34,7 +34,7 @@ struct DiskLargeObjectTests {
 
   @Test(
     "256 MiB with 64 KiB fragments: peak buffered bytes and RSS stay small; ranges read back exact",
-    .timeLimit(.minutes(1)))
+    .timeLimit(.minutes(4)))
   func bigObject() async throws {
     let directory = try TemporaryDirectory()
     let regionSize = 4 << 20

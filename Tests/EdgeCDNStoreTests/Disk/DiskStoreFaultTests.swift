@@ -67,7 +67,10 @@ struct DiskStoreFaultTests {
     #expect(read.count <= 32_768, "nothing of the damaged block may be returned")
     #expect(try await store.lookup(T.key("k3")) == nil, "a corrupt object is purged")
     #expect(store.statistics.corruptRecords == 1)
-    #expect(recorder.all.contains { $0.reason == .corrupt && $0.key.combinedHash == T.key("k3").combinedHash })
+    // Reported with the weight it was charged (meta and body), not 0.
+    let removal = recorder.all.first { $0.reason == .corrupt && $0.key.combinedHash == T.key("k3").combinedHash }
+    #expect(removal != nil)
+    #expect(removal.map { $0.weight > 100_000 && $0.weight < 100_000 + 1000 } == true, "\(String(describing: removal))")
     for i in [0, 1, 2, 4, 9] {
       #expect(try await T.read(store, T.key("k\(i)"))?.body == T.body(size: 100_000, seed: UInt8(i)))
     }

@@ -14,6 +14,9 @@ final class FaultyDiskIO: DiskIO {
     var syncErrno: Int32?
     /// Reads return at most this many bytes.
     var shortReadLimit: Int?
+    /// Writes of exactly one record header's size (end markers) sleep this long first, so
+    /// that they land after writes issued later unless the store orders them.
+    var endMarkerDelayMicroseconds: UInt32?
   }
 
   let base: FileDiskIO
@@ -36,8 +39,12 @@ final class FaultyDiskIO: DiskIO {
   }
 
   func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(CacheError) {
-    if let code = faults.withLock({ $0.writeErrno }) {
+    let f = faults.withLock { $0 }
+    if let code = f.writeErrno {
       throw .io(key: nil, operation: "pwrite", path: path, errno: code)
+    }
+    if let delay = f.endMarkerDelayMicroseconds, bytes.count == RecordFormat.recordHeaderSize {
+      usleep(delay)
     }
     try base.write(bytes, at: offset)
   }

@@ -22,4 +22,25 @@ struct CRC32CTests {
       #expect(CRC32C.checksum(Array(data[split...]), continuing: first) == CRC32C.checksum(data))
     }
   }
+
+  @Test("the hardware and software paths agree on every length and alignment")
+  func hardwareMatchesSoftware() {
+    var state: UInt64 = 0x1234_5678
+    let data = (0..<5000).map { _ -> UInt8 in
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return UInt8(truncatingIfNeeded: state >> 33)
+    }
+    data.withUnsafeBytes { raw in
+      for start in 0..<9 {
+        for length in [0, 1, 7, 8, 9, 31, 32, 33, 100, 4096, 4991 - start] {
+          let slice = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])
+          #expect(CRC32C.checksum(slice, continuing: 0xDEAD_BEEF) == CRC32C.software(slice, continuing: 0xDEAD_BEEF))
+          #expect(CRC32C.checksum(slice) == CRC32C.software(slice))
+        }
+      }
+    }
+    for vector in [Array("123456789".utf8), [UInt8](repeating: 0xff, count: 32)] {
+      #expect(vector.withUnsafeBytes { CRC32C.software($0) } == CRC32C.checksum(vector))
+    }
+  }
 }
