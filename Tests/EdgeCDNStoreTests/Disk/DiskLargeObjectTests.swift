@@ -9,7 +9,7 @@ import Testing
 #endif
 
 /// RAM per write in flight is one fragment, whatever the object size.
-@Suite("DiskStore writes a 256 MiB object in bounded RAM")
+@Suite("DiskStore writes a 256 MiB object in bounded RAM", .hangGuard())
 struct DiskLargeObjectTests {
   static let chunkSize = 64 << 10
 
