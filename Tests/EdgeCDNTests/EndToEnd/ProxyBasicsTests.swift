@@ -154,8 +154,10 @@ import Testing
       h.origin.route("/slow") { _, _ in OriginReply(delayMilliseconds: 2_500) }
       let slow = try await h.get("/slow")
       #expect(slow.status == 504, "\(slow.cacheStatus) \(slow.body)")
+      let watch = Stopwatch()
       let missing = try await h.get("/missing")  // the origin's own 404 passes through
-      #expect(missing.status == 404)
+      // Unless a stall of the loaded machine made even this answer later than the 1 s limit.
+      #expect(missing.status == 404 || (missing.status == 504 && watch.seconds > 1), "after \(watch.seconds) s")
     }
     try await ProxyHarness.run(configure: { $0.origin = .init(host: "127.0.0.1", port: 1) }) { h in
       let down = try await h.get("/x")

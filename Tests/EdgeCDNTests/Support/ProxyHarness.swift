@@ -132,8 +132,11 @@ struct ProxyHarness: Sendable {
         origin: .init(host: "127.0.0.1", port: originPort), listen: .init(host: "127.0.0.1", port: 0),
         adminListen: .init(host: "127.0.0.1", port: 0))
       configuration.purgeToken = token
-      // Generous: a loaded CI machine must not turn a slow test origin into a 504.
-      configuration.originResponseTimeoutSeconds = 5
+      // Generous: a loaded CI machine stalls the whole process for 10-20 s at times, and
+      // must not turn a slow test origin into a 504, a cut body (the read-idle timeout is
+      // twice this) or waiters that give up on the cache lock and fetch for themselves.
+      configuration.originResponseTimeoutSeconds = 30
+      configuration.cacheLockTimeoutMilliseconds = 30_000
       configure(&configuration)
       let store = try MemoryStore(configuration: .init(byteBudget: 64 << 20, maxObjectSize: 8 << 20))
       let app = try await EdgeCDNApplication.start(configuration: configuration, store: store, logger: logger)
