@@ -118,8 +118,11 @@ struct ProxyHarness: Sendable {
   let store: MemoryStore
   static let token = "s3cret-token"
 
+  /// `timeout` bounds the whole test; generous because, beside the store's CPU-heavy
+  /// debug-build tests on a loaded 2-core machine, an e2e test can wait over a minute for
+  /// a thread of the cooperative pool. A test stuck for good still fails, by name.
   static func run(
-    timeout: Int = 60, configure: @escaping @Sendable (inout ProxyConfiguration) -> Void = { _ in },
+    timeout: Int = 150, configure: @escaping @Sendable (inout ProxyConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (ProxyHarness) async throws -> Void
   ) async throws {
     try await withTimeout(seconds: timeout) {
