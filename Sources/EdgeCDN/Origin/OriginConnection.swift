@@ -78,6 +78,10 @@ final class OriginConnection: Sendable {
     onIdle: @escaping @Sendable (OriginConnection) -> Void
   ) async {
     var pending: Job?
+    // The body being streamed: an error ends it too, or its reader would wait forever.
+    // (A close mid-body is an error, not an end: NIOHTTP1 reports the truncated body as
+    // HTTPParserError.invalidEOFState, so `parts.next()` throws rather than returning nil.)
+    var streaming: BodyPipe?
     do {
       try await asyncChannel.executeThenClose { inbound, outbound in
         var parts = inbound.makeAsyncIterator()
@@ -98,6 +102,7 @@ final class OriginConnection: Sendable {
           }
           guard let responseHead else { throw ChannelError.eof }
           let pipe = BodyPipe()
+          streaming = pipe
           pending = nil
           job.response.resume(returning: OriginResponse(head: responseHead, body: OriginBody(pipe: pipe)))
           var consumerGone = false
@@ -116,6 +121,7 @@ final class OriginConnection: Sendable {
               }
             case .end:
               pipe.finish()
+              streaming = nil
               break reading
             }
           }
@@ -124,6 +130,8 @@ final class OriginConnection: Sendable {
         }
       }
     } catch {
+      streaming?.finish(error: .connectionFailed(origin: origin, reason: "\(error)"))
+      streaming = nil
       pending?.response.resume(
         throwing: OriginError.connectionFailed(origin: origin, reason: "\(error)"))
       pending = nil

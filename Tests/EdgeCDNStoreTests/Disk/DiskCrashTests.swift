@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import EdgeCDNStore
@@ -15,7 +16,7 @@ import Testing
 /// After each kill: every object the child reported durable (finished before a
 /// completed flush) must be there with its exact bytes and meta, and any other object
 /// found (finished later, or in flight) must be exact too: never torn.
-@Suite("DiskStore survives kill -9 of a writing process")
+@Suite("DiskStore survives kill -9 of a writing process", .hangGuard())
 struct DiskCrashTests {
   /// Same as DiskCrashObjects in edge-cdn-bench (keep them equal).
   enum Objects {
@@ -75,6 +76,8 @@ struct DiskCrashTests {
       let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
       process.standardOutput = output
       process.standardError = FileHandle.nullDevice
+      let exit = ChildExit()
+      process.terminationHandler = { _ in exit.signal() }
       try process.run()
       let startedAt = ContinuousClock.now
       // Generous: a debug child on a 2-core machine under load can take many seconds to start.
@@ -85,7 +88,10 @@ struct DiskCrashTests {
       }
       try await Task.sleep(for: .milliseconds(Int.random(in: 100...700, using: &generator)))
       kill(process.processIdentifier, SIGKILL)
-      process.waitUntilExit()
+      guard await exit.wait(upTo: .seconds(30)) else {
+        Issue.record("round \(rounds): the child did not exit within 30 s of SIGKILL")
+        return
+      }
       try output.close()
       let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
       var done: [Int] = []
@@ -128,5 +134,48 @@ struct DiskCrashTests {
     #expect(rounds >= 2)
     #expect(killedWithObjects >= 2, "the child must have written objects before most kills")
     #expect(durableSoFar.count >= 10, "only \(durableSoFar.count) objects were durable before the kills")
+  }
+}
+
+/// The exit of a child process, awaited without blocking a thread of the cooperative
+/// pool (`Process.waitUntilExit` would block one of its few threads) and bounded in time.
+final class ChildExit: Sendable {
+  private struct State {
+    var exited = false
+    var timedOut = false
+    var waiter: CheckedContinuation<Bool, Never>?
+  }
+
+  private let state = Mutex(State())
+
+  /// Called by `Process.terminationHandler`.
+  func signal() { resume(true, markExited: true) }
+
+  /// True once the child has exited; false when `limit` passes first.
+  func wait(upTo limit: Duration) async -> Bool {
+    let timer = Task {
+      try? await Task.sleep(for: limit)
+      guard !Task.isCancelled else { return }
+      self.resume(false, markExited: false)
+    }
+    defer { timer.cancel() }
+    return await withCheckedContinuation { continuation in
+      let ready = state.withLock { state -> Bool? in
+        if state.exited { return true }
+        if state.timedOut { return false }
+        state.waiter = continuation
+        return nil
+      }
+      if let ready { continuation.resume(returning: ready) }
+    }
+  }
+
+  private func resume(_ value: Bool, markExited: Bool) {
+    let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+      if markExited { state.exited = true } else { state.timedOut = true }
+      defer { state.waiter = nil }
+      return state.waiter
+    }
+    waiter?.resume(returning: value)
   }
 }

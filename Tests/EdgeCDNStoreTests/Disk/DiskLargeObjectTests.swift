@@ -9,7 +9,7 @@ import Testing
 #endif
 
 /// RAM per write in flight is one fragment, whatever the object size.
-@Suite("DiskStore writes a 256 MiB object in bounded RAM")
+@Suite("DiskStore writes a 256 MiB object in bounded RAM", .hangGuard())
 struct DiskLargeObjectTests {
   static let chunkSize = 64 << 10
 
@@ -34,6 +34,7 @@ struct DiskLargeObjectTests {
 
   @Test(
     "256 MiB with 64 KiB fragments: peak buffered bytes and RSS stay small; ranges read back exact",
+    // Well under a minute alone in debug; beside the whole suite on a loaded 2-core machine, more.
     .timeLimit(.minutes(4)))
   func bigObject() async throws {
     let directory = try TemporaryDirectory()

@@ -39,7 +39,7 @@ enum DiskFixture {
     })
 }
 
-@Suite("DiskStore passes StorageConformance")
+@Suite("DiskStore passes StorageConformance", .hangGuard())
 struct DiskStoreConformanceTests {
   @Test(arguments: StorageConformance<DiskStore>.checks)
   func conformance(_ check: ConformanceCheck<DiskStore>) async throws {

@@ -12,7 +12,7 @@ import Testing
 
 /// Damage and failures: the store keeps serving what it can, reports itself
 /// unhealthy, never traps and never returns wrong bytes.
-@Suite("DiskStore under corruption and I/O faults")
+@Suite("DiskStore under corruption and I/O faults", .hangGuard())
 struct DiskStoreFaultTests {
   typealias T = DiskTestSupport
 

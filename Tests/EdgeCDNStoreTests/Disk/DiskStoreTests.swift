@@ -41,7 +41,7 @@ enum DiskTestSupport {
   static func key(_ name: String) -> CacheKey { CacheKey(namespace: "disk-test", primary: name) }
 }
 
-@Suite("DiskStore persistence, reclaim and configuration")
+@Suite("DiskStore persistence, reclaim and configuration", .hangGuard())
 struct DiskStoreTests {
   typealias T = DiskTestSupport
 

@@ -4,7 +4,7 @@ import Testing
 
 /// The RAM tier must keep its contract whichever policy picks victims, including one
 /// that may decline an object it was just asked to admit.
-@Suite("MemoryStore with S3-FIFO and TinyUFO passes StorageConformance")
+@Suite("MemoryStore with S3-FIFO and TinyUFO passes StorageConformance", .hangGuard())
 struct MemoryStoreWithAdmissionConformanceTests {
   static let budget = 8 << 20
 

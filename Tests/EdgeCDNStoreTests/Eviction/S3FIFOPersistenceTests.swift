@@ -2,7 +2,7 @@ import Testing
 
 @testable import EdgeCDNStore
 
-@Suite("S3-FIFO and TinyUFO state files")
+@Suite("S3-FIFO and TinyUFO state files", .hangGuard())
 struct S3FIFOPersistenceTests {
   static func key(_ i: Int) -> CompactCacheKey { CacheKey(primary: "k\(i)").compact }
   static let never = CacheTime(millisecondsSinceEpoch: 0)

@@ -2,7 +2,7 @@ import EdgeCDNStore
 import StorageConformance
 import Testing
 
-@Suite("MemoryStore passes StorageConformance")
+@Suite("MemoryStore passes StorageConformance", .hangGuard())
 struct MemoryStoreConformanceTests {
   static let budget = 8 << 20
 

@@ -3,7 +3,7 @@ import Testing
 
 @testable import EdgeCDNStore
 
-@Suite("MemoryStore specifics")
+@Suite("MemoryStore specifics", .hangGuard())
 struct MemoryStoreTests {
   static func meta() -> CacheMeta {
     let now = CacheTime.now()

@@ -7,7 +7,7 @@ import StorageConformance
 import Testing
 import Tracing
 
-@Suite("InstrumentedStorage: metrics, spans, health")
+@Suite("InstrumentedStorage: metrics, spans, health", .hangGuard())
 struct InstrumentedStorageTests {
   static func meta() -> CacheMeta {
     let now = CacheTime.now()

@@ -2,7 +2,7 @@ import EdgeCDNStore
 import StorageConformance
 import Testing
 
-@Suite("TieredStore passes StorageConformance")
+@Suite("TieredStore passes StorageConformance", .hangGuard())
 struct TieredStoreConformanceTests {
   @Test("RAM only", arguments: StorageConformance<Tiered>.checks)
   func ramOnly(_ check: ConformanceCheck<Tiered>) async throws {

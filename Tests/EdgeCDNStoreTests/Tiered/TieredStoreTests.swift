@@ -4,7 +4,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-@Suite("TieredStore behaviour")
+@Suite("TieredStore behaviour", .hangGuard())
 struct TieredStoreTests {
   static let key = CacheKey(primary: "tiered-object")
 

@@ -8,6 +8,7 @@ import Testing
   @Test func missIsStoredThenHitWithAgeAndCacheStatus() async throws {
     try await ProxyHarness.run { h in
       h.origin.route("/a", reply: .text("hello", ["Cache-Control": "max-age=60", "Age": "3"]))
+      let watch = Stopwatch()
       let first = try await h.get("/a")
       #expect(first.status == 200)
       #expect(first.body == "hello")
@@ -16,8 +17,9 @@ import Testing
       #expect(second.body == "hello")
       #expect(second.cacheStatus.hasPrefix("edge-cdn; hit; ttl="))
       let age = Int(second["age"] ?? "") ?? -1
-      // 3 from the origin plus the seconds a loaded machine takes between the two requests.
-      #expect((3...15).contains(age))
+      // 3 from the origin plus the seconds that passed between the two requests, however
+      // long a loaded machine stalled them.
+      #expect((3...(4 + watch.seconds)).contains(age), "age \(age) after \(watch.seconds) s")
       #expect(h.origin.count("/a") == 1)
     }
   }
@@ -152,8 +154,10 @@ import Testing
       h.origin.route("/slow") { _, _ in OriginReply(delayMilliseconds: 2_500) }
       let slow = try await h.get("/slow")
       #expect(slow.status == 504, "\(slow.cacheStatus) \(slow.body)")
+      let watch = Stopwatch()
       let missing = try await h.get("/missing")  // the origin's own 404 passes through
-      #expect(missing.status == 404)
+      // Unless a stall of the loaded machine made even this answer later than the 1 s limit.
+      #expect(missing.status == 404 || (missing.status == 504 && watch.seconds > 1), "after \(watch.seconds) s")
     }
     try await ProxyHarness.run(configure: { $0.origin = .init(host: "127.0.0.1", port: 1) }) { h in
       let down = try await h.get("/x")

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import Testing
 
 /// A response as a test sees it: whole body collected.
@@ -22,19 +23,89 @@ struct TestTimeout: Error, CustomStringConvertible {
 }
 
 /// Runs `body` but fails after `seconds`: every e2e test is bounded in time.
+///
+/// Why not a task group racing a sleep: a group waits for all its children, so a body
+/// stuck on a continuation nobody resumes (it ignores cancellation) would hang the
+/// test, and with it the whole run, with no test named. Here the body runs in its own
+/// task and the caller resumes at the first of: result, deadline, own cancellation;
+/// on the deadline the body is cancelled and left behind, and the test fails by name.
 func withTimeout<T: Sendable>(
   seconds: Int = 30, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-  try await withThrowingTaskGroup(of: T.self) { group in
-    group.addTask { try await body() }
-    group.addTask {
-      try await Task.sleep(for: .seconds(seconds))
-      throw TestTimeout(seconds: seconds)
+  let race = FirstOutcome<T>()
+  return try await withTaskCancellationHandler {
+    try await withCheckedThrowingContinuation { continuation in
+      race.install(continuation)
+      // Unstructured tasks inherit task-local values, so issues the body records
+      // are still attributed to the running test.
+      let work = Task {
+        do { race.offer(.success(try await body())) } catch { race.offer(.failure(error)) }
+      }
+      let timer = Task {
+        try? await Task.sleep(for: .seconds(seconds))
+        guard !Task.isCancelled else { return }
+        race.offer(.failure(TestTimeout(seconds: seconds)))
+        work.cancel()
+      }
+      race.whenDelivered { timer.cancel() }
     }
-    defer { group.cancelAll() }
-    guard let first = try await group.next() else { throw TestTimeout(seconds: seconds) }
-    return first
+  } onCancel: {
+    race.offer(.failure(CancellationError()))
   }
+}
+
+/// Where the racers of `withTimeout` meet: the first outcome resumes the caller.
+final class FirstOutcome<T: Sendable>: Sendable {
+  private struct State {
+    var continuation: CheckedContinuation<T, any Error>?
+    var outcome: Result<T, any Error>?
+    var onDelivered: (@Sendable () -> Void)?
+  }
+
+  private let state = Mutex(State())
+
+  func install(_ continuation: CheckedContinuation<T, any Error>) {
+    let early = state.withLock { state -> Result<T, any Error>? in
+      if let outcome = state.outcome { return outcome }
+      state.continuation = continuation
+      return nil
+    }
+    if let early { continuation.resume(with: early) }
+  }
+
+  /// Runs `action` once an outcome is in (at once when it already is).
+  func whenDelivered(_ action: @escaping @Sendable () -> Void) {
+    let now = state.withLock { state -> Bool in
+      if state.outcome != nil { return true }
+      state.onDelivered = action
+      return false
+    }
+    if now { action() }
+  }
+
+  func offer(_ outcome: Result<T, any Error>) {
+    let (continuation, action) = state.withLock {
+      state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+      guard state.outcome == nil else { return (nil, nil) }
+      state.outcome = outcome
+      defer {
+        state.continuation = nil
+        state.onDelivered = nil
+      }
+      return (state.continuation, state.onDelivered)
+    }
+    continuation?.resume(with: outcome)
+    action?()
+  }
+}
+
+/// Whole seconds since it was made, rounded up: ttl and age windows are asserted
+/// relative to the time really spent, since a loaded machine can stall a test for
+/// tens of seconds between two requests.
+struct Stopwatch: Sendable {
+  private let began = ContinuousClock.now
+
+  var seconds: Int { Int((ContinuousClock.now - began).components.seconds) + 1 }
 }
 
 /// An origin, the proxy (MemoryStore) in front of it, and a client, all on loopback.
@@ -47,8 +118,11 @@ struct ProxyHarness: Sendable {
   let store: MemoryStore
   static let token = "s3cret-token"
 
+  /// `timeout` bounds the whole test; generous because, beside the store's CPU-heavy
+  /// debug-build tests on a loaded 2-core machine, an e2e test can wait over a minute for
+  /// a thread of the cooperative pool. A test stuck for good still fails, by name.
   static func run(
-    timeout: Int = 60, configure: @escaping @Sendable (inout ProxyConfiguration) -> Void = { _ in },
+    timeout: Int = 150, configure: @escaping @Sendable (inout ProxyConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (ProxyHarness) async throws -> Void
   ) async throws {
     try await withTimeout(seconds: timeout) {
@@ -61,8 +135,11 @@ struct ProxyHarness: Sendable {
         origin: .init(host: "127.0.0.1", port: originPort), listen: .init(host: "127.0.0.1", port: 0),
         adminListen: .init(host: "127.0.0.1", port: 0))
       configuration.purgeToken = token
-      // Generous: a loaded CI machine must not turn a slow test origin into a 504.
-      configuration.originResponseTimeoutSeconds = 5
+      // Generous: a loaded CI machine stalls the whole process for 10-20 s at times, and
+      // must not turn a slow test origin into a 504, a cut body (the read-idle timeout is
+      // twice this) or waiters that give up on the cache lock and fetch for themselves.
+      configuration.originResponseTimeoutSeconds = 30
+      configuration.cacheLockTimeoutMilliseconds = 30_000
       configure(&configuration)
       let store = try MemoryStore(configuration: .init(byteBudget: 64 << 20, maxObjectSize: 8 << 20))
       let app = try await EdgeCDNApplication.start(configuration: configuration, store: store, logger: logger)
@@ -74,20 +151,21 @@ struct ProxyHarness: Sendable {
       }
       let harness = ProxyHarness(
         origin: origin, originServer: originServer, app: app, client: client, adminClient: adminClient, store: store)
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await originServer.run() }
-        group.addTask { try await app.server.run() }
-        if let admin = app.admin { group.addTask { try await admin.run() } }
-        do {
-          try await body(harness)
-        } catch {
-          harness.stop()
-          group.cancelAll()
-          throw error
-        }
+      // The servers run in unstructured tasks and always end by a graceful stop, never
+      // by cancellation: cancelling an accept loop while NIO holds an accepted connection
+      // not yet handed to it traps the process ("Deinited NIOAsyncWriter without
+      // calling finish()", swift-nio#2637), and a timed-out test cancels its body.
+      var servers = [Task { try await originServer.run() }, Task { try await app.server.run() }]
+      if let admin = app.admin { servers.append(Task { try await admin.run() }) }
+      do {
+        try await body(harness)
+      } catch {
         harness.stop()
-        try await group.waitForAll()
+        for server in servers { _ = await server.result }
+        throw error
       }
+      harness.stop()
+      for server in servers { try await server.value }
     }
   }
 
