@@ -26,7 +26,11 @@ import Testing
       for n in 1...10 {
         try await client.send("GET /i HTTP/1.1\r\nHost: example.test\r\n\r\n")
         #expect(try await client.waitFor { $0.text.ranges(of: "HTTP/1.1 200").count == n })
+        let answered = ContinuousClock.now
         try await Task.sleep(for: .milliseconds(400))
+        // A loaded machine can stall this task past the timeout: then the connection really
+        // was quiet for it, and closing it is right; only a shorter gap is judged.
+        guard ContinuousClock.now - answered < .milliseconds(1500) else { return }
         #expect(!client.isClosed, "closed after \(n) requests while active")
       }
       let quietSince = ContinuousClock.now
