@@ -20,8 +20,9 @@ public struct ResponseWriter {
   static let flushThreshold = 64 << 10
   /// Work the response's end waits for. The leader of a miss sets it to the cache fill, so a
   /// client that has the whole response (and asks again, on any connection) finds the entry
-  /// committed, never a miss for an object it has just received. The wait is short: the body
-  /// was read back from the fill, which only has its commit left.
+  /// committed, never a miss for an object it has just received: the disk tier's lookup finds
+  /// committed objects only (the RAM tier's also finds a write in progress). The wait is
+  /// short: the body was read back from the fill, which only has its commit left.
   var endBarrier: Task<Void, Never>?
 
   init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, keepAlive: Bool, version: HTTPVersion) {
