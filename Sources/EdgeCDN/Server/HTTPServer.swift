@@ -40,6 +40,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
   private let handler: Handler
   private let limits: Limits
   private let logger: Logger
+  private let hasImmediateResponder: Bool
   private let connections = Mutex<[ObjectIdentifier: (channel: any Channel, busy: Bool)]>([:])
   private let shuttingDown: Flag
 
@@ -61,6 +62,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     let shuttingDown = Flag()
     self.shuttingDown = shuttingDown
     let responder = handler.immediateResponder
+    self.hasImmediateResponder = responder != nil
     self.listener = try await ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 1024)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -100,7 +102,14 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     shuttingDown.value.store(true, ordering: .relaxed)
     listener.channel.close(promise: nil)
     let open = connections.withLock { Array($0.values) }
-    for connection in open where !connection.busy { connection.channel.close(promise: nil) }
+    for connection in open where !connection.busy {
+      if hasImmediateResponder {
+        // Lets a large response answered on the event loop finish first.
+        connection.channel.pipeline.fireUserInboundEventTriggered(ImmediateResponseHandler.CloseWhenWritten())
+      } else {
+        connection.channel.close(promise: nil)
+      }
+    }
     listener.channel.eventLoop.scheduleTask(in: limits.drainTimeout) { [self] in
       for connection in connections.withLock({ Array($0.values) }) { connection.channel.close(promise: nil) }
     }

@@ -122,4 +122,35 @@ import Testing
       try await h.eventually("the listener to close") { !h.app.server.isAccepting }
     }
   }
+
+  @Test func gracefulShutdownLetsALargeFastHitReachASlowClient() async throws {
+    try await ProxyHarness.run(configure: { $0.immediateHitMaxBodyBytes = 8 << 20 }) { h in
+      // 6 MiB stored fresh, so the event loop answers it whole, more than the socket buffers
+      // of a client that does not read yet hold (loopback's send buffer grows to 4 MiB by
+      // default): the rest waits in NIO.
+      let size = 6 << 20
+      let now = CacheTime.now()
+      var ext = EntryExtensions()
+      ext.bodySize = size
+      let meta = CacheMeta(
+        freshUntil: now.adding(seconds: 60), created: now,
+        response: .init(status: 200, reason: "OK", fields: [.init("Content-Length", "\(size)")]),
+        extensions: ext.encoded())
+      let key = CachingProxy<MemoryStore>.cacheKey(
+        for: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/big", headers: ["Host": "x"]))
+      let writer = try await h.store.missHandler(for: key, meta: meta)
+      try await writer.writeBody(ByteBuffer(repeating: UInt8(ascii: "b"), count: size), eof: true)
+      _ = try await writer.finish()
+      let client = try await RawClient(port: proxyPort(h), autoRead: false)
+      try await client.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+      try await Task.sleep(for: .milliseconds(300))
+      h.app.server.beginShutdown()
+      try await client.startReading()
+      #expect(try await client.waitFor(milliseconds: 8000) { $0.isClosed })
+      let text = client.text
+      let body = text.split(separator: "\r\n\r\n", maxSplits: 1).last ?? ""
+      #expect(text.hasPrefix("HTTP/1.1 200"))
+      #expect(body.utf8.count == size, "the client got \(body.utf8.count) of \(size) body bytes before the close")
+    }
+  }
 }

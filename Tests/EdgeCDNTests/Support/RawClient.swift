@@ -37,6 +37,11 @@ final class RawClient: Sendable {
       .connect(host: "127.0.0.1", port: port).get()
   }
 
+  /// Starts reading (a client made with `autoRead: false` that comes back).
+  func startReading() async throws {
+    try await channel.setOption(.autoRead, value: true).get()
+  }
+
   func send(_ text: String) async throws {
     try await channel.writeAndFlush(ByteBuffer(string: text)).get()
   }
