@@ -14,6 +14,8 @@ public final class CacheLock: Sendable {
   public enum Outcome: Sendable {
     /// Stored under `key` (the variant key) by the write `tag`; read it from the store.
     case stored(key: CacheKey, tag: StreamingWriteTag?, meta: CacheMeta)
+    /// A revalidation refreshed the stored entry in place (304): look it up again.
+    case refreshed
     /// Not storable, or the fetch failed: each waiter fetches for itself.
     case notStored
   }

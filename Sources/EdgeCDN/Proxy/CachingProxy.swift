@@ -147,15 +147,42 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       try await writer.respond(status: .gatewayTimeout, headers: status.headers, text: "cached response is stale\n")
       return
     }
-    try await revalidate(
-      &hit, key: key, primaryKey: primaryKey, ext: ext, request: request, requestCC: requestCC, status: &status,
-      writer: &writer)
+    // One revalidation per entry at a time, as one fetch per missing key: the others wait
+    // for it and serve what it left in the store.
+    switch lock.acquire(key) {
+    case .leader(let ticket):
+      defer { lock.release(ticket, outcome: .notStored) }
+      try await revalidate(
+        &hit, key: key, primaryKey: primaryKey, ext: ext, request: request, requestCC: requestCC, status: &status,
+        writer: &writer, ticket: ticket)
+    case .waiter(let ticket):
+      counters.count(.coalesced)
+      let timeout = TimeAmount.milliseconds(configuration.cacheLockTimeoutMilliseconds)
+      if await ticket.wait(timeout: timeout, on: request.eventLoop) != nil,
+        case .hit(var refreshed, let refreshedKey, _)? = try? await lookup(
+          primaryKey, request: request.head.headers),
+        refreshedKey == key, refreshed.meta.isFresh(at: CacheTime.now())
+      {
+        try? await hit.handler.finish()
+        status.hit = false
+        status.collapsed = true
+        status.forward = .stale
+        try await serveFromStore(&refreshed, request: request, status: status, writer: &writer)
+        return
+      }
+      // The leader failed, timed out or left something else: revalidate this entry itself
+      // (which also serves it stale when the origin fails and stale-if-error allows).
+      try await revalidate(
+        &hit, key: key, primaryKey: primaryKey, ext: ext, request: request, requestCC: requestCC, status: &status,
+        writer: &writer, ticket: nil)
+    }
   }
 
   /// Revalidates a stale entry with its validators (RFC 9111 §4.3).
   private func revalidate(
     _ hit: inout CacheHit<Store.Hit>, key: CacheKey, primaryKey: CacheKey, ext: EntryExtensions,
-    request: ServerRequest, requestCC: CacheControl, status: inout CacheStatus, writer: inout ResponseWriter
+    request: ServerRequest, requestCC: CacheControl, status: inout CacheStatus, writer: inout ResponseWriter,
+    ticket: CacheLock.Ticket?
   ) async throws {
     let now = CacheTime.now()
     let meta = hit.meta
@@ -175,6 +202,8 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     do {
       response = try await origin.send(originHead)
     } catch {
+      // Waiters revalidate for themselves (and serve stale under stale-if-error too).
+      if let ticket { lock.release(ticket, outcome: .notStored) }
       if mayServeStaleOnError {
         try await serveStaleOnError(&hit, ext: ext, request: request, status: &status, writer: &writer, now: now)
         return
@@ -189,6 +218,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       let refreshed = await refreshMeta(
         key: key, meta: meta, notModified: response.head.headers, request: request.head, requestTime: requestTime)
       hit.meta = refreshed ?? meta
+      if let ticket { lock.release(ticket, outcome: refreshed == nil ? .notStored : .refreshed) }
       let refreshedExt = EntryExtensions(decoding: hit.meta.extensions)
       let after = CacheTime.now()
       status.ttl = (hit.meta.freshUntil.millisecondsSinceEpoch - after.millisecondsSinceEpoch) / 1000
@@ -199,6 +229,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       return
     }
     if response.head.status.code >= 500, mayServeStaleOnError {
+      if let ticket { lock.release(ticket, outcome: .notStored) }
       try await serveStaleOnError(&hit, ext: ext, request: request, status: &status, writer: &writer, now: now)
       return
     }
@@ -206,8 +237,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     // A new response replaces the entry (under the same Vary index when it still applies).
     try await storeAndServe(
       response, request: request, primaryKey: primaryKey, index: Self.index(of: key, ext), requestTime: requestTime,
-      ticket: nil,
-      status: &status, writer: &writer)
+      ticket: ticket, status: &status, writer: &writer)
   }
 
   private func serveStaleOnError(

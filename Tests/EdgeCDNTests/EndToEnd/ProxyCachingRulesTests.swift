@@ -1,4 +1,5 @@
 import EdgeCDNStore
+import NIOCore
 import NIOHTTP1
 import Synchronization
 import Testing
@@ -33,6 +34,50 @@ import Testing
       }
       #expect(led == 1, "\(responses.map(\.cacheStatus))")
       #expect(collapsed == 9, "\(responses.map(\.cacheStatus))")
+    }
+  }
+
+  @Test func concurrentRevalidationsOfAStaleEntryMakeOneOriginRequest() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/stale") { request, _ in
+        var reply =
+          request.head.headers.first(name: "if-none-match") == "\"s1\""
+          ? OriginReply(status: .notModified, headers: ["ETag": "\"s1\"", "Cache-Control": "max-age=60"])
+          : OriginReply.text("changed", ["ETag": "\"s2\"", "Cache-Control": "max-age=60"])
+        reply.delayMilliseconds = 300
+        return reply
+      }
+      // A stale entry written straight into the store: no sleeping, whatever the machine's load.
+      let now = CacheTime.now()
+      var ext = EntryExtensions()
+      ext.bodySize = 6
+      let meta = CacheMeta(
+        freshUntil: now.adding(seconds: -5), created: now.adding(seconds: -65),
+        response: .init(
+          status: 200, reason: "OK",
+          fields: [.init("Content-Length", "6"), .init("ETag", "\"s1\""), .init("Cache-Control", "max-age=60")]),
+        extensions: ext.encoded())
+      let key = CachingProxy<MemoryStore>.cacheKey(
+        for: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/stale", headers: ["Host": "example.test"]))
+      let writer = try await h.store.missHandler(for: key, meta: meta)
+      try await writer.writeBody(ByteBuffer(string: "stored"), eof: true)
+      _ = try await writer.finish()
+      let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
+        for _ in 0..<8 { group.addTask { try await h.get("/stale") } }
+        var all: [TestResponse] = []
+        for try await response in group { all.append(response) }
+        return all
+      }
+      #expect(responses.allSatisfy { $0.status == 200 && $0.body == "stored" }, "\(responses.map(\.body))")
+      #expect(h.origin.count("/stale") == 1, "\(responses.map(\.cacheStatus))")
+      let revalidated = responses.filter { $0.cacheStatus.contains("fwd=stale; fwd-status=304") }
+      #expect(revalidated.count == 1, "\(responses.map(\.cacheStatus))")
+      // The rest waited for that revalidation, or (arriving after it) found the entry fresh.
+      #expect(
+        responses.allSatisfy {
+          $0.cacheStatus.contains("fwd-status=304") || $0.cacheStatus.hasSuffix("collapsed")
+            || $0.cacheStatus.hasPrefix("edge-cdn; hit")
+        }, "\(responses.map(\.cacheStatus))")
     }
   }
 
