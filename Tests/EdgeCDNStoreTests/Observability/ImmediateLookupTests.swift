@@ -69,6 +69,13 @@ struct ImmediateLookupTests {
     #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true }?.bodySize == 700)
     #expect(try hits().totalValue == 1)
     #expect(try bytes().totalValue == 700)
+    // Sampled like any lookup (every one at interval 1): the lookup and its first byte.
+    let lookupsTimed = { try metrics.expectTimer("edge_cdn_store_lookup_duration_seconds", Self.tier).values.count }
+    let firstBytesTimed = {
+      try metrics.expectTimer("edge_cdn_store_first_byte_duration_seconds", Self.tier).values.count
+    }
+    #expect(try lookupsTimed() == 1)
+    #expect(try firstBytesTimed() == 1)
     // HEAD: a hit, no body read.
     #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: false) { _ in true } != nil)
     #expect(try hits().totalValue == 2)
