@@ -109,12 +109,8 @@ struct ProxyMetricsExposition<Store: Storage>: MetricsExposition {
 
   func render() async -> String {
     diskMetrics?.refresh()
-    var text = registry.emitToString()
+    let text = registry.emitToString()
     guard let stats = proxy()?.stats else { return text }
-    text += "# TYPE edge_cdn_proxy_requests_total counter\n"
-    for kind in ProxyCounters.Kind.allCases {
-      text += "edge_cdn_proxy_requests_total{outcome=\"\(kind)\"} \(stats[kind])\n"
-    }
-    return text
+    return text + stats.prometheusText
   }
 }
