@@ -15,7 +15,7 @@ extension InstrumentedStorage: ImmediateLookup where Base: ImmediateLookup {
     metrics.lookupsHit.increment()
     if readsBody, hit.bodySize > 0 { metrics.bytesRead.increment(by: hit.bodySize) }
     if let start {
-      let nanoseconds = Int64(clamping: NIODeadline.now().uptimeNanoseconds &- start.uptimeNanoseconds)
+      let nanoseconds = OperationProbe.nanoseconds(since: start)
       metrics.lookupDuration.recordNanoseconds(nanoseconds)
       if readsBody { metrics.firstByteDuration.recordNanoseconds(nanoseconds) }
     }

@@ -39,7 +39,7 @@ final class OperationProbe: Sendable {
   }
 
   @inline(__always)
-  private static func nanoseconds(since start: NIODeadline) -> Int64 {
+  static func nanoseconds(since start: NIODeadline) -> Int64 {
     Int64(clamping: NIODeadline.now().uptimeNanoseconds &- start.uptimeNanoseconds)
   }
 

@@ -47,12 +47,18 @@ public final class StoreMetrics: Sendable {
     "insufficient_space", "invalid_state", "io", "unavailable", "cancelled",
   ]
 
+  /// Every store counter is named `edge_cdn_store_<name>` (docs/metrics.md); the tiered
+  /// store's own counters are made here too.
+  static func counter(_ name: String, dimensions: [(String, String)], factory: any MetricsFactory) -> Counter {
+    Counter(label: "edge_cdn_store_\(name)", dimensions: dimensions, factory: factory)
+  }
+
   public init(tier: String, latencySampleInterval: Int = 8, factory: any MetricsFactory = MetricsSystem.factory) {
     self.tier = tier
     self.latencySampleInterval = max(1, latencySampleInterval)
     let tierLabel = [("tier", tier)]
     func counter(_ name: String, _ extra: [(String, String)] = []) -> Counter {
-      Counter(label: "edge_cdn_store_\(name)", dimensions: tierLabel + extra, factory: factory)
+      Self.counter(name, dimensions: tierLabel + extra, factory: factory)
     }
     func timer(_ name: String) -> Timer {
       Timer(label: "edge_cdn_store_\(name)", dimensions: tierLabel, factory: factory)

@@ -134,27 +134,28 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
   }
 
   private func drop(memory: Memory.Miss, _ error: CacheError, while operation: String) async {
-    state.withLock {
-      $0.memory = nil
-      $0.lastError = error
-    }
-    metrics.memoryWriteFailures.increment()
-    logger.warning(
-      "RAM tier \(operation) failed; the write continues in the other tiers",
-      metadata: ["key": "\(key.combinedHash.hex)", "error": "\(error)"])
+    recordDrop(of: "RAM", counter: metrics.memoryWriteFailures, error, while: operation) { $0.memory = nil }
     await memory.abort(reason: "\(operation) failed: \(error)")
   }
 
   private func drop(disk: Disk.Miss, _ error: CacheError, while operation: String) async {
+    recordDrop(of: "disk", counter: metrics.diskWriteFailures, error, while: operation) { $0.disk = nil }
+    await disk.abort(reason: "\(operation) failed: \(error)")
+  }
+
+  /// What dropping either tier's write does besides aborting it: forget it, keep the
+  /// error (reported if no tier is left), count and log.
+  private func recordDrop(
+    of tier: String, counter: Counter, _ error: CacheError, while operation: String, forget: (inout State) -> Void
+  ) {
     state.withLock {
-      $0.disk = nil
+      forget(&$0)
       $0.lastError = error
     }
-    metrics.diskWriteFailures.increment()
+    counter.increment()
     logger.warning(
-      "disk tier \(operation) failed; the write continues in the other tiers",
+      "\(tier) tier \(operation) failed; the write continues in the other tiers",
       metadata: ["key": "\(key.combinedHash.hex)", "error": "\(error)"])
-    await disk.abort(reason: "\(operation) failed: \(error)")
   }
 
   private func throwIfNoTierLeft() throws(CacheError) {

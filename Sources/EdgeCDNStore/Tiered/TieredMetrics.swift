@@ -16,7 +16,7 @@ final class TieredMetrics: Sendable {
 
   init(factory: any MetricsFactory) {
     func counter(_ name: String, _ dimensions: [(String, String)] = []) -> Counter {
-      Counter(label: "edge_cdn_store_\(name)", dimensions: dimensions, factory: factory)
+      StoreMetrics.counter(name, dimensions: dimensions, factory: factory)
     }
     memoryWriteFailures = counter("tier_write_failures_total", [("tier", "memory")])
     diskWriteFailures = counter("tier_write_failures_total", [("tier", "disk")])
