@@ -99,7 +99,8 @@ public final class MemoryStore: Storage {
   // MARK: Storage
 
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<MemoryHitHandler>? {
-    find(key).map(hit)
+    guard let entry = find(key) else { return nil }
+    return CacheHit(meta: entry.meta, handler: handler(for: entry))
   }
 
   /// The same lookup as `lookup`, without building a `CacheHit` (see `Storage.lookupParts`).
