@@ -83,3 +83,13 @@ struct PairedHits {
     return values.sorted()[values.count / 2]
   }
 }
+
+/// The calling thread's CPU time, from `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`
+/// (nanosecond resolution, where `getrusage(RUSAGE_THREAD)` has microseconds).
+enum ThreadCPUTime {
+  static func nanoseconds() -> Int64 {
+    var time = timespec()
+    guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return 0 }
+    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+  }
+}

@@ -8,8 +8,8 @@ import Synchronization
 ///
 /// The RAM figure times batches of 256 1 KiB hits through TieredStore and on the
 /// MemoryStore alone, back to back (which goes first alternates), by the thread's CPU
-/// time, and prints the median of the per-pair ratios: the cost of the composition,
-/// which must stay within 10%. Rounds of half a second by wall time on this shared
+/// time, and prints the median of the per-pair ratios (`PairedHits`): the cost of the
+/// composition, which must stay within 10%. Rounds of half a second by wall time on this shared
 /// 2-core machine gave 12% to 39% for the same binary. Disk and shared hits are measured with
 /// promotion and fills off, so every hit really reaches that tier.
 struct TieredBenchmark: AsyncParsableCommand {
@@ -48,12 +48,11 @@ struct TieredBenchmark: AsyncParsableCommand {
       try await MemoryBenchmark.hit(tiered, keySet[(i &* 7 &+ task) % keySet.count])
     }
     report.record(tieredHit, as: "tiered.hit_1k.memory")
-    let overhead = try await Self.pairedOverhead(
-      bare: memory, tiered: tiered, keys: keySet, batches: batches, batchSize: 256)
+    let overhead = try await PairedHits.measure(baseline: memory, candidate: tiered, keys: keySet, batches: batches)
     report.record("tiered.hit_1k_overhead_pct", overhead.cpuPercent, decimals: 1)
     report.record("tiered.hit_1k_overhead_wall_pct", overhead.wallPercent, decimals: 1)
-    report.record("tiered.hit_1k.memory_bare.cpu_ns_per_hit", overhead.bareCPUNanoseconds, decimals: 1)
-    report.record("tiered.hit_1k.memory_tiered.cpu_ns_per_hit", overhead.tieredCPUNanoseconds, decimals: 1)
+    report.record("tiered.hit_1k.memory_bare.cpu_ns_per_hit", overhead.baselineCPUNanoseconds, decimals: 1)
+    report.record("tiered.hit_1k.memory_tiered.cpu_ns_per_hit", overhead.candidateCPUNanoseconds, decimals: 1)
     report.record("tiered.hit_1k_overhead_pairs", overhead.pairs)
 
     // 2. Disk hits (page cache warm), no promotion.
@@ -116,78 +115,6 @@ struct TieredBenchmark: AsyncParsableCommand {
     report.printFigures()
   }
 
-  /// Per-hit costs of the paired RAM-hit comparison.
-  struct PairedOverhead {
-    /// Median over pairs of (tiered thread CPU time / bare thread CPU time - 1), in %.
-    var cpuPercent: Double
-    /// The same with wall-clock time, for comparison with earlier figures.
-    var wallPercent: Double
-    /// Median thread CPU time of one hit, bare and through TieredStore.
-    var bareCPUNanoseconds: Double
-    var tieredCPUNanoseconds: Double
-    /// Pairs kept (a pair whose task moved to another thread is dropped).
-    var pairs: Int
-  }
-
-  /// Times `batches` pairs of batches of hits, one on the MemoryStore alone and one
-  /// through TieredStore, back to back (which goes first alternates).
-  ///
-  /// Why thread CPU time: the machine is shared, and wall time counts the time another
-  /// process held the core; the calling thread's CPU time counts only this thread's work.
-  /// A RAM hit never suspends, so a batch runs on one thread; a pair whose task moved
-  /// thread anyway is dropped, as its CPU clock would be another thread's.
-  static func pairedOverhead(
-    bare: MemoryStore, tiered: TieredStore<MemoryStore, DiskStore>, keys: [CacheKey], batches: Int, batchSize: Int
-  ) async throws -> PairedOverhead {
-    let clock = ContinuousClock()
-    var cpuRatios: [Double] = []
-    var wallRatios: [Double] = []
-    var bareCPU: [Double] = []
-    var tieredCPU: [Double] = []
-    var index = 0
-    func seconds(_ d: Duration) -> Double {
-      Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
-    for batch in 0..<batches {
-      var bareTime = Duration.zero
-      var tieredTime = Duration.zero
-      var bareNanos: Int64 = 0
-      var tieredNanos: Int64 = 0
-      let thread = pthread_self()
-      for order in 0..<2 {
-        let start = clock.now
-        let cpuStart = ThreadCPUTime.nanoseconds()
-        if (order == 0) == (batch % 2 == 0) {
-          for _ in 0..<batchSize {
-            try await MemoryBenchmark.hit(bare, keys[index % keys.count])
-            index &+= 7
-          }
-          bareNanos = ThreadCPUTime.nanoseconds() - cpuStart
-          bareTime = clock.now - start
-        } else {
-          for _ in 0..<batchSize {
-            try await MemoryBenchmark.hit(tiered, keys[index % keys.count])
-            index &+= 7
-          }
-          tieredNanos = ThreadCPUTime.nanoseconds() - cpuStart
-          tieredTime = clock.now - start
-        }
-      }
-      wallRatios.append(seconds(tieredTime) / seconds(bareTime))
-      guard pthread_equal(thread, pthread_self()) != 0, bareNanos > 0, tieredNanos > 0 else { continue }
-      cpuRatios.append(Double(tieredNanos) / Double(bareNanos))
-      bareCPU.append(Double(bareNanos) / Double(batchSize))
-      tieredCPU.append(Double(tieredNanos) / Double(batchSize))
-    }
-    func median(_ values: [Double]) -> Double {
-      guard !values.isEmpty else { return .nan }
-      return values.sorted()[values.count / 2]
-    }
-    return PairedOverhead(
-      cpuPercent: (median(cpuRatios) - 1) * 100, wallPercent: (median(wallRatios) - 1) * 100,
-      bareCPUNanoseconds: median(bareCPU), tieredCPUNanoseconds: median(tieredCPU), pairs: cpuRatios.count)
-  }
-
   static func largeKey(_ key: CacheKey) -> CacheKey {
     CacheKey(namespace: Array("bench-large".utf8), primary: key.primary)
   }
@@ -214,14 +141,4 @@ final class OneChunk: SharedBodyStream {
   }
 
   func cancel() async {}
-}
-
-/// The calling thread's CPU time, from `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`
-/// (nanosecond resolution, where `getrusage(RUSAGE_THREAD)` has microseconds).
-enum ThreadCPUTime {
-  static func nanoseconds() -> Int64 {
-    var time = timespec()
-    guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return 0 }
-    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
-  }
 }
