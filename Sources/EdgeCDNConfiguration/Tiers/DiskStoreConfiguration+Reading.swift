@@ -18,7 +18,8 @@ extension DiskStoreConfiguration {
       fragmentSize: try settings.size("fragmentSize", default: ByteSize(bytes: defaults.fragmentSize)).bytes,
       maxObjectSize: try settings.size("maxObjectSize", default: ByteSize(bytes: defaults.maxObjectSize)).bytes,
       flushIntervalMilliseconds: Int(clamping: flush.nanoseconds / 1_000_000),
-      reinsertion: try settings.choice("reinsertion", default: defaults.reinsertion))
+      reinsertion: try settings.choice("reinsertion", default: defaults.reinsertion),
+      directWrites: try settings.bool("directWrites", default: defaults.directWrites))
     return enabled ? configuration : nil
   }
 }

@@ -111,11 +111,13 @@ struct DiskFormatTests {
     try await store.close()
   }
 
-  @Test("flushes racing appends and region seals never put an end marker over written records")
-  func endMarkersNeverClobberRecords() async throws {
+  @Test(
+    "flushes racing appends and region seals never put an end marker over written records",
+    arguments: [false, true])
+  func endMarkersNeverClobberRecords(direct: Bool) async throws {
     let directory = try TemporaryDirectory()
     let copy = try TemporaryDirectory()
-    let io = try FaultyDiskIO(path: directory.path + "/cache.data")
+    let io = try FaultyDiskIO(path: directory.path + "/cache.data", direct: direct)
     // Slow end markers: a marker written by a flush would land after the sealed region's
     // write issued later, on its records, if the store did not order them.
     io.set { $0.endMarkerDelayMicroseconds = 5_000 }
