@@ -32,6 +32,9 @@ struct DiskBenchmark: AsyncParsableCommand {
   @Option(help: "Rounds of the store and raw writes (medians are reported; the order rotates each round).")
   var writeRounds = 3
 
+  @Flag(help: "The store writes through the page cache (disk.directWrites false), to compare with direct writes.")
+  var bufferedWrites = false
+
   @Option(
     help: ArgumentHelp(
       "Only these write-throughput writers, comma-separated (store, rawDirect, rawBuffered, rawPlain, fioDirect, fioBuffered): for profiling one.",
@@ -54,6 +57,7 @@ struct DiskBenchmark: AsyncParsableCommand {
     let throughputPath = folder + "/throughput"
     try await DiskWriteThroughput(
       folder: folder, megabytes: writeMegabytes, rounds: writeRounds, storeSize: size, regionSize: regionSize,
+      directWrites: !bufferedWrites,
       only: Set((writers ?? "").split(separator: ",").map(String.init))
     ).run(into: &report)
     if writeOnly {
@@ -61,7 +65,8 @@ struct DiskBenchmark: AsyncParsableCommand {
       return
     }
     let store = try await DiskStore.open(
-      configuration: DiskStoreConfiguration(path: throughputPath, size: size, regionSize: regionSize))
+      configuration: DiskStoreConfiguration(
+        path: throughputPath, size: size, regionSize: regionSize, directWrites: !bufferedWrites))
 
     // 3. Hits: objects of 4 KiB, 128 KiB, 1 MiB (page cache warm: they were just written).
     for (label, objectSize, count) in [("4k", 4 << 10, 20_000), ("128k", 128 << 10, 1000), ("1m", 1 << 20, 200)] {
@@ -92,7 +97,7 @@ struct DiskBenchmark: AsyncParsableCommand {
     let smallPath = folder + "/small"
     let smallSize = 4096 + (objects * 1200 / regionSize + 8) * regionSize
     let configuration = DiskStoreConfiguration(
-      path: smallPath, size: smallSize, regionSize: regionSize, maxObjectSize: 1 << 20)
+      path: smallPath, size: smallSize, regionSize: regionSize, maxObjectSize: 1 << 20, directWrites: !bufferedWrites)
     // In a function of its own so the writing store is gone before RSS is measured.
     let (writeRate, indexPerObject, amplification) = try await Self.writeSmall(
       configuration: configuration, objects: objects)

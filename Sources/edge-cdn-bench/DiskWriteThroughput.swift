@@ -56,6 +56,8 @@ struct DiskWriteThroughput {
   let rounds: Int
   let storeSize: Int
   let regionSize: Int
+  /// The store's `directWrites`.
+  let directWrites: Bool
   /// The writers to run (all by default; a subset for profiling one of them).
   var only: Set<String> = []
 
@@ -85,7 +87,8 @@ struct DiskWriteThroughput {
         switch writer {
         case .store:
           let store = try await DiskStore.open(
-            configuration: DiskStoreConfiguration(path: throughputPath, size: storeSize, regionSize: regionSize))
+            configuration: DiskStoreConfiguration(
+              path: throughputPath, size: storeSize, regionSize: regionSize, directWrites: directWrites))
           storeDirect = store.writesDirect
           let body = ByteBuffer(repeating: 0x5A, count: 64 << 10)
           let cpuStart = DiskBenchmark.cpuSeconds()

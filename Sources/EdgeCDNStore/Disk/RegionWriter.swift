@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// One region's bytes in RAM while it is open or being written out.
@@ -108,6 +109,17 @@ final class RegionWriter: Sendable {
 
   /// Sealed regions allowed to wait for their write before appends wait too.
   static let maxPendingRegions = 2
+
+  /// Threads of their own for region writes. On NIO's shared pool (2 threads on a
+  /// 2-core machine) two region writes in flight took both threads, and the next
+  /// fragment's CRC and copy, which run there too, waited for a write to end: filling
+  /// stalled behind the disk instead of overlapping it. Process-wide (like NIO's own
+  /// pool) and never shut down, so a store dropped without close() leaks no thread.
+  static let regionWritePool: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: maxPendingRegions)
+    pool.start()
+    return pool
+  }()
 
   struct Pending: Sendable {
     var buffer: RegionBuffer
@@ -291,14 +303,14 @@ final class RegionWriter: Sendable {
     let markerFits = to + RecordFormat.recordHeaderSize <= regionSize
     guard to > from || markerFits else { return }
     if let block = io.directBlockSize, fileOffset % block == 0, regionSize % block == 0 {
-      try await DurableFile.onIOThread { () throws(CacheError) in
+      try await DurableFile.onIOThread(pool: Self.regionWritePool) { () throws(CacheError) in
         try Self.writeBlocks(
           buffer, from: from, to: to, fileOffset: fileOffset, sealed: sealed, block: block, io: io,
           regionSize: regionSize)
       }
       return
     }
-    try await DurableFile.onIOThread { () throws(CacheError) in
+    try await DurableFile.onIOThread(pool: Self.regionWritePool) { () throws(CacheError) in
       if to > from {
         try io.write(UnsafeRawBufferPointer(rebasing: buffer.memory[from..<to]), at: fileOffset + from)
       }
