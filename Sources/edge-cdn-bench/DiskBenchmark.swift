@@ -29,8 +29,17 @@ struct DiskBenchmark: AsyncParsableCommand {
   @Flag(help: "Only the write throughput figures (raw and store), with the CPU time each took.")
   var writeOnly = false
 
-  @Option(help: "Rounds of the raw and store writes (medians are reported).")
+  @Option(help: "Rounds of the store and raw writes (medians are reported; the order rotates each round).")
   var writeRounds = 3
+
+  @Flag(help: "The store writes through the page cache (disk.directWrites false), to compare with direct writes.")
+  var bufferedWrites = false
+
+  @Option(
+    help: ArgumentHelp(
+      "Only these write-throughput writers, comma-separated (store, rawDirect, rawBuffered, rawPlain, fioDirect, fioBuffered): for profiling one.",
+      visibility: .hidden))
+  var writers: String?
 
   func run() async throws {
     // Fixed glibc mmap threshold: large buffers (regions, region reads) go back to the
@@ -41,86 +50,23 @@ struct DiskBenchmark: AsyncParsableCommand {
     defer { if path == nil { Self.removeTree(folder) } }
     var report = BenchReport()
 
-    // 1-2. Write throughput: rounds of three writers of the same amount to the same file
-    // system: the store, the comparable raw writer (a fresh preallocated file, fdatasync
-    // every second and at the end, as the store does with its default flush interval)
-    // and the plain raw writer (a fresh sparse file, one fdatasync). The order rotates
-    // each round: whoever writes first in a round was measured up to 2x slower here (it
-    // pays for the page cache the previous writer left), so with 3 rounds each writer
-    // is first once. Medians per writer; the ratios are ratios of those medians.
+    // 1-2. Write throughput: the store against plain large-block writes of the same
+    // amount to the same file system (DiskWriteThroughput).
     let regionSize = 16 << 20
     let size = 4096 + ((writeMegabytes + 600) / 16 + 8) * regionSize
     let throughputPath = folder + "/throughput"
-    var raws: [Double] = []
-    var plainRaws: [Double] = []
-    var stores: [Double] = []
-    var rawCPUs: [Double] = []
-    var storeCPUs: [Double] = []
-    var store: DiskStore?
-    for round in 0..<max(1, writeRounds) {
-      // The previous round's store goes before anyone writes, so it holds nothing.
-      if let previous = store {
-        try await previous.close()
-        Self.removeTree(throughputPath)
-        store = nil
-      }
-      var line: [String] = []
-      for step in 0..<3 {
-        switch (step + round) % 3 {
-        case 0:
-          let rawCPUBefore = Self.cpuSeconds()
-          let rawMBs = try Self.rawWrite(path: folder + "/raw.data", megabytes: writeMegabytes, preallocate: size)
-          rawCPUs.append(Self.cpuSeconds() - rawCPUBefore)
-          unlink(folder + "/raw.data")
-          raws.append(rawMBs)
-          line.append(
-            "raw \(BenchReport.format(rawMBs, decimals: 1)) MB/s (cpu \(BenchReport.format(rawCPUs[round], decimals: 3)) s)"
-          )
-        case 1:
-          let plainMBs = try Self.rawWrite(path: folder + "/raw.data", megabytes: writeMegabytes, preallocate: nil)
-          unlink(folder + "/raw.data")
-          plainRaws.append(plainMBs)
-          line.append("plain raw \(BenchReport.format(plainMBs, decimals: 1)) MB/s")
-        default:
-          // The store: 1 MiB objects written in 64 KiB chunks, then flush (fdatasync).
-          let opened = try await DiskStore.open(
-            configuration: DiskStoreConfiguration(path: throughputPath, size: size, regionSize: regionSize))
-          store = opened
-          let body = ByteBuffer(repeating: 0x5A, count: 64 << 10)
-          let storeCPUBefore = Self.cpuSeconds()
-          let start = ContinuousClock.now
-          for i in 0..<writeMegabytes {
-            let handler = try await opened.missHandler(for: Self.key("mb-\(i)"), meta: Self.meta)
-            for c in 0..<16 { try await handler.writeBody(body, eof: c == 15) }
-            _ = try await handler.finish()
-          }
-          try await opened.flush()
-          let storeMBs = Double(writeMegabytes << 20) / 1e6 / Self.secondsIn(ContinuousClock.now - start)
-          storeCPUs.append(Self.cpuSeconds() - storeCPUBefore)
-          stores.append(storeMBs)
-          line.append(
-            "store \(BenchReport.format(storeMBs, decimals: 1)) MB/s (cpu \(BenchReport.format(storeCPUs[round], decimals: 3)) s)"
-          )
-        }
-      }
-      print("round \(round + 1): " + line.joined(separator: ", "))
-    }
-    guard let store else { return }
-    report.record("disk.write_mb_s", Self.median(stores))
-    report.record("disk.raw_write_mb_s", Self.median(raws))
-    report.record("disk.write_vs_raw", Self.median(stores) / Self.median(raws), decimals: 2)
-    report.record("disk.raw_write_plain_mb_s", Self.median(plainRaws))
-    report.record("disk.write_vs_plain_raw", Self.median(stores) / Self.median(plainRaws), decimals: 2)
-    // CPU time (user + system, all threads) of each write phase: on a shared machine the
-    // wall-clock figures above swing with the neighbours, this much less.
-    report.record("disk.write_cpu_s", Self.median(storeCPUs), decimals: 3)
-    report.record("disk.raw_write_cpu_s", Self.median(rawCPUs), decimals: 3)
+    try await DiskWriteThroughput(
+      folder: folder, megabytes: writeMegabytes, rounds: writeRounds, storeSize: size, regionSize: regionSize,
+      directWrites: !bufferedWrites,
+      only: Set((writers ?? "").split(separator: ",").map(String.init))
+    ).run(into: &report)
     if writeOnly {
-      try await store.close()
-      Self.removeTree(throughputPath)
       report.printFigures()
       return
     }
+    let store = try await DiskStore.open(
+      configuration: DiskStoreConfiguration(
+        path: throughputPath, size: size, regionSize: regionSize, directWrites: !bufferedWrites))
 
     // 3. Hits: objects of 4 KiB, 128 KiB, 1 MiB (page cache warm: they were just written).
     for (label, objectSize, count) in [("4k", 4 << 10, 20_000), ("128k", 128 << 10, 1000), ("1m", 1 << 20, 200)] {
@@ -151,7 +97,7 @@ struct DiskBenchmark: AsyncParsableCommand {
     let smallPath = folder + "/small"
     let smallSize = 4096 + (objects * 1200 / regionSize + 8) * regionSize
     let configuration = DiskStoreConfiguration(
-      path: smallPath, size: smallSize, regionSize: regionSize, maxObjectSize: 1 << 20)
+      path: smallPath, size: smallSize, regionSize: regionSize, maxObjectSize: 1 << 20, directWrites: !bufferedWrites)
     // In a function of its own so the writing store is gone before RSS is measured.
     let (writeRate, indexPerObject, amplification) = try await Self.writeSmall(
       configuration: configuration, objects: objects)
@@ -304,34 +250,6 @@ struct DiskBenchmark: AsyncParsableCommand {
     return (Double(latencies.count) / elapsed, p99)
   }
 
-  /// Writes `megabytes` MiB sequentially in 4 MiB pwrites into a file preallocated to
-  /// `preallocate` bytes (as the store's is), fdatasyncing every second (the store's
-  /// default flush interval) and at the end: the file system's own pace, as the store's
-  /// target.
-  /// `preallocate` nil: the plain variant (a new sparse file, one fdatasync at the end),
-  /// the yardstick before the writers were made comparable, still reported for reference.
-  static func rawWrite(path: String, megabytes: Int, preallocate: Int?) throws -> Double {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw ValidationError("cannot create \(path): errno \(errno)") }
-    defer { close(fd) }
-    if let preallocate { _ = posix_fallocate(fd, 0, off_t(preallocate)) }
-    let block = [UInt8](repeating: 0x5A, count: 4 << 20)
-    let start = ContinuousClock.now
-    var lastSync = start
-    var offset = 0
-    while offset < megabytes << 20 {
-      let n = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
-      guard n > 0 else { throw ValidationError("pwrite failed on \(path): errno \(errno)") }
-      offset += n
-      if preallocate != nil, ContinuousClock.now - lastSync >= .seconds(1) {
-        fdatasync(fd)
-        lastSync = ContinuousClock.now
-      }
-    }
-    fdatasync(fd)
-    return Double(megabytes << 20) / 1e6 / secondsIn(ContinuousClock.now - start)
-  }
-
   static func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
@@ -386,7 +304,7 @@ struct DiskBenchmark: AsyncParsableCommand {
   }
 
   static func removeTree(_ path: String) {
-    for name in ["cache.data", "cache.data.tmp", "cache.data.index", "cache.data.index.tmp", "raw.data"] {
+    for name in ["cache.data", "cache.data.tmp", "cache.data.index", "cache.data.index.tmp", "raw.data", "fio.data"] {
       unlink(path + "/" + name)
     }
     for sub in ["throughput", "small"] {
@@ -416,6 +334,12 @@ struct DiskReopenProbe: AsyncParsableCommand {
   @Option var regionSize: Int
   @Option var objects: Int
   @Flag(help: "Delete the index snapshot first, so the open replays the log.") var replay = false
+
+  @Option(
+    help: ArgumentHelp(
+      "Only these write-throughput writers, comma-separated (store, rawDirect, rawBuffered, rawPlain, fioDirect, fioBuffered): for profiling one.",
+      visibility: .hidden))
+  var writers: String?
 
   func run() async throws {
     _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 20)

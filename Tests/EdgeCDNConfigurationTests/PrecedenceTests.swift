@@ -144,6 +144,10 @@ struct DiskSettingsTests {
     #expect(disk.regionSize == 1 << 20)
     #expect(disk.flushIntervalMilliseconds == 250)
     #expect(disk.path == "/var/cache/edge")
+    #expect(disk.directWrites)
+    let buffered = try StoreConfiguration.load(
+      file: nil, environment: ["EDGE_CDN_DISK_DIRECT_WRITES": "false"], arguments: ["edge-cdn"])
+    #expect(buffered.disk?.directWrites == false)
 
     let ramOnly = try StoreConfiguration.load(
       file: nil, environment: ["EDGE_CDN_DISK_ENABLED": "false"], arguments: ["edge-cdn"])

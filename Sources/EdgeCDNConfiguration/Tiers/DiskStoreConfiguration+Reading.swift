@@ -19,7 +19,8 @@ extension DiskStoreConfiguration {
       regionSize: try settings.size("regionSize", default: ByteSize(bytes: defaults.regionSize)).bytes,
       fragmentSize: try settings.size("fragmentSize", default: ByteSize(bytes: defaults.fragmentSize)).bytes,
       flushIntervalMilliseconds: Int(clamping: flush.nanoseconds / 1_000_000),
-      reinsertion: try settings.choice("reinsertion", default: defaults.reinsertion))
+      reinsertion: try settings.choice("reinsertion", default: defaults.reinsertion),
+      directWrites: try settings.bool("directWrites", default: defaults.directWrites))
     let maxObjectDefault = min(defaults.maxObjectSize, max(configuration.maxObjectSizeLimit, 1))
     configuration.maxObjectSize = try settings.size("maxObjectSize", default: ByteSize(bytes: maxObjectDefault)).bytes
     return enabled ? configuration : nil

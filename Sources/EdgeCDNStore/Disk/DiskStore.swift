@@ -78,8 +78,9 @@ public final class DiskStore: Storage {
     let path = configuration.path
     try await DurableFile.onIOThread { () throws(CacheError) in try DurableFile.makeDirectory(path) }
     let filePath = path + "/" + fileName
+    let direct = configuration.directWrites
     let io = try await DurableFile.onIOThread { () throws(CacheError) -> FileDiskIO in
-      try FileDiskIO(path: filePath)
+      try FileDiskIO(path: filePath, direct: direct)
     }
     return try await open(configuration: configuration, io: io, evictionManager: evictionManager, observer: observer)
   }
@@ -212,6 +213,9 @@ public final class DiskStore: Storage {
   public var usedBytes: Int { writer.usedBytes }
   /// The tier's budget: all its regions.
   public var capacityBytes: Int { configuration.regionCount * configuration.regionSize }
+  /// Whether region writes bypass the page cache (O_DIRECT): asked for by
+  /// `directWrites` and taken by the file system.
+  public var writesDirect: Bool { writer.io.directBlockSize != nil }
   /// False after an I/O failure, until a later flush succeeds.
   public var isHealthy: Bool { counters.healthy.load(ordering: .relaxed) }
 

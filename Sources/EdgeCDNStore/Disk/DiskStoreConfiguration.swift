@@ -18,6 +18,11 @@ public struct DiskStoreConfiguration: Sendable, Hashable {
   public var flushIntervalMilliseconds: Int
   /// What happens to objects of a region being reclaimed.
   public var reinsertion: ReinsertionRule
+  /// Region writes bypass the page cache (O_DIRECT) where the file system allows it:
+  /// no kernel copy of each byte, and the device writes while the next region fills
+  /// instead of at the next fsync. Reads stay buffered. Off: every write goes through
+  /// the page cache (recent objects are then read back from RAM, not the device).
+  public var directWrites: Bool
 
   /// Which objects of a reclaimed region are written again instead of evicted.
   public enum ReinsertionRule: String, Sendable, Hashable, CaseIterable {
@@ -35,7 +40,8 @@ public struct DiskStoreConfiguration: Sendable, Hashable {
     fragmentSize: Int = 1 << 20,
     maxObjectSize: Int = 256 << 20,
     flushIntervalMilliseconds: Int = 1000,
-    reinsertion: ReinsertionRule = .accessedSinceWritten
+    reinsertion: ReinsertionRule = .accessedSinceWritten,
+    directWrites: Bool = true
   ) {
     self.path = path
     self.size = size
@@ -44,6 +50,7 @@ public struct DiskStoreConfiguration: Sendable, Hashable {
     self.maxObjectSize = maxObjectSize
     self.flushIntervalMilliseconds = flushIntervalMilliseconds
     self.reinsertion = reinsertion
+    self.directWrites = directWrites
   }
 
   /// Where the embedded default store keeps its cache file: a folder in the working directory.

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// One region's bytes in RAM while it is open or being written out.
@@ -109,6 +110,17 @@ final class RegionWriter: Sendable {
   /// Sealed regions allowed to wait for their write before appends wait too.
   static let maxPendingRegions = 2
 
+  /// Threads of their own for region writes. On NIO's shared pool (2 threads on a
+  /// 2-core machine) two region writes in flight took both threads, and the next
+  /// fragment's CRC and copy, which run there too, waited for a write to end: filling
+  /// stalled behind the disk instead of overlapping it. Process-wide (like NIO's own
+  /// pool) and never shut down, so a store dropped without close() leaks no thread.
+  static let regionWritePool: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: maxPendingRegions)
+    pool.start()
+    return pool
+  }()
+
   struct Pending: Sendable {
     var buffer: RegionBuffer
     var used: Int
@@ -176,7 +188,17 @@ final class RegionWriter: Sendable {
     kind: RecordFormat.Kind, hash: CacheHash, payload: ByteBuffer, payloadCRC: UInt32 = 0,
     dependsOn: [FragmentRef] = [], weight: Int = 0
   ) -> AppendOutcome {
-    let space = RecordFormat.recordSpace(payload: payload.readableBytes)
+    payload.withUnsafeReadableBytes { bytes in
+      tryAppend(kind: kind, hash: hash, bytes: bytes, payloadCRC: payloadCRC, dependsOn: dependsOn, weight: weight)
+    }
+  }
+
+  /// The same from raw bytes, which are copied into the region before it returns.
+  func tryAppend(
+    kind: RecordFormat.Kind, hash: CacheHash, bytes: UnsafeRawBufferPointer, payloadCRC: UInt32 = 0,
+    dependsOn: [FragmentRef] = [], weight: Int = 0
+  ) -> AppendOutcome {
+    let space = RecordFormat.recordSpace(payload: bytes.count)
     precondition(space <= regionSize - RecordFormat.regionHeaderSize, "record larger than a region")
     return state.withLock { s -> AppendOutcome in
       if s.open != nil, s.used + space > regionSize {
@@ -208,15 +230,15 @@ final class RegionWriter: Sendable {
         }
       }
       let header = RecordFormat.RecordHeader(
-        kind: kind, payloadLength: payload.readableBytes, hash: hash, payloadCRC: payloadCRC)
+        kind: kind, payloadLength: bytes.count, hash: hash, payloadCRC: payloadCRC)
       header.write(into: open.memory, at: s.used, sequence: open.sequence, seed: open.seed)
-      payload.withUnsafeReadableBytes { bytes in
-        let start = s.used + RecordFormat.recordHeaderSize
+      let start = s.used + RecordFormat.recordHeaderSize
+      if bytes.count > 0 {
         UnsafeMutableRawBufferPointer(rebasing: open.memory[start..<(start + bytes.count)]).copyMemory(from: bytes)
       }
       // Zero the alignment padding so the file's bytes do not depend on old memory (the
       // buffer is not zeroed when taken).
-      let end = s.used + RecordFormat.recordHeaderSize + payload.readableBytes
+      let end = start + bytes.count
       if space > end - s.used {
         UnsafeMutableRawBufferPointer(rebasing: open.memory[end..<(s.used + space)]).initializeMemory(
           as: UInt8.self, repeating: 0)
@@ -248,7 +270,7 @@ final class RegionWriter: Sendable {
   private func writeSealed(_ buffer: RegionBuffer, from: Int, to: Int, used: Int) async {
     let offset = regionOffset(buffer.region)
     do throws(CacheError) {
-      try await writeBytes(buffer, from: from, to: to, fileOffset: offset)
+      try await writeBytes(buffer, from: from, to: to, fileOffset: offset, sealed: true)
       state.withLock { s in
         if s.pending[buffer.region]?.buffer === buffer { s.pending[buffer.region] = nil }
       }
@@ -271,17 +293,60 @@ final class RegionWriter: Sendable {
 
   /// Writes the buffer's bytes [from, to) (all below `used`, so no appender touches
   /// them) and, when it fits, the end marker after them, from a constant of its own:
-  /// the buffer's bytes past `to` may be an append in progress.
-  private func writeBytes(_ buffer: RegionBuffer, from: Int, to: Int, fileOffset: Int) async throws(CacheError) {
+  /// the buffer's bytes past `to` may be an append in progress. `sealed`: no append
+  /// will touch the buffer again.
+  private func writeBytes(
+    _ buffer: RegionBuffer, from: Int, to: Int, fileOffset: Int, sealed: Bool
+  ) async throws(CacheError) {
     let io = self.io
+    let regionSize = self.regionSize
     let markerFits = to + RecordFormat.recordHeaderSize <= regionSize
     guard to > from || markerFits else { return }
-    try await DurableFile.onIOThread { () throws(CacheError) in
+    if let block = io.directBlockSize, fileOffset % block == 0, regionSize % block == 0 {
+      try await DurableFile.onIOThread(pool: Self.regionWritePool) { () throws(CacheError) in
+        try Self.writeBlocks(
+          buffer, from: from, to: to, fileOffset: fileOffset, sealed: sealed, block: block, io: io,
+          regionSize: regionSize)
+      }
+      return
+    }
+    try await DurableFile.onIOThread(pool: Self.regionWritePool) { () throws(CacheError) in
       if to > from {
         try io.write(UnsafeRawBufferPointer(rebasing: buffer.memory[from..<to]), at: fileOffset + from)
       }
       if markerFits { try io.write(RecordFormat.endMarker, at: fileOffset + to) }
     }
+  }
+
+  /// The same in whole blocks, for direct writes: from the block holding `from` to the
+  /// block holding the end marker. The end marker is zeros, so the rest of the last
+  /// block is zeroed: in the buffer itself when the region is sealed (nobody reads or
+  /// writes past `to` any more), else in a scratch copy of the last partial block, since
+  /// an append may be filling the buffer past `to` right now. Rewriting the block that
+  /// holds `from` is harmless: its bytes below `from` never change.
+  private static func writeBlocks(
+    _ buffer: RegionBuffer, from: Int, to: Int, fileOffset: Int, sealed: Bool, block: Int, io: any DiskIO,
+    regionSize: Int
+  ) throws(CacheError) {
+    let start = from / block * block
+    let markerEnd = min(regionSize, to + RecordFormat.recordHeaderSize)
+    let end = min(regionSize, (markerEnd + block - 1) / block * block)
+    if sealed {
+      UnsafeMutableRawBufferPointer(rebasing: buffer.memory[to..<end]).initializeMemory(as: UInt8.self, repeating: 0)
+      try io.writeDirect(UnsafeRawBufferPointer(rebasing: buffer.memory[start..<end]), at: fileOffset + start)
+      return
+    }
+    let full = to / block * block
+    if full > start {
+      try io.writeDirect(UnsafeRawBufferPointer(rebasing: buffer.memory[start..<full]), at: fileOffset + start)
+    }
+    guard end > full else { return }
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: end - full, alignment: block)
+    defer { scratch.deallocate() }
+    scratch.initializeMemory(as: UInt8.self, repeating: 0)
+    UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(to - full)]).copyMemory(
+      from: UnsafeRawBufferPointer(rebasing: buffer.memory[full..<to]))
+    try io.writeDirect(UnsafeRawBufferPointer(scratch), at: fileOffset + full)
   }
 
   /// The durability point: waits for sealed regions being written, writes the open
@@ -296,7 +361,7 @@ final class RegionWriter: Sendable {
         do throws(CacheError) {
           // Up to `used` only, then the end marker (writeBytes): bytes past `used` may be
           // an append in progress on another thread.
-          try await writeBytes(open, from: from, to: used, fileOffset: regionOffset(open.region))
+          try await writeBytes(open, from: from, to: used, fileOffset: regionOffset(open.region), sealed: false)
         } catch {
           return .failure(error)
         }

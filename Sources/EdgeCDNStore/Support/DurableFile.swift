@@ -80,13 +80,13 @@ enum DurableFile {
     }
   }
 
-  /// Runs blocking work on NIO's shared thread pool and returns its result.
+  /// Runs blocking work on NIO's shared thread pool (or `pool`) and returns its result.
   static func onIOThread<T: Sendable>(
-    _ work: @escaping @Sendable () throws(CacheError) -> T
+    pool: NIOThreadPool = .singleton, _ work: @escaping @Sendable () throws(CacheError) -> T
   ) async throws(CacheError) -> T {
     let result: Result<T, CacheError>
     do {
-      result = try await NIOThreadPool.singleton.runIfActive { () -> Result<T, CacheError> in
+      result = try await pool.runIfActive { () -> Result<T, CacheError> in
         do throws(CacheError) { return .success(try work()) } catch { return .failure(error) }
       }
     } catch {

@@ -5,6 +5,10 @@ import Testing
 
 @testable import EdgeCDNStore
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The on-disk format: its version is checked before anything is read, its records
 /// are compact, and what leaves the tier is reported with the weight it was charged.
 @Suite("DiskStore format version, record overhead and removal weights")
@@ -111,11 +115,70 @@ struct DiskFormatTests {
     try await store.close()
   }
 
-  @Test("flushes racing appends and region seals never put an end marker over written records")
-  func endMarkersNeverClobberRecords() async throws {
+  @Test("direct writes: a flush whose end marker crosses a 4 KiB block boundary keeps every record")
+  func directTailAcrossBlocks() async throws {
+    let directory = try TemporaryDirectory()
+    var configuration = DiskFixture.configuration(path: directory.path)
+    configuration.flushIntervalMilliseconds = 60_000
+    // Regions full of 0xFF, so zeros where the end marker belongs were written by the store.
+    try await DiskStore.open(configuration: configuration).close()
+    let path = directory.path + "/" + DiskStore.fileName
+    let handle = try #require(FileHandle(forWritingAtPath: path))
+    try handle.seek(toOffset: UInt64(RecordFormat.fileHeaderSize))
+    try handle.write(contentsOf: Data(repeating: 0xFF, count: DiskFixture.size - RecordFormat.fileHeaderSize))
+    try handle.close()
+    let store = try await DiskStore.open(configuration: configuration)
+    #if canImport(Glibc)
+      // The store writes direct exactly when the folder's file system takes O_DIRECT.
+      let probe = directory.path + "/probe"
+      let fd = open(probe, O_WRONLY | O_CREAT | O_CLOEXEC | FileDiskIO.directFlag, 0o644)
+      #expect(store.writesDirect == (fd >= 0))
+      if fd >= 0 { close(fd) }
+      unlink(probe)
+    #endif
+    // Region header (32) + one 48-byte record + 125 empty tombstones (32 each) = 4080:
+    // the end marker then spans bytes 4080..<4112, across the first block's end.
+    guard
+      case .appended(let first) = store.writer.tryAppend(
+        kind: .fragment, hash: CacheHash(high: 1, low: 1), payload: ByteBuffer(repeating: 7, count: 16))
+    else {
+      Issue.record("first append failed")
+      return
+    }
+    let regionStart = first.offset - RecordFormat.regionHeaderSize
+    for i in 0..<125 {
+      let outcome = store.writer.tryAppend(
+        kind: .tombstone, hash: CacheHash(high: 2, low: UInt64(i)), payload: ByteBuffer())
+      guard case .appended = outcome else {
+        Issue.record("tombstone \(i) not appended")
+        return
+      }
+    }
+    try await store.flush()
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    #expect(data[(regionStart + 4080)..<(regionStart + 4112)].allSatisfy { $0 == 0 }, "end marker")
+    #expect(data[(regionStart + 80)..<(regionStart + 112)].contains { $0 != 0 }, "a tombstone's header")
+    // More records after that flush, then objects, then a crash (a copy of the file).
+    for i in 0..<6 { try await T.write(store, T.key("after-\(i)"), T.body(size: 9000 + i * 1000, seed: UInt8(i))) }
+    try await store.flush()
+    let copy = try TemporaryDirectory()
+    try FileManager.default.copyItem(atPath: path, toPath: copy.path + "/" + DiskStore.fileName)
+    let reopened = try await DiskStore.open(configuration: DiskFixture.configuration(path: copy.path))
+    #expect(reopened.recoveryReport.corruptRecords == 0)
+    for i in 0..<6 {
+      #expect(try await T.read(reopened, T.key("after-\(i)"))?.body == T.body(size: 9000 + i * 1000, seed: UInt8(i)))
+    }
+    try await reopened.close()
+    try await store.close()
+  }
+
+  @Test(
+    "flushes racing appends and region seals never put an end marker over written records",
+    arguments: [false, true])
+  func endMarkersNeverClobberRecords(direct: Bool) async throws {
     let directory = try TemporaryDirectory()
     let copy = try TemporaryDirectory()
-    let io = try FaultyDiskIO(path: directory.path + "/cache.data")
+    let io = try FaultyDiskIO(path: directory.path + "/cache.data", direct: direct)
     // Slow end markers: a marker written by a flush would land after the sealed region's
     // write issued later, on its records, if the store did not order them.
     io.set { $0.endMarkerDelayMicroseconds = 5_000 }

@@ -207,10 +207,12 @@ struct DiskStoreFaultTests {
     }
   }
 
-  @Test("a full disk (ENOSPC) and failing fsync: unhealthy, earlier objects still exact, recovers")
-  func diskFull() async throws {
+  @Test(
+    "a full disk (ENOSPC) and failing fsync: unhealthy, earlier objects still exact, recovers",
+    arguments: [false, true])
+  func diskFull(direct: Bool) async throws {
     let directory = try TemporaryDirectory()
-    let io = try FaultyDiskIO(path: directory.path + "/cache.data")
+    let io = try FaultyDiskIO(path: directory.path + "/cache.data", direct: direct)
     let store = try await DiskStore.open(configuration: DiskFixture.configuration(path: directory.path), io: io)
     for i in 0..<10 { try await T.write(store, T.key("before-\(i)"), T.body(size: 100_000, seed: UInt8(i))) }
     try await store.flush()

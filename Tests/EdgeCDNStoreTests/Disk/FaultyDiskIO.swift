@@ -14,8 +14,10 @@ final class FaultyDiskIO: DiskIO {
     var syncErrno: Int32?
     /// Reads return at most this many bytes.
     var shortReadLimit: Int?
-    /// Writes of exactly one record header's size (end markers) sleep this long first, so
-    /// that they land after writes issued later unless the store orders them.
+    /// Writes that carry an end marker sleep this long first, so that they land after
+    /// writes issued later unless the store orders them: buffered writes of exactly one
+    /// record header's size, and direct writes of at most two blocks (a flush's last
+    /// partial block, marker included).
     var endMarkerDelayMicroseconds: UInt32?
   }
 
@@ -23,8 +25,23 @@ final class FaultyDiskIO: DiskIO {
   let faults = Mutex(Faults())
   var path: String { base.path }
 
-  init(path: String) throws {
-    base = try FileDiskIO(path: path)
+  /// `direct`: region writes go through `writeDirect` (O_DIRECT) when the file system
+  /// takes it, as the store's own file does.
+  init(path: String, direct: Bool = false) throws {
+    base = try FileDiskIO(path: path, direct: direct)
+  }
+
+  var directBlockSize: Int? { base.directBlockSize }
+
+  func writeDirect(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(CacheError) {
+    let f = faults.withLock { $0 }
+    if let code = f.writeErrno {
+      throw .io(key: nil, operation: "pwrite", path: path, errno: code)
+    }
+    if let delay = f.endMarkerDelayMicroseconds, bytes.count <= 2 * FileDiskIO.blockSize {
+      usleep(delay)
+    }
+    try base.writeDirect(bytes, at: offset)
   }
 
   func set(_ change: (inout Faults) -> Void) { faults.withLock { change(&$0) } }

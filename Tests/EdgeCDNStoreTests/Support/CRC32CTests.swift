@@ -26,13 +26,16 @@ struct CRC32CTests {
   @Test("the hardware and software paths agree on every length and alignment")
   func hardwareMatchesSoftware() {
     var state: UInt64 = 0x1234_5678
-    let data = (0..<5000).map { _ -> UInt8 in
+    let data = (0..<50_000).map { _ -> UInt8 in
       state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
       return UInt8(truncatingIfNeeded: state >> 33)
     }
     data.withUnsafeBytes { raw in
       for start in 0..<9 {
-        for length in [0, 1, 7, 8, 9, 31, 32, 33, 100, 4096, 4991 - start] {
+        // Around the three-chain spans of the hardware path (3 x 256 and 3 x 4096 bytes),
+        // a check block (16 KiB) and several long spans.
+        let lengths = [0, 1, 7, 8, 9, 31, 32, 33, 100, 767, 768, 769, 1543, 4096, 12_287, 12_288, 12_289, 16_384]
+        for length in lengths + [36_871, 49_991 - start] {
           let slice = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])
           #expect(CRC32C.checksum(slice, continuing: 0xDEAD_BEEF) == CRC32C.software(slice, continuing: 0xDEAD_BEEF))
           #expect(CRC32C.checksum(slice) == CRC32C.software(slice))
