@@ -22,10 +22,17 @@ final class FreshHitResponder: ImmediateResponder {
   private let cacheStatusPrefix: String
   private let logger: Logger
   private let accessLogLevel: Logger.Level
+  private let allocator = ByteBufferAllocator()
+  /// Whether hits send the entry's serialised head (`EncodedResponseHead`); off when the
+  /// cache name is not valid in a field value (NIOHTTP1's validator then has the say).
+  private let encodesHeads: Bool
+  /// Bodies up to this size are copied after the head (one buffer, one write); larger
+  /// ones are sent as the store holds them, never copied.
+  static let copiedBodyBytes = 8 << 10
 
   init(
     store: any ImmediateLookup, counters: ProxyCounters, maxBodyBytes: Int, cacheName: String, logger: Logger,
-    accessLogAtInfo: Bool
+    accessLogAtInfo: Bool, encodesHeads: Bool = true
   ) {
     self.store = store
     self.counters = counters
@@ -33,6 +40,7 @@ final class FreshHitResponder: ImmediateResponder {
     var prefix = CacheStatus(cacheName: cacheName, hit: true, ttl: 0).description
     prefix.removeLast()
     self.cacheStatusPrefix = prefix
+    self.encodesHeads = encodesHeads && EncodedResponseHead.isValidValue(prefix)
     self.logger = logger
     self.accessLogLevel = accessLogAtInfo ? .info : .debug
   }
@@ -62,15 +70,59 @@ final class FreshHitResponder: ImmediateResponder {
     let age = Freshness.currentAge(
       initialAge: facts.initialAge, responseTime: meta.updated.secondsSinceEpoch, now: now.secondsSinceEpoch)
     var keepAlive = keepAlive
+    let status = HTTPResponseStatus(statusCode: Int(meta.response.status))
+    let isHEAD = head.method == .HEAD
+    if logger.logLevel <= accessLogLevel {
+      logAccess(head, status: status, bytes: isHEAD ? 0 : hit.bodySize, ttl: ttl)
+    }
+    if encodesHeads, let stored = encodedHead(of: hit) {
+      return encodedResponse(
+        stored, hit: hit, age: max(0, age), ttl: ttl, keepAlive: keepAlive, version: head.version, isHEAD: isHEAD)
+    }
     let headers = responseHeaders(
       meta.response.fields, age: max(0, age), ttl: ttl, keepAlive: &keepAlive, requestVersion: head.version)
-    let status = HTTPResponseStatus(statusCode: Int(meta.response.status))
-    let body = head.method == .HEAD ? [] : hit.body
-    if logger.logLevel <= accessLogLevel {
-      logAccess(head, status: status, bytes: head.method == .HEAD ? 0 : hit.bodySize, ttl: ttl)
-    }
     return ImmediateResponse(
-      head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body, keepAlive: keepAlive)
+      head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: isHEAD ? [] : hit.body,
+      keepAlive: keepAlive)
+  }
+
+  /// The entry's serialised head, built by the first hit on this stored version and kept
+  /// in the entry; nil when the head is not encodable (see `EncodedResponseHead`).
+  private func encodedHead(of hit: ImmediateHit) -> ByteBuffer? {
+    if let kept = hit.memo?.memo(as: EncodedResponseHead.self) { return kept.bytes }
+    let built = EncodedResponseHead(hit.meta.response, bodySize: hit.bodySize)
+    return (hit.memo?.keepMemo(built) ?? built).bytes
+  }
+
+  /// The stored head, then what is per request (Age, Cache-Status, Connection), then a
+  /// small body, all in one buffer: one write, one iovec. The stored head has a
+  /// Content-Length, so HTTP/1.0 keep-alive holds.
+  private func encodedResponse(
+    _ stored: ByteBuffer, hit: ImmediateHit, age: Int64, ttl: Int64, keepAlive: Bool, version: HTTPVersion,
+    isHEAD: Bool
+  ) -> ImmediateResponse {
+    let copiesBody = !isHEAD && hit.bodySize <= Self.copiedBodyBytes
+    var buffer = allocator.buffer(
+      capacity: stored.readableBytes + cacheStatusPrefix.utf8.count + 80 + (copiesBody ? hit.bodySize : 0))
+    buffer.writeImmutableBuffer(stored)
+    buffer.writeStaticString("Age: ")
+    buffer.writeString(String(age))
+    buffer.writeStaticString("\r\nCache-Status: ")
+    buffer.writeString(cacheStatusPrefix)
+    buffer.writeString(String(ttl))
+    if !keepAlive {
+      buffer.writeStaticString("\r\nConnection: close")
+    } else if version.minor == 0 {
+      buffer.writeStaticString("\r\nConnection: keep-alive")
+    }
+    buffer.writeStaticString("\r\n\r\n")
+    var body: [ByteBuffer] = []
+    if copiesBody {
+      for chunk in hit.body { buffer.writeImmutableBuffer(chunk) }
+    } else if !isHEAD {
+      body = hit.body
+    }
+    return ImmediateResponse(encoded: buffer, body: body, keepAlive: keepAlive)
   }
 
   /// The stored fields with Age and Cache-Status, and Connection as `ResponseWriter`
@@ -87,7 +139,7 @@ final class FreshHitResponder: ImmediateResponder {
       case .age: continue  // replaced below, as replaceOrAdd does
       case .connection: hasConnection = true
       case .contentLength: hasContentLength = true
-      case .other: break
+      case .transferEncoding, .other: break
       }
       headers.add(name: field.name, value: field.value)
     }
@@ -138,7 +190,7 @@ enum RequestField {
 
 /// Stored response fields the fast path treats specially.
 enum ResponseField {
-  case age, connection, contentLength, other
+  case age, connection, contentLength, transferEncoding, other
 
   static func classify(_ name: String) -> ResponseField {
     let utf8 = name.utf8
@@ -146,6 +198,7 @@ enum ResponseField {
     case 3: return ASCII.equals(utf8, "age") ? .age : .other
     case 10: return ASCII.equals(utf8, "connection") ? .connection : .other
     case 14: return ASCII.equals(utf8, "content-length") ? .contentLength : .other
+    case 17: return ASCII.equals(utf8, "transfer-encoding") ? .transferEncoding : .other
     default: return .other
     }
   }

@@ -18,12 +18,27 @@ public protocol ImmediateResponder: Sendable {
 /// A complete response: head and body buffers (none for HEAD), and whether the
 /// connection stays open after it.
 public struct ImmediateResponse: Sendable {
-  public var head: HTTPResponseHead
+  public enum Head: Sendable {
+    /// Encoded by NIOHTTP1, after its header validator.
+    case fields(HTTPResponseHead)
+    /// The status line and header section already serialised, with the blank line, and
+    /// possibly the start of the body: written as they are (`ResponseEncoder`). The
+    /// responder vouches that they are valid to send, and frame `body` exactly.
+    case encoded(ByteBuffer)
+  }
+
+  public var head: Head
   public var body: [ByteBuffer]
   public var keepAlive: Bool
 
   public init(head: HTTPResponseHead, body: [ByteBuffer], keepAlive: Bool) {
-    self.head = head
+    self.head = .fields(head)
+    self.body = body
+    self.keepAlive = keepAlive
+  }
+
+  public init(encoded: ByteBuffer, body: [ByteBuffer], keepAlive: Bool) {
+    self.head = .encoded(encoded)
     self.body = body
     self.keepAlive = keepAlive
   }

@@ -97,7 +97,13 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
 
   private func write(_ response: ImmediateResponse, context: ChannelHandlerContext) {
     if !response.keepAlive { closing = true }
-    context.write(wrapOutboundOut(.head(response.head)), promise: nil)
+    switch response.head {
+    case .fields(let head):
+      context.write(wrapOutboundOut(.head(head)), promise: nil)
+    case .encoded(let bytes):
+      context.write(wrapOutboundOut(.head(ResponseEncoder.preEncodedHead)), promise: nil)
+      context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+    }
     var bodyBytes = 0
     for chunk in response.body {
       bodyBytes += chunk.readableBytes
