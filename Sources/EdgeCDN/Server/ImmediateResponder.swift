@@ -11,8 +11,28 @@ public import NIOHTTP1
 public protocol ImmediateResponder: Sendable {
   /// The whole response to a GET or HEAD without a body, or nil to use the async path.
   /// `keepAlive` is the server's decision so far (the request's and shutdown's); the
-  /// response carries the final one.
-  func immediateResponse(to head: HTTPRequestHead, keepAlive: Bool) -> ImmediateResponse?
+  /// response carries the final one. `connection` is the responder's own memo for the
+  /// connection the request came on, kept between its requests.
+  func immediateResponse(
+    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+  ) -> ImmediateResponse?
+}
+
+extension ImmediateResponder {
+  /// A request answered without a connection's memo.
+  public func immediateResponse(to head: HTTPRequestHead, keepAlive: Bool) -> ImmediateResponse? {
+    var memo = ImmediateConnectionMemo()
+    return immediateResponse(to: head, keepAlive: keepAlive, connection: &memo)
+  }
+}
+
+/// What a responder keeps for one connection between its requests (a connection's
+/// requests often repeat: the responder can keep what it derived from the last one).
+/// Lives in the connection's pipeline, on its event loop: never shared.
+public struct ImmediateConnectionMemo {
+  public var value: AnyObject?
+
+  public init() {}
 }
 
 /// A complete response: head and body buffers (none for HEAD), and whether the

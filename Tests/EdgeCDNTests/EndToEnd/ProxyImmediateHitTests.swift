@@ -397,6 +397,37 @@ import Testing
     }
   }
 
+  @Test func aConnectionsLastKeyIsReusedOnlyForTheSameHostAndTarget() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/a", reply: .text("A", ["Cache-Control": "max-age=60"]))
+      h.origin.route("/b", reply: .text("B", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/a")
+      _ = try await h.get("/b")
+      let responder = try #require(h.app.proxy.immediateResponder)
+      var memo = ImmediateConnectionMemo()
+      func body(_ uri: String, host: String = "example.test") -> String? {
+        responder.immediateResponse(to: head(uri, ["Host": host]), keepAlive: true, connection: &memo)?.parsed.body
+      }
+      #expect(body("/a") == "A")
+      #expect(body("/a") == "A")
+      #expect(body("/b") == "B")
+      #expect(body("/a") == "A")
+      #expect(body("/a", host: "other.test") == nil, "another host is another key")
+      #expect(body("/a", host: "EXAMPLE.test") == "A")
+      // On the wire: one connection, pipelined requests alternating between the two.
+      let client = try await RawClient(port: proxyPort(h))
+      var requests = ""
+      for (index, path) in ["/a", "/a", "/b", "/a", "/b", "/b"].enumerated() {
+        requests += "GET \(path) HTTP/1.1\r\nHost: example.test\r\n\(index == 5 ? "Connection: close\r\n" : "")\r\n"
+      }
+      try await client.send(requests)
+      #expect(try await client.waitFor { $0.isClosed })
+      let bodies = client.text.split(separator: "\r\n\r\n").dropFirst().map { String($0.prefix(1)) }
+      #expect(bodies == ["A", "A", "B", "A", "B", "B"])
+      await client.close()
+    }
+  }
+
   @Test func extensionFactsMatchTheDecoder() {
     var samples: [[UInt8]] = [[], Array("foreign".utf8), Array("edge-cdn/1".utf8), Array("edge-cdn/10;age=3".utf8)]
     var ext = EntryExtensions()
