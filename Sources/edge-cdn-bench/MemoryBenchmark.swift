@@ -23,8 +23,8 @@ struct MemoryBenchmark: AsyncParsableCommand {
   @Option(help: "Seconds each figure is measured for (after a warm-up of a tenth of it).")
   var seconds: Double = 1.0
 
-  @Option(help: "Alternating rounds of the metrics overhead figure (its median is printed).")
-  var rounds: Int = 5
+  @Option(help: "Paired batches of 256 hits for the overhead figures (the median ratio is printed).")
+  var batches: Int = 2001
 
   @Option(help: "Distinct keys the hit benchmark cycles over.")
   var keys: Int = 4096
@@ -34,8 +34,8 @@ struct MemoryBenchmark: AsyncParsableCommand {
   var profile: String?
 
   func validate() throws {
-    guard seconds > 0, rounds >= 1, keys >= 1 else {
-      throw ValidationError("--seconds must be > 0, --rounds >= 1 and --keys >= 1")
+    guard seconds > 0, batches >= 1, keys >= 1 else {
+      throw ValidationError("--seconds must be > 0, --batches >= 1 and --keys >= 1")
     }
   }
 
@@ -73,35 +73,23 @@ struct MemoryBenchmark: AsyncParsableCommand {
     }
 
     // The same hit bare, through InstrumentedStorage with no metrics backend (what a
-    // process that bootstraps none runs), and with a Prometheus registry behind it;
-    // alternating rounds, compared on CPU time per hit, the median ratio printed.
+    // process that bootstraps none runs), and with a Prometheus registry behind it, in
+    // paired batches timed by thread CPU time (PairedHits says why).
     // metrics_overhead_pct is the cost of recording (Prometheus against none);
     // wrapper_overhead_pct the cost of the wrapper itself (none against bare).
     let prometheus = InstrumentedStorage(
       store,
       metrics: StoreMetrics(tier: "memory", factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())))
     let noop = InstrumentedStorage(store, metrics: StoreMetrics(tier: "memory", factory: NOOPMetricsHandler.instance))
-    var metricsRatios: [Double] = []
-    var wrapperRatios: [Double] = []
-    // The order of the three rotates each round: whichever runs first after another pays
-    // for what that one left (caches, allocator state), which in a fixed order biases the
-    // ratios (measured: the disk bench's writers, this bench's 9-12% in a fixed order).
-    let variants: [@Sendable (Int, Int) async throws -> Void] = [
-      { task, i in try await Self.hit(store, keySet[(i &* 7 &+ task) % keySet.count]) },
-      { task, i in try await Self.hit(noop, keySet[(i &* 7 &+ task) % keySet.count]) },
-      { task, i in try await Self.hit(prometheus, keySet[(i &* 7 &+ task) % keySet.count]) },
-    ]
-    for round in 0..<rounds {
-      var cpu: [Double] = [0, 0, 0]
-      for step in 0..<3 {
-        let variant = (round + step) % 3
-        cpu[variant] = try await Self.measure(tasks: 1, for: budget / 2, variants[variant]).cpuNanosecondsPerOperation
-      }
-      metricsRatios.append(cpu[2] / cpu[1])
-      wrapperRatios.append(cpu[1] / cpu[0])
-    }
-    report.record("memory.hit_1k.metrics_overhead_pct", (Self.median(metricsRatios) - 1) * 100, decimals: 1)
-    report.record("memory.hit_1k.wrapper_overhead_pct", (Self.median(wrapperRatios) - 1) * 100, decimals: 1)
+    let metrics = try await PairedHits.measure(baseline: noop, candidate: prometheus, keys: keySet, batches: batches)
+    let wrapper = try await PairedHits.measure(baseline: store, candidate: noop, keys: keySet, batches: batches)
+    report.record("memory.hit_1k.metrics_overhead_pct", metrics.cpuPercent, decimals: 1)
+    report.record("memory.hit_1k.metrics_overhead_wall_pct", metrics.wallPercent, decimals: 1)
+    report.record("memory.hit_1k.wrapper_overhead_pct", wrapper.cpuPercent, decimals: 1)
+    report.record("memory.hit_1k.bare.cpu_ns_per_hit", wrapper.baselineCPUNanoseconds, decimals: 1)
+    report.record("memory.hit_1k.noop.cpu_ns_per_hit", metrics.baselineCPUNanoseconds, decimals: 1)
+    report.record("memory.hit_1k.prometheus.cpu_ns_per_hit", metrics.candidateCPUNanoseconds, decimals: 1)
+    report.record("memory.hit_1k.overhead_pairs", min(metrics.pairs, wrapper.pairs))
 
     for (name, size) in [("miss_1k", 1024), ("miss_1m", 1 << 20)] {
       let body = ByteBuffer(repeating: 2, count: size)

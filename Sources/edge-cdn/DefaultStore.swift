@@ -16,6 +16,8 @@ struct DefaultStore: Sendable {
   let store: Store
   let diskStore: DiskStore?
   let diskMetrics: DiskTierMetrics?
+  /// Each tier's metrics, whose in-flight gauges /metrics publishes before rendering.
+  let tierMetrics: [StoreMetrics]
 
   /// Store timers measure microseconds, not the seconds swift-prometheus's default
   /// buckets (5 ms and up) are made for.
@@ -49,6 +51,7 @@ struct DefaultStore: Sendable {
     var disk: Disk?
     var diskStore: DiskStore?
     var diskMetrics: DiskTierMetrics?
+    var tierMetrics = [memoryMetrics]
     if let diskConfiguration = configuration.disk {
       let diskTierMetrics = StoreMetrics(tier: DiskStore.tierName, latencySampleInterval: 8, factory: factory)
       let opened = try await DiskStore.open(
@@ -60,13 +63,14 @@ struct DefaultStore: Sendable {
           "from_snapshot": "\(opened.recoveryReport.fromSnapshot)",
         ])
       disk = InstrumentedStorage(opened, metrics: diskTierMetrics)
+      tierMetrics.append(diskTierMetrics)
       diskStore = opened
       diskMetrics = DiskTierMetrics(store: opened, factory: factory)
     }
     let tiered = TieredStore(
       memory: memory, disk: disk, configuration: tieredConfiguration(configuration), metricsFactory: factory,
       logger: logger)
-    return DefaultStore(store: tiered, diskStore: diskStore, diskMetrics: diskMetrics)
+    return DefaultStore(store: tiered, diskStore: diskStore, diskMetrics: diskMetrics, tierMetrics: tierMetrics)
   }
 
   /// The tiered settings as read, with the RAM tier's object limit filled in: `TieredStore` finds
@@ -105,10 +109,12 @@ struct DefaultStore: Sendable {
 struct ProxyMetricsExposition<Store: Storage>: MetricsExposition {
   let registry: PrometheusCollectorRegistry
   let diskMetrics: DiskTierMetrics?
+  let tierMetrics: [StoreMetrics]
   let proxy: @Sendable () -> CachingProxy<Store>?
 
   func render() async -> String {
     diskMetrics?.refresh()
+    for metrics in tierMetrics { metrics.publishGauges() }
     let text = registry.emitToString()
     guard let stats = proxy()?.stats else { return text }
     return text + stats.prometheusText

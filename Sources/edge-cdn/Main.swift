@@ -130,7 +130,8 @@ struct EdgeCDNCommand: AsyncParsableCommand {
     let app = try await EdgeCDNApplication.start(
       configuration: configuration, store: store, logger: logger,
       metrics: ProxyMetricsExposition(
-        registry: registry, diskMetrics: defaultStore.diskMetrics, proxy: { proxyBox.proxy }),
+        registry: registry, diskMetrics: defaultStore.diskMetrics, tierMetrics: defaultStore.tierMetrics,
+        proxy: { proxyBox.proxy }),
       storeHealth: { await defaultStore.healthProblem() },
       onShutdown: { await defaultStore.flush(logger: log) })
     proxyBox.set(app.proxy)

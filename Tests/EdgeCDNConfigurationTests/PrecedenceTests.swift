@@ -35,6 +35,21 @@ struct PrecedenceTests {
     )
   }
 
+  @Test("a small disk size alone is valid: an unset disk.maxObjectSize is lowered to what it allows")
+  func smallDiskSize() throws {
+    let configuration = try StoreConfiguration.load(
+      file: nil, environment: [:], arguments: ["edge-cdn", "--disk-size", "64MiB"])
+    let disk = try #require(configuration.disk)
+    try disk.validate()
+    #expect(disk.size == 64 << 20)
+    #expect(disk.maxObjectSize == 16 << 20)
+    // Set explicitly, a value the size cannot hold is still refused, naming the setting.
+    #expect(throws: ConfigurationError.self) {
+      try StoreConfiguration.load(
+        file: nil, environment: [:], arguments: ["edge-cdn", "--disk-size", "64MiB", "--disk-max-object-size", "32MiB"])
+    }
+  }
+
   @Test("the resolved settings say which source won for each key")
   func resolvedSettings() throws {
     let directory = try TemporaryDirectory()

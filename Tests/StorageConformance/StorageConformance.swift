@@ -35,11 +35,13 @@ public enum StorageConformance<S: Storage> {
     ]
   }
 
-  /// 1. A miss, then after finish a hit with byte-exact meta and body.
+  /// 1. A miss, then after finish a hit with byte-exact meta and body, through `lookup`
+  /// and through `lookupParts`.
   static var missThenHit: ConformanceCheck<S> {
     ConformanceCheck(name: "01 miss then hit, byte-exact") { c in
       let key = c.key("object")
       try c.expect(try await c.store.lookup(key) == nil, "unknown key must be a miss")
+      try c.expect(try await c.store.lookupParts(key) == nil, "unknown key must be a miss for lookupParts")
       let meta = c.meta(tag: "exact")
       let body = ConformanceContext<S>.body(size: 10_000, seed: 1)
       let finish = try await c.write(key, body: body, meta: meta, chunkSize: 1000)
@@ -47,6 +49,11 @@ public enum StorageConformance<S: Storage> {
       guard let object = try await c.readObject(key) else { throw c.fail("finished object must hit") }
       try c.expect(object.meta == meta, "meta must round-trip exactly")
       try c.expect(object.body == body, "body must round-trip exactly")
+      guard var parts = try await c.store.lookupParts(key) else { throw c.fail("finished object must hit lookupParts") }
+      let partsBody = try await c.readAll(&parts.handler)
+      try await parts.handler.finish()
+      try c.expect(parts.meta == meta, "lookupParts must hand over the stored meta exactly")
+      try c.expect(partsBody == body, "lookupParts' handler must read the stored body exactly")
     }
   }
 

@@ -15,6 +15,15 @@ public protocol Storage: Sendable {
   /// The stored object for `key`, or nil for a miss. Errors are failures, not misses.
   func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<Hit>?
 
+  /// `lookup`, with the meta and the handler handed over as two values, for a store
+  /// that wraps this one's handler in its own (the tiered store's RAM hit).
+  ///
+  /// Why: taking the handler out of a generic `CacheHit` is a copy (a retain of every
+  /// buffer it holds, and a release of the original), which specialisation does not turn
+  /// back into a move, while the elements of a returned tuple move. A store that builds
+  /// its hit from these two parts implements this directly; the default splits `lookup`'s.
+  func lookupParts(_ key: CacheKey) async throws(CacheError) -> (meta: CacheMeta, handler: Hit)?
+
   /// Like `lookup`, but with a tag returns only the object of that write (in
   /// progress or just finished), so a request reads the body it is writing itself.
   func lookupStreamingWrite(_ key: CacheKey, tag: StreamingWriteTag?) async throws(CacheError) -> CacheHit<Hit>?
@@ -41,6 +50,12 @@ extension Storage {
   }
 
   public var supportsStreamingPartialWrite: Bool { false }
+
+  @inlinable
+  public func lookupParts(_ key: CacheKey) async throws(CacheError) -> (meta: CacheMeta, handler: Hit)? {
+    guard let hit = try await lookup(key) else { return nil }
+    return (hit.meta, hit.handler)
+  }
 }
 
 /// A lookup's result: the stored meta and a handler that reads the body.

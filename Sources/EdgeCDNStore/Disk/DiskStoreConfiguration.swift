@@ -55,8 +55,15 @@ public struct DiskStoreConfiguration: Sendable, Hashable {
   public static let maxFileSize = (1 << 36) * RecordFormat.alignment
   static let minimumRegions = 4
 
-  /// Regions that fit in `size`.
-  var regionCount: Int { (size - RecordFormat.fileHeaderSize) / regionSize }
+  /// Regions that fit in `size`. The file's 4 KiB header comes on top, so that a size of
+  /// whole regions ("64MiB" of 16 MiB regions) gives that many regions, as an operator
+  /// who sizes a cache in round figures expects.
+  var regionCount: Int { size / regionSize }
+
+  /// The largest `maxObjectSize` that `validate()` accepts for this size and region size:
+  /// half of the regions that can be reclaimed, so that an object being written never
+  /// has to evict itself.
+  public var maxObjectSizeLimit: Int { max(0, (regionCount - 2) * regionSize / 2) }
 
   /// The largest head record an object within the limits may need.
   var maxHeadRecordSpace: Int {
@@ -77,11 +84,13 @@ public struct DiskStoreConfiguration: Sendable, Hashable {
         setting: "disk.regionSize", value: "\(regionSize)",
         allowed: "\(Self.regionSizeRange.lowerBound)...\(Self.regionSizeRange.upperBound), a multiple of 4096")
     }
-    let minimumSize = RecordFormat.fileHeaderSize + Self.minimumRegions * regionSize
-    guard (minimumSize...Self.maxFileSize).contains(size) else {
+    let minimumSize = Self.minimumRegions * regionSize
+    guard (minimumSize...(Self.maxFileSize - RecordFormat.fileHeaderSize)).contains(size) else {
       throw ConfigurationError(
         setting: "disk.size", value: "\(size)",
-        allowed: "\(minimumSize)...\(Self.maxFileSize) (at least \(Self.minimumRegions) regions of disk.regionSize)")
+        allowed:
+          "\(minimumSize)...\(Self.maxFileSize - RecordFormat.fileHeaderSize) (at least \(Self.minimumRegions) regions of disk.regionSize)"
+      )
     }
     let maxFragment = regionSize / 4
     guard (RecordFormat.checkBlockSize...maxFragment).contains(fragmentSize),
@@ -92,7 +101,7 @@ public struct DiskStoreConfiguration: Sendable, Hashable {
         allowed: "\(RecordFormat.checkBlockSize)...\(maxFragment) (a quarter of disk.regionSize), "
           + "a multiple of \(RecordFormat.checkBlockSize)")
     }
-    let maxObject = (regionCount - 2) * regionSize / 2
+    let maxObject = maxObjectSizeLimit
     guard (1...maxObject).contains(maxObjectSize) else {
       throw ConfigurationError(
         setting: "disk.maxObjectSize", value: "\(maxObjectSize)",

@@ -104,6 +104,20 @@ public final class MemoryStore: Storage {
   // MARK: Storage
 
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<MemoryHitHandler>? {
+    guard let entry = find(key) else { return nil }
+    return CacheHit(meta: entry.meta, handler: handler(for: entry))
+  }
+
+  /// The same lookup as `lookup`, without building a `CacheHit` (see `Storage.lookupParts`).
+  public func lookupParts(_ key: CacheKey) async throws(CacheError) -> (meta: CacheMeta, handler: MemoryHitHandler)? {
+    guard let entry = find(key) else { return nil }
+    return (entry.meta, handler(for: entry))
+  }
+
+  /// The entry a lookup of `key` serves (a write in progress first), its access counted.
+  /// Inlined so that each lookup stays one function, as it was before it had two forms.
+  @inline(__always)
+  private func find(_ key: CacheKey) -> Entry? {
     let hash = key.combinedHash
     let found = shard(for: hash).state.withLock { state -> (Entry, partial: Bool)? in
       if let partial = state.writing[hash]?.first { return (partial, true) }
@@ -111,7 +125,7 @@ public final class MemoryStore: Storage {
     }
     guard let (entry, partial) = found else { return nil }
     if !partial { evictionManager.access(key.compact, size: entry.weight, freshUntil: entry.meta.freshUntil) }
-    return hit(entry)
+    return entry
   }
 
   public func lookupStreamingWrite(
@@ -128,10 +142,12 @@ public final class MemoryStore: Storage {
   }
 
   private func hit(_ entry: Entry) -> CacheHit<MemoryHitHandler> {
-    CacheHit(
-      meta: entry.meta,
-      handler: MemoryHitHandler(
-        object: entry.object, snapshot: entry.completeBody ?? entry.object.completeBody, weight: entry.weight))
+    CacheHit(meta: entry.meta, handler: handler(for: entry))
+  }
+
+  private func handler(for entry: Entry) -> MemoryHitHandler {
+    MemoryHitHandler(
+      object: entry.object, snapshot: entry.completeBody ?? entry.object.completeBody, weight: entry.weight)
   }
 
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> MemoryMissHandler {

@@ -51,6 +51,20 @@ public struct InstrumentedStorage<Base: Storage>: Storage {
     }
   }
 
+  /// The tiered store asks its RAM tier this way, so the wrapped handler moves through.
+  @inlinable
+  public func lookupParts(_ key: CacheKey) async throws(CacheError) -> (meta: CacheMeta, handler: Hit)? {
+    let started = probe.lookupStarted()
+    do {
+      let found = try await base.lookupParts(key)
+      let firstByteStart = probe.lookupEnded(started, key: key, hit: found != nil)
+      guard let (meta, handler) = found else { return nil }
+      return (meta, InstrumentedHitHandler(base: handler, probe: probe, start: firstByteStart))
+    } catch {
+      throw probe.lookupFailed(started, error)
+    }
+  }
+
   @inlinable
   func wrap(_ found: CacheHit<Base.Hit>?, started: OperationProbe.Started, key: CacheKey) -> CacheHit<Hit>? {
     let firstByteStart = probe.lookupEnded(started, key: key, hit: found != nil)

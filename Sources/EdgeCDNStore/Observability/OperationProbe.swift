@@ -67,7 +67,8 @@ final class OperationProbe: Sendable {
       return nil
     }
     metrics.lookupsHit.increment()
-    metrics.readsInFlight.increment()
+    metrics.readOpened()
+    if started.start != nil { metrics.publishGauges() }
     return started.start
   }
 
@@ -100,7 +101,7 @@ final class OperationProbe: Sendable {
   func read(_ bytes: Int) { metrics.bytesRead.increment(by: bytes) }
 
   @usableFromInline
-  func readClosed() { metrics.readsInFlight.decrement() }
+  func readClosed() { metrics.readClosed() }
 
   @usableFromInline
   func readFailed(_ error: CacheError) -> CacheError {

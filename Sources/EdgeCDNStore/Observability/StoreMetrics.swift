@@ -1,4 +1,5 @@
 public import CoreMetrics
+import Synchronization
 
 /// The metrics of one tier, created once so that recording on the hot path is a call
 /// on a pre-built handle: no label formatting, no dictionary lookup, no allocation.
@@ -23,6 +24,13 @@ public final class StoreMetrics: Sendable {
   let bytesRead: Counter
   let bytesWritten: Counter
   let readsInFlight: Meter
+  /// Reads in flight, counted here and published to `readsInFlight` on sampled lookups
+  /// and by `publishGauges()`, which edge-cdn's /metrics calls before it renders. Why
+  /// not the gauge's own increment and decrement: with swift-prometheus each is an
+  /// existential call and a compare-and-swap loop on a Double, twice per hit, 1.95% of a
+  /// 1 KiB RAM hit's CPU in a profile; an atomic add of ours is one instruction. Writes
+  /// are rarer and slower and keep the gauge exact.
+  private let readsInFlightCount = Atomic<Int>(0)
   let writesInFlight: Meter
   let writesFinished: Counter
   let writesAborted: Counter
@@ -93,6 +101,19 @@ public final class StoreMetrics: Sendable {
       removals[reason] = counter("removals_total", [("reason", reason.rawValue)])
     }
     removalsByReason = removals
+  }
+
+  @inline(__always)
+  func readOpened() { readsInFlightCount.wrappingAdd(1, ordering: .relaxed) }
+
+  @inline(__always)
+  func readClosed() { readsInFlightCount.wrappingSubtract(1, ordering: .relaxed) }
+
+  /// Publishes the gauges kept in our own atomics (reads in flight) to the backend.
+  /// Called on sampled lookups; an exposition that renders on demand calls it first so
+  /// that what it shows is exact.
+  public func publishGauges() {
+    readsInFlight.set(readsInFlightCount.load(ordering: .relaxed))
   }
 
   /// Counts an error by its kind; off the hot path (errors are rare).

@@ -51,30 +51,22 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
 
   public var supportsStreamingPartialWrite: Bool { memory.supportsStreamingPartialWrite }
 
+  /// The RAM tier is asked for its meta and handler as two values (`lookupParts`), so
+  /// the handler moves into the tiered one: taking it out of a `CacheHit` would copy it.
   @inlinable
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<Hit>? {
-    guard let hit = try await memory.lookup(key) else { return try await core.lookupBelow(key) }
-    return Self.wrap(consume hit)
-  }
-
-  /// Re-wraps a RAM hit without copying its meta or handler: the meta is swapped out
-  /// (a move) for an empty one, and the hit moves whole into the tiered handler.
-  /// Copying them out of the generic `CacheHit` cost a retain and a release of each
-  /// buffer they hold: measured at about 20% of a 1 KiB RAM hit.
-  @inlinable
-  static func wrap(_ hit: consuming CacheHit<Memory.Hit>) -> CacheHit<Hit> {
-    var meta = CacheMeta.movedOut
-    swap(&meta, &hit.meta)
-    return CacheHit(meta: meta, handler: Hit(memoryHit: consume hit))
+    guard let (meta, handler) = try await memory.lookupParts(key) else { return try await core.lookupBelow(key) }
+    return CacheHit(meta: consume meta, handler: Hit(memory: consume handler))
   }
 
   /// With a tag, only RAM is asked: tags name the RAM tier's writes (a write's tag is
   /// its RAM write's), and a write that left RAM for its size has no tag to find.
+  /// (A reader of its own write; not the hot path, so the RAM hit's parts are copied.)
   public func lookupStreamingWrite(_ key: CacheKey, tag: StreamingWriteTag?) async throws(CacheError) -> CacheHit<Hit>?
   {
     guard let tag else { return try await lookup(key) }
     guard let hit = try await memory.lookupStreamingWrite(key, tag: tag) else { return nil }
-    return Self.wrap(consume hit)
+    return CacheHit(meta: hit.meta, handler: Hit(memory: hit.handler))
   }
 
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Miss {
@@ -117,26 +109,5 @@ extension TieredStore: HealthReporting {
     }
     if let shared = core.shared { all.append(await shared.health()) }
     return all
-  }
-}
-
-extension CacheHit {
-  /// Re-wraps a RAM hit, consuming it so that its meta and handler move rather than
-  /// being copied.
-  @inlinable
-  consuming func fromMemory<Disk: Storage, Memory: Storage>() -> CacheHit<TieredHitHandler<Memory, Disk>>
-  where Memory.Hit == Handler {
-    TieredStore<Memory, Disk>.wrap(self)
-  }
-}
-
-extension CacheMeta {
-  /// An empty meta, left behind where a meta was moved out by `swap`: it holds no
-  /// buffer (its arrays are empty), so making and dropping it costs no retain.
-  @inlinable
-  static var movedOut: CacheMeta {
-    CacheMeta(
-      freshUntil: CacheTime(millisecondsSinceEpoch: 0), created: CacheTime(millisecondsSinceEpoch: 0),
-      response: ResponseHeader(status: 0))
   }
 }

@@ -219,6 +219,17 @@ struct DiskStoreTests {
     }
   }
 
+  @Test("a size of whole regions gives that many regions: 64MiB of the default 16 MiB regions is the minimum")
+  func sizeInWholeRegions() throws {
+    var configuration = DiskStoreConfiguration(path: "/tmp/x", size: 64 << 20)
+    configuration.regionSize = 16 << 20
+    configuration.maxObjectSize = 8 << 20
+    try configuration.validate()
+    #expect(configuration.regionCount == 4)
+    configuration.size = (64 << 20) - 1
+    #expect(throws: ConfigurationError.self) { try configuration.validate() }
+  }
+
   @Test("the index holds at most 16 bytes per object")
   func indexBytesPerObject() {
     let index = DiskIndex()

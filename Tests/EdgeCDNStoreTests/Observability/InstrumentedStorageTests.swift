@@ -19,9 +19,8 @@ struct InstrumentedStorageTests {
   @Test("lookups by outcome, bytes, in-flight gauges, finish and purge timings")
   func countsOperations() async throws {
     let metrics = TestMetrics()
-    let store = InstrumentedStorage(
-      try MemoryStore(), metrics: StoreMetrics(tier: "memory", latencySampleInterval: 1, factory: metrics),
-      tracer: NoOpTracer())
+    let storeMetrics = StoreMetrics(tier: "memory", latencySampleInterval: 1, factory: metrics)
+    let store = InstrumentedStorage(try MemoryStore(), metrics: storeMetrics, tracer: NoOpTracer())
     let key = CacheKey(primary: "/a")
     #expect(try await store.lookup(key) == nil)
 
@@ -39,6 +38,9 @@ struct InstrumentedStorageTests {
     #expect(try metrics.expectMeter("edge_cdn_store_reads_in_flight", Self.tier).lastValue == 1)
     while try await hit.handler.readBody() != nil {}
     try await hit.handler.finish()
+    // Published on sampled lookups (here every one) and when an exposition asks.
+    #expect(try metrics.expectMeter("edge_cdn_store_reads_in_flight", Self.tier).lastValue == 1)
+    storeMetrics.publishGauges()
     #expect(try metrics.expectMeter("edge_cdn_store_reads_in_flight", Self.tier).lastValue == 0)
     #expect(try metrics.expectCounter("edge_cdn_store_read_bytes_total", Self.tier).totalValue == 500)
     #expect(try metrics.expectCounter("edge_cdn_store_lookups_total", Self.tier + [("outcome", "hit")]).totalValue == 1)
