@@ -70,8 +70,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
       .childChannelOption(.maxMessagesPerRead, value: 16)
       .bind(host: host, port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
-          try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withErrorHandling: true)
+          try ResponseEncoder.configureServerPipeline(channel.pipeline.syncOperations)
           try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
           if let responder {
             try channel.pipeline.syncOperations.addHandler(

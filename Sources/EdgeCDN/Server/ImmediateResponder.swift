@@ -11,19 +11,54 @@ public import NIOHTTP1
 public protocol ImmediateResponder: Sendable {
   /// The whole response to a GET or HEAD without a body, or nil to use the async path.
   /// `keepAlive` is the server's decision so far (the request's and shutdown's); the
-  /// response carries the final one.
-  func immediateResponse(to head: HTTPRequestHead, keepAlive: Bool) -> ImmediateResponse?
+  /// response carries the final one. `connection` is the responder's own memo for the
+  /// connection the request came on, kept between its requests.
+  func immediateResponse(
+    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+  ) -> ImmediateResponse?
+}
+
+extension ImmediateResponder {
+  /// A request answered without a connection's memo.
+  public func immediateResponse(to head: HTTPRequestHead, keepAlive: Bool) -> ImmediateResponse? {
+    var memo = ImmediateConnectionMemo()
+    return immediateResponse(to: head, keepAlive: keepAlive, connection: &memo)
+  }
+}
+
+/// What a responder keeps for one connection between its requests (a connection's
+/// requests often repeat: the responder can keep what it derived from the last one).
+/// Lives in the connection's pipeline, on its event loop: never shared.
+public struct ImmediateConnectionMemo {
+  public var value: AnyObject?
+
+  public init() {}
 }
 
 /// A complete response: head and body buffers (none for HEAD), and whether the
 /// connection stays open after it.
 public struct ImmediateResponse: Sendable {
-  public var head: HTTPResponseHead
+  public enum Head: Sendable {
+    /// Encoded by NIOHTTP1, after its header validator.
+    case fields(HTTPResponseHead)
+    /// The status line and header section already serialised, with the blank line, and
+    /// possibly the start of the body: written as they are (`ResponseEncoder`). The
+    /// responder vouches that they are valid to send, and frame `body` exactly.
+    case encoded(ByteBuffer)
+  }
+
+  public var head: Head
   public var body: [ByteBuffer]
   public var keepAlive: Bool
 
   public init(head: HTTPResponseHead, body: [ByteBuffer], keepAlive: Bool) {
-    self.head = head
+    self.head = .fields(head)
+    self.body = body
+    self.keepAlive = keepAlive
+  }
+
+  public init(encoded: ByteBuffer, body: [ByteBuffer], keepAlive: Bool) {
+    self.head = .encoded(encoded)
     self.body = body
     self.keepAlive = keepAlive
   }

@@ -22,6 +22,7 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
   private let responder: any ImmediateResponder
   private let shuttingDown: Flag
   private var held: HTTPRequestHead?
+  private var memo = ImmediateConnectionMemo()
   private var depth = 0
   /// Set once a response said Connection: close; later requests are dropped, as the
   /// async path drops them when it closes.
@@ -63,7 +64,7 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
       held = nil
       if depth < Self.maxDepth, context.channel.isWritable,
         let response = responder.immediateResponse(
-          to: head, keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed))
+          to: head, keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed), connection: &memo)
       {
         depth += 1
         defer { depth -= 1 }
@@ -97,7 +98,13 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
 
   private func write(_ response: ImmediateResponse, context: ChannelHandlerContext) {
     if !response.keepAlive { closing = true }
-    context.write(wrapOutboundOut(.head(response.head)), promise: nil)
+    switch response.head {
+    case .fields(let head):
+      context.write(wrapOutboundOut(.head(head)), promise: nil)
+    case .encoded(let bytes):
+      context.write(wrapOutboundOut(.head(ResponseEncoder.preEncodedHead)), promise: nil)
+      context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+    }
     var bodyBytes = 0
     for chunk in response.body {
       bodyBytes += chunk.readableBytes

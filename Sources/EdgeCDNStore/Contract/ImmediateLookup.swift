@@ -30,10 +30,14 @@ public struct ImmediateHit: Sendable {
   public var meta: CacheMeta
   public var body: [ByteBuffer]
   public var bodySize: Int
+  /// The stored version's memo, where the caller may keep what it derives from `meta`
+  /// (a serialised response head); nil when the store keeps none.
+  public var memo: (any EntryMemo)?
 
-  public init(meta: CacheMeta, body: [ByteBuffer], bodySize: Int) {
+  public init(meta: CacheMeta, body: [ByteBuffer], bodySize: Int, memo: (any EntryMemo)? = nil) {
     self.meta = meta
     self.body = body
     self.bodySize = bodySize
+    self.memo = memo
   }
 }

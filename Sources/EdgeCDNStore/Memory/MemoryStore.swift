@@ -36,12 +36,13 @@ public final class MemoryStore: Storage {
   /// One stored or in-progress object. A class so that a lookup copies one reference
   /// out of the shard lock, not the meta's fields; immutable, so updateMeta swaps in a
   /// new entry. A committed entry carries its complete body, so a hit on it needs no
-  /// lock on the object at all.
-  final class Entry: Sendable {
+  /// lock on the object at all. Its memo lives and dies with this version of the meta.
+  final class Entry: EntryMemo {
     let object: MemoryObject
     let meta: CacheMeta
     let weight: Int
     let completeBody: MemoryBody?
+    private let memoSlot = EntryMemoSlot()
 
     init(object: MemoryObject, meta: CacheMeta, weight: Int, completeBody: MemoryBody? = nil) {
       self.object = object
@@ -53,6 +54,10 @@ public final class MemoryStore: Storage {
     func with(meta: CacheMeta, weight: Int) -> Entry {
       Entry(object: object, meta: meta, weight: weight, completeBody: completeBody)
     }
+
+    func memo<T: AnyObject & Sendable>(as type: T.Type) -> T? { memoSlot.value(as: type) }
+
+    func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T? { memoSlot.keep(value) }
   }
 
   struct ShardState: Sendable {

@@ -1,5 +1,7 @@
 import EdgeCDNStore
+import Logging
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import Testing
 
@@ -23,7 +25,7 @@ import Testing
   }
 
   func bodyText(_ response: ImmediateResponse) -> String {
-    response.body.map { String(buffer: $0) }.joined()
+    response.parsed.body
   }
 
   @Test func freshHitIsAnsweredWithAgeCacheStatusAndBody() async throws {
@@ -37,17 +39,18 @@ import Testing
       // Age is the origin's 3 s plus the time the entry has been stored, which on a loaded
       // machine can be many seconds; rounded up once by the whole second.
       let storedSeconds = Int((ContinuousClock.now - stored).components.seconds) + 1
-      #expect(response.head.status == .ok)
+      #expect(response.parsed.status == .ok)
       #expect(bodyText(response) == "hello")
       #expect(response.keepAlive)
-      let age = Int(response.head.headers.first(name: "age") ?? "") ?? -1
-      #expect((3...(3 + storedSeconds)).contains(age))
-      let cacheStatus = response.head.headers.first(name: "cache-status") ?? ""
+      let age = Int(response.parsed.headers.first(name: "age") ?? "") ?? -1
+      #expect((3...(4 + storedSeconds)).contains(age), "and 1 s more for the origin Date's rounding")
+      let cacheStatus = response.parsed.headers.first(name: "cache-status") ?? ""
       #expect(cacheStatus.hasPrefix("edge-cdn; hit; ttl="))
       let ttl = Int(cacheStatus.dropFirst("edge-cdn; hit; ttl=".count)) ?? -1
-      #expect(((57 - storedSeconds)...57).contains(ttl))
-      #expect(response.head.headers.first(name: "content-length") == "5")
-      #expect(!response.head.headers.contains(name: "connection"))
+      // One second less when the origin's Date (whole seconds) makes the apparent age 1 s.
+      #expect(((56 - storedSeconds)...57).contains(ttl))
+      #expect(response.parsed.headers.first(name: "content-length") == "5")
+      #expect(!response.parsed.headers.contains(name: "connection"))
       #expect(h.app.proxy.stats[.hits] == hitsBefore + 1)
       // Through the socket, a hit looks the same.
       let hit = try await h.get("/a")
@@ -75,7 +78,7 @@ import Testing
       _ = try await h.get("/h")
       let response = try #require(try immediate(h, head("/h", method: .HEAD)))
       #expect(response.body.isEmpty)
-      #expect(response.head.headers.first(name: "content-length") == "5")
+      #expect(response.parsed.headers.first(name: "content-length") == "5")
       // On the wire: HEAD then GET on one connection; the GET's body follows the HEAD's head.
       let client = try await RawClient(port: proxyPort(h))
       try await client.send(
@@ -250,7 +253,186 @@ import Testing
       _ = try await h.get("/k")
       let response = try #require(try immediate(h, head("/k"), keepAlive: false))
       #expect(!response.keepAlive)
-      #expect(response.head.headers.first(name: "connection") == "close")
+      #expect(response.parsed.headers.first(name: "connection") == "close")
+    }
+  }
+
+  /// What NIOHTTP1 writes for a response given as fields and body.
+  func nioEncoded(_ response: ImmediateResponse) throws -> String {
+    guard case .fields(let head) = response.head else { return "" }
+    let channel = EmbeddedChannel(handler: HTTPResponseEncoder())
+    try channel.writeOutbound(HTTPServerResponsePart.head(head))
+    for chunk in response.body { try channel.writeOutbound(HTTPServerResponsePart.body(.byteBuffer(chunk))) }
+    try channel.writeOutbound(HTTPServerResponsePart.end(nil))
+    var bytes: [UInt8] = []
+    while let data = try channel.readOutbound(as: IOData.self) {
+      if case .byteBuffer(let buffer) = data { bytes.append(contentsOf: buffer.readableBytesView) }
+    }
+    _ = try channel.finish()
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  func wireText(_ response: ImmediateResponse) -> String {
+    guard case .encoded(let bytes) = response.head else { return "" }
+    return String(buffer: bytes) + response.body.map { String(buffer: $0) }.joined()
+  }
+
+  /// A stored entry written straight into the store, `secondsAgo` old.
+  func store(
+    _ h: ProxyHarness, _ uri: String, body: String, fields: [CacheMeta.Field], secondsAgo: Int64 = 0,
+    initialAge: Int64 = 0
+  ) async throws {
+    let now = CacheTime.now()
+    var ext = EntryExtensions()
+    ext.bodySize = body.utf8.count
+    ext.initialAge = initialAge
+    let meta = CacheMeta(
+      freshUntil: now.adding(seconds: 60 - secondsAgo), created: now.adding(seconds: -secondsAgo),
+      response: .init(status: 200, reason: "OK", fields: fields), extensions: ext.encoded())
+    let writer = try await h.store.missHandler(for: CachingProxy<MemoryStore>.cacheKey(for: head(uri)), meta: meta)
+    try await writer.writeBody(ByteBuffer(string: body), eof: true)
+    _ = try await writer.finish()
+  }
+
+  @Test(arguments: [
+    (HTTPMethod.GET, HTTPVersion.http1_1, true), (.HEAD, .http1_1, true), (.GET, .http1_1, false),
+    (.GET, .http1_0, true), (.GET, .http1_0, false),
+  ])
+  func encodedHitIsByteForByteWhatNIOHTTP1Sends(
+    method: HTTPMethod, version: HTTPVersion, keepAlive: Bool
+  )
+    async throws
+  {
+    try await ProxyHarness.run { h in
+      h.origin.route("/b", reply: .text("byte-exact", ["Cache-Control": "max-age=60", "ETag": "\"e\"", "Age": "2"]))
+      _ = try await h.get("/b")
+      let viaFields = FreshHitResponder(
+        store: h.store, counters: ProxyCounters(), maxBodyBytes: 1 << 20,
+        cacheName: h.app.proxy.configuration.cacheName, logger: Logger(label: "test"), accessLogAtInfo: false,
+        encodesHeads: false)
+      var request = head("/b", method: method)
+      request.version = version
+      // Age and ttl are in seconds: both answers within one second compare exactly.
+      var matched = false
+      for _ in 0..<3 where !matched {
+        let encoded = try #require(try immediate(h, request, keepAlive: keepAlive))
+        let fields = try #require(viaFields.immediateResponse(to: request, keepAlive: keepAlive))
+        guard case .encoded = encoded.head else {
+          Issue.record("expected an encoded head")
+          return
+        }
+        #expect(encoded.keepAlive == fields.keepAlive)
+        matched = wireText(encoded) == (try nioEncoded(fields))
+      }
+      #expect(matched)
+    }
+  }
+
+  @Test func theSerialisedHeadIsKeptPerStoredVersion() async throws {
+    try await ProxyHarness.run { h in
+      try await store(h, "/v", body: "one", fields: [.init("Content-Length", "3"), .init("X-Version", "1")])
+      let key = CachingProxy<MemoryStore>.cacheKey(for: head("/v"))
+      func kept() -> ByteBuffer? {
+        h.store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: false) { _ in true }?
+          .memo?.memo(as: EncodedResponseHead.self)?.bytes
+      }
+      #expect(kept() == nil, "nothing serialised before the first hit")
+      let first = try #require(try immediate(h, head("/v")))
+      #expect(first.parsed.headers.first(name: "x-version") == "1")
+      #expect(first.parsed.body == "one")
+      #expect(kept().map { String(buffer: $0) }?.contains("X-Version: 1\r\n") == true)
+      // A new version of the object: its own head, never the old one's.
+      try await store(h, "/v", body: "two!", fields: [.init("Content-Length", "4"), .init("X-Version", "2")])
+      #expect(kept() == nil)
+      let second = try #require(try immediate(h, head("/v")))
+      #expect(second.parsed.headers.first(name: "x-version") == "2")
+      #expect(second.parsed.body == "two!")
+      #expect(kept().map { String(buffer: $0) }?.contains("X-Version: 2\r\n") == true)
+    }
+  }
+
+  @Test func ageIsComputedPerHitOverTheKeptHead() async throws {
+    try await ProxyHarness.run { h in
+      try await store(
+        h, "/age", body: "aged", fields: [.init("Content-Length", "4"), .init("Age", "3")], secondsAgo: 10,
+        initialAge: 3)
+      let stored = ContinuousClock.now
+      for _ in 0..<2 {
+        let response = try #require(try immediate(h, head("/age")))
+        guard case .encoded = response.head else {
+          Issue.record("expected an encoded head")
+          return
+        }
+        let ages = response.parsed.headers[canonicalForm: "age"]
+        #expect(ages.count == 1, "the stored Age is replaced, not repeated")
+        // Bounded by the time since the entry was stored, many seconds on a loaded machine.
+        let storedSeconds = Int((ContinuousClock.now - stored).components.seconds) + 1
+        #expect((13...(13 + storedSeconds)).contains(Int(ages.first ?? "") ?? -1), "initial age 3 + 10 s resident")
+        #expect(response.parsed.body == "aged")
+      }
+    }
+  }
+
+  @Test func headsThatCannotBeSerialisedTakeTheFieldsPath() async throws {
+    try await ProxyHarness.run { h in
+      // No Content-Length: NIOHTTP1 frames it (chunked), so it is not pre-encoded.
+      try await store(h, "/nolen", body: "abc", fields: [.init("X-A", "1")])
+      let response = try #require(try immediate(h, head("/nolen")))
+      guard case .fields = response.head else {
+        Issue.record("expected a fields head")
+        return
+      }
+      let hit = try await h.get("/nolen")
+      #expect(hit.body == "abc")
+    }
+  }
+
+  @Test func largeBodiesFollowTheHeadUncopied() async throws {
+    try await ProxyHarness.run { h in
+      let big = String(repeating: "0123456789abcdef", count: 2048)  // 32 KiB
+      h.origin.route("/big", reply: .text(big, ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/big")
+      let response = try #require(try immediate(h, head("/big")))
+      guard case .encoded(let bytes) = response.head else {
+        Issue.record("expected an encoded head")
+        return
+      }
+      #expect(String(buffer: bytes).hasSuffix("\r\n\r\n"), "the head only")
+      #expect(response.body.reduce(0) { $0 + $1.readableBytes } == big.utf8.count)
+      let hit = try await h.get("/big")
+      #expect(hit.body == big)
+      #expect(hit.cacheStatus.contains("hit"))
+    }
+  }
+
+  @Test func aConnectionsLastKeyIsReusedOnlyForTheSameHostAndTarget() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/a", reply: .text("A", ["Cache-Control": "max-age=60"]))
+      h.origin.route("/b", reply: .text("B", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/a")
+      _ = try await h.get("/b")
+      let responder = try #require(h.app.proxy.immediateResponder)
+      var memo = ImmediateConnectionMemo()
+      func body(_ uri: String, host: String = "example.test") -> String? {
+        responder.immediateResponse(to: head(uri, ["Host": host]), keepAlive: true, connection: &memo)?.parsed.body
+      }
+      #expect(body("/a") == "A")
+      #expect(body("/a") == "A")
+      #expect(body("/b") == "B")
+      #expect(body("/a") == "A")
+      #expect(body("/a", host: "other.test") == nil, "another host is another key")
+      #expect(body("/a", host: "EXAMPLE.test") == "A")
+      // On the wire: one connection, pipelined requests alternating between the two.
+      let client = try await RawClient(port: proxyPort(h))
+      var requests = ""
+      for (index, path) in ["/a", "/a", "/b", "/a", "/b", "/b"].enumerated() {
+        requests += "GET \(path) HTTP/1.1\r\nHost: example.test\r\n\(index == 5 ? "Connection: close\r\n" : "")\r\n"
+      }
+      try await client.send(requests)
+      #expect(try await client.waitFor { $0.isClosed })
+      let bodies = client.text.split(separator: "\r\n\r\n").dropFirst().map { String($0.prefix(1)) }
+      #expect(bodies == ["A", "A", "B", "A", "B", "B"])
+      await client.close()
     }
   }
 
@@ -272,6 +454,29 @@ import Testing
       let facts = EntryExtensions.hitFacts(of: bytes)
       #expect(facts.initialAge == decoded.initialAge, "\(String(decoding: bytes, as: UTF8.self))")
       #expect(facts.isVaryIndex == decoded.isVaryIndex, "\(String(decoding: bytes, as: UTF8.self))")
+    }
+  }
+}
+
+extension ImmediateResponse {
+  /// The response as a client reads it, whether its head was given as fields or bytes.
+  var parsed: (status: HTTPResponseStatus, headers: HTTPHeaders, body: String) {
+    let bodyText = body.map { String(buffer: $0) }.joined()
+    switch head {
+    case .fields(let head):
+      return (head.status, head.headers, bodyText)
+    case .encoded(let bytes):
+      let text = String(buffer: bytes) + bodyText
+      guard let end = text.firstRange(of: "\r\n\r\n") else { return (.custom(code: 0, reasonPhrase: ""), [:], "") }
+      var lines = text[..<end.lowerBound].split(separator: "\r\n", omittingEmptySubsequences: false)
+      let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
+      let code = statusLine.count > 1 ? Int(statusLine[1]) ?? 0 : 0
+      var headers = HTTPHeaders()
+      for line in lines {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].drop { $0 == " " }))
+      }
+      return (HTTPResponseStatus(statusCode: code), headers, String(text[end.upperBound...]))
     }
   }
 }

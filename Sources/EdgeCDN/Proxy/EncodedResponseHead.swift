@@ -1,0 +1,85 @@
+import EdgeCDNStore
+import NIOCore
+import NIOHTTP1
+
+/// A stored response's status line and header fields, serialised and checked once per
+/// stored version of the object (kept in the entry's `EntryMemo`), so a fresh hit copies
+/// them instead of rebuilding HTTPHeaders and running NIOHTTP1's validator and encoder.
+///
+/// The bytes are what NIOHTTP1 writes for the same head: `HTTP/1.1 <code> <phrase>` and
+/// each stored field as `name: value`, in order, the stored Age left out (a hit sends
+/// its own). A hit adds Age, Cache-Status, Connection and the blank line.
+///
+/// Only heads that NIOHTTP1 would send unchanged are encoded: a status that may have a
+/// body, exactly one Content-Length equal to the stored body's size, no Connection or
+/// Transfer-Encoding field, every field valid to send. Any other head is memoised as
+/// not encodable, and its hits take the HTTPHeaders path, as before.
+final class EncodedResponseHead: Sendable {
+  /// Nil when the head is not encodable.
+  let bytes: ByteBuffer?
+
+  init(_ response: CacheMeta.ResponseHeader, bodySize: Int) {
+    self.bytes = Self.encode(response, bodySize: bodySize)
+  }
+
+  private static func encode(_ response: CacheMeta.ResponseHeader, bodySize: Int) -> ByteBuffer? {
+    let status = HTTPResponseStatus(statusCode: Int(response.status))
+    guard status.mayHaveResponseBody, case let phrase = status.reasonPhrase, isValidReasonPhrase(phrase) else {
+      return nil
+    }
+    var contentLengths = 0
+    var size = 32 + phrase.utf8.count
+    for field in response.fields {
+      guard isValidName(field.name), isValidValue(field.value) else { return nil }
+      switch ResponseField.classify(field.name) {
+      case .age: continue
+      case .connection, .transferEncoding: return nil
+      case .contentLength:
+        guard Int(field.value) == bodySize else { return nil }
+        contentLengths += 1
+      case .other: break
+      }
+      size += field.name.utf8.count + field.value.utf8.count + 4
+    }
+    guard contentLengths == 1 else { return nil }
+    var buffer = ByteBufferAllocator().buffer(capacity: size)
+    buffer.writeStaticString("HTTP/1.1 ")
+    buffer.writeString(String(status.code))
+    buffer.writeStaticString(" ")
+    buffer.writeString(phrase)
+    buffer.writeStaticString("\r\n")
+    for field in response.fields where ResponseField.classify(field.name) != .age {
+      buffer.writeString(field.name)
+      buffer.writeStaticString(": ")
+      buffer.writeString(field.value)
+      buffer.writeStaticString("\r\n")
+    }
+    return buffer
+  }
+
+  /// RFC 9110 token: what NIOHTTP1's response validator accepts as a field name.
+  static func isValidName(_ name: String) -> Bool {
+    !name.isEmpty
+      && name.utf8.allSatisfy { byte in
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+          UInt8(ascii: "A")...UInt8(ascii: "Z"):
+          true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+          UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+          UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+          true
+        default: false
+        }
+      }
+  }
+
+  /// No control character but HTAB: what NIOHTTP1's response validator accepts as a value.
+  static func isValidValue(_ value: String) -> Bool {
+    value.utf8.allSatisfy { $0 == 0x09 || ($0 > 0x1f && $0 != 0x7f) }
+  }
+
+  static func isValidReasonPhrase(_ phrase: String) -> Bool {
+    phrase.utf8.allSatisfy { $0 == 0x09 || ($0 > 0x1f && $0 != 0x7f) }
+  }
+}

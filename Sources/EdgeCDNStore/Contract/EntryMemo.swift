@@ -1,0 +1,42 @@
+import Synchronization
+
+/// A stored version of an object that keeps one value for its readers: the first one
+/// stored, for as long as that version lives.
+///
+/// Why: a server renders every hit's response head from the stored meta, and a hot
+/// object is read thousands of times a second; rendered once, the head is copied, not
+/// rebuilt. The store cannot know what its caller renders, so it keeps an opaque object.
+/// A new version of the object (a refill, a refresh by `updateMeta`) starts empty, so a
+/// rendering never outlives the meta it came from.
+public protocol EntryMemo: AnyObject, Sendable {
+  /// What the first `keepMemo` stored, if it is a `T`.
+  func memo<T: AnyObject & Sendable>(as type: T.Type) -> T?
+  /// Stores `value` unless a value is there already; returns the value kept (an earlier
+  /// one when a concurrent reader stored first), if it is a `T`.
+  func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T?
+}
+
+/// The storage of an `EntryMemo`: one word in the entry, set once, read without a lock.
+public struct EntryMemoSlot: ~Copyable, @unchecked Sendable {
+  // Holds one retained reference, to a Sendable value (the only kind `keep` takes),
+  // released when the slot goes: an unretained read of it is valid while the slot lives.
+  private let slot = Atomic<Unmanaged<AnyObject>?>(nil)
+
+  public init() {}
+
+  deinit {
+    slot.load(ordering: .acquiring)?.release()
+  }
+
+  public func value<T: AnyObject & Sendable>(as type: T.Type) -> T? {
+    slot.load(ordering: .acquiring)?.takeUnretainedValue() as? T
+  }
+
+  public func keep<T: AnyObject & Sendable>(_ value: T) -> T? {
+    let retained = Unmanaged<AnyObject>.passRetained(value)
+    let (stored, original) = slot.compareExchange(expected: nil, desired: retained, ordering: .acquiringAndReleasing)
+    if stored { return value }
+    retained.release()
+    return original?.takeUnretainedValue() as? T
+  }
+}
