@@ -131,6 +131,7 @@ struct EdgeCDNCommand: AsyncParsableCommand {
       configuration: configuration, store: store, logger: logger,
       metrics: ProxyMetricsExposition(
         registry: registry, diskMetrics: defaultStore.diskMetrics, proxy: { proxyBox.proxy }),
+      proxyMetrics: ProxyMetrics(factory: DefaultStore.metricsFactory(registry: registry)),
       storeHealth: { await defaultStore.healthProblem() },
       onShutdown: { await defaultStore.flush(logger: log) })
     proxyBox.set(app.proxy)

@@ -123,6 +123,7 @@ struct ProxyHarness: Sendable {
   /// a thread of the cooperative pool. A test stuck for good still fails, by name.
   static func run(
     timeout: Int = 150, configure: @escaping @Sendable (inout ProxyConfiguration) -> Void = { _ in },
+    metrics: (any MetricsExposition)? = nil, proxyMetrics: ProxyMetrics? = nil,
     _ body: @escaping @Sendable (ProxyHarness) async throws -> Void
   ) async throws {
     try await withTimeout(seconds: timeout) {
@@ -142,7 +143,9 @@ struct ProxyHarness: Sendable {
       configuration.cacheLockTimeoutMilliseconds = 30_000
       configure(&configuration)
       let store = try MemoryStore(configuration: .init(byteBudget: 64 << 20, maxObjectSize: 8 << 20))
-      let app = try await EdgeCDNApplication.start(configuration: configuration, store: store, logger: logger)
+      let app = try await EdgeCDNApplication.start(
+        configuration: configuration, store: store, logger: logger, metrics: metrics,
+        proxyMetrics: proxyMetrics ?? ProxyMetrics())
       let group = MultiThreadedEventLoopGroup.singleton
       let client = OriginClient(
         configuration: .init(host: "127.0.0.1", port: app.server.localAddress?.port ?? 0), group: group)
