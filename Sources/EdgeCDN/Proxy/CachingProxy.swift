@@ -567,13 +567,81 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     _ request: ServerRequest, status: inout CacheStatus, writer: inout ResponseWriter, invalidate: Bool
   ) async throws {
     count(.passes, &status)
+    let head = Self.originHead(for: request.head, fill: false)
+    if let body = request.body {
+      try await passThrough(request, head: head, body: body, status: &status, writer: &writer, invalidate: invalidate)
+      return
+    }
     let response: OriginResponse
     do {
-      response = try await fetch(Self.originHead(for: request.head, fill: false), body: request.body)
+      response = try await fetch(head)
     } catch {
       try await originFailure(error, status: &status, writer: &writer)
       return
     }
+    try await forwardPassed(response, request: request, status: status, writer: &writer, invalidate: invalidate)
+  }
+
+  /// A pass with a body: a child task streams it from the client to the origin while this
+  /// task waits for the origin's answer and forwards it, which may come before the body
+  /// ends (an early 413 or 401): the rest is then read and dropped by the child, and the
+  /// connection closes after the response. The handler returns only once the child has
+  /// read the body to its end, since the server reads the next request from the same stream.
+  private func passThrough(
+    _ request: ServerRequest, head: HTTPRequestHead, body: RequestBody, status: inout CacheStatus,
+    writer: inout ResponseWriter, invalidate: Bool
+  ) async throws {
+    var framed = head
+    if body.declaredLength == nil { framed.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
+    let originHead = framed
+    let upload = BodyPipe()
+    let uploaded = Flag()
+    let originName = "\(configuration.origin)"
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask { try await Self.pump(body, into: upload, uploaded: uploaded, origin: originName) }
+      let response: OriginResponse
+      do throws(OriginError) {
+        let start = ContinuousClock.now
+        response = try await origin.send(originHead, upload: upload)
+        metrics.recordOriginFirstByte(since: start)
+      } catch {
+        upload.cancel()
+        // A client that failed mid-body made the origin request fail: its error wins (413
+        // for a body over the limit), else the origin's (502/504).
+        try await group.waitForAll()
+        try await originFailure(error, status: &status, writer: &writer)
+        return
+      }
+      if !uploaded.value.load(ordering: .acquiring) { writer.closeAfterResponse() }
+      try await forwardPassed(response, request: request, status: status, writer: &writer, invalidate: invalidate)
+      try await group.waitForAll()
+    }
+  }
+
+  /// Copies the client's body into the upload pipe; once the origin refuses more (it
+  /// answered early or failed), reads the rest and drops it. A failure also ends the
+  /// upload with an error, so the origin connection closes rather than end a cut body.
+  private static func pump(_ body: RequestBody, into upload: BodyPipe, uploaded: Flag, origin: String) async throws {
+    var refused = false
+    do {
+      while let chunk = try await body.read() {
+        if !refused, !(await upload.send(chunk)) { refused = true }
+      }
+    } catch {
+      upload.finish(error: .connectionFailed(origin: origin, reason: "request body: \(error)"))
+      throw error
+    }
+    guard !refused else { return }
+    uploaded.value.store(true, ordering: .releasing)
+    upload.finish()
+  }
+
+  /// Forwards the origin's answer to a pass; a successful unsafe method invalidates the
+  /// cached URL (RFC 9111 §4.4).
+  private func forwardPassed(
+    _ response: OriginResponse, request: ServerRequest, status: CacheStatus, writer: inout ResponseWriter,
+    invalidate: Bool
+  ) async throws {
     if invalidate, request.head.method != .GET, request.head.method != .HEAD, request.head.method != .OPTIONS,
       (200..<400).contains(response.head.status.code)
     {
@@ -620,9 +688,9 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   }
 
   /// An origin request, timed to its response head (failures are counted, not timed).
-  private func fetch(_ head: HTTPRequestHead, body: ByteBuffer? = nil) async throws(OriginError) -> OriginResponse {
+  private func fetch(_ head: HTTPRequestHead) async throws(OriginError) -> OriginResponse {
     let start = ContinuousClock.now
-    let response = try await origin.send(head, body: body)
+    let response = try await origin.send(head)
     metrics.recordOriginFirstByte(since: start)
     return response
   }

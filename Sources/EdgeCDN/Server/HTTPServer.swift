@@ -71,7 +71,8 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
       .bind(host: host, port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
           try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withErrorHandling: true)
+            withPipeliningAssistance: true, withErrorHandling: false)
+          try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
           try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
           if let responder {
             try channel.pipeline.syncOperations.addHandler(
@@ -127,7 +128,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     if shuttingDown.value.load(ordering: .relaxed) { channel.close(promise: nil) }
     do {
       try await connection.executeThenClose { inbound, outbound in
-        var parts = inbound.makeAsyncIterator()
+        let parts = RequestStream(inbound.makeAsyncIterator(), limit: limits.maxRequestBodyBytes)
         while let part = try await parts.next() {
           guard case .head(let head) = part else { continue }
           setBusy(id, true)
@@ -138,38 +139,47 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
             try await writer.respond(status: rejection, text: "\(rejection.reasonPhrase)\n", close: true)
             return
           }
-          var body: ByteBuffer?
-          var tooLarge = false
-          reading: while let next = try await parts.next() {
-            switch next {
-            case .body(var chunk):
-              guard !tooLarge else { continue }
-              if (body?.readableBytes ?? 0) + chunk.readableBytes > limits.maxRequestBodyBytes {
-                tooLarge = true
-                body = nil
-              } else if body == nil {
-                body = chunk
-              } else {
-                body?.writeBuffer(&chunk)
-              }
-            case .end: break reading
-            case .head: return
-            }
-          }
-          if tooLarge {
+          let declaredLength = head.headers.first(name: "content-length").flatMap { Int($0) }
+          if let declaredLength, declaredLength > limits.maxRequestBodyBytes {
+            // Refused before its body is read. The connection closes; what the client already
+            // sent is read first (up to a bound), since closing on unread bytes sends a reset
+            // that can destroy the 413 before the client reads it.
             try await writer.respond(status: .payloadTooLarge, text: "request body too large\n", close: true)
+            await parts.discard(upTo: Self.lingerBytes)
             return
+          }
+          var body: RequestBody?
+          if (declaredLength ?? 0) > 0 || head.headers.contains(name: "transfer-encoding") {
+            parts.beginBody()
+            body = RequestBody(stream: parts, declaredLength: declaredLength)
+          } else {
+            reading: while let next = try await parts.next() {
+              switch next {
+              case .body: continue
+              case .end: break reading
+              case .head: return
+              }
+            }
           }
           let request = ServerRequest(
             head: head, body: body, remoteAddress: channel.remoteAddress, eventLoop: channel.eventLoop)
           do {
             try await handler.handle(request, writer: &writer)
+          } catch let error as RequestBodyError {
+            logger.debug("request body failed", metadata: ["uri": "\(head.uri)", "error": "\(error)"])
+            guard case .tooLarge = error, !writer.headSent else { return }
+            try await writer.respond(status: .payloadTooLarge, text: "request body too large\n", close: true)
+            return
           } catch {
             logger.debug("request failed", metadata: ["uri": "\(head.uri)", "error": "\(error)"])
             if writer.headSent { return }
             try await writer.respond(status: .internalServerError, text: "internal error\n", close: true)
             return
           }
+          // What the handler left of the body is read and dropped (bounded by the limit): the
+          // next request must parse, and closing with unread bytes would make the kernel reset
+          // the connection, which can destroy the response before the client reads it.
+          if body != nil, !parts.bodyEnded, !(await parts.drainBody()) { return }
           setBusy(id, false)
           if !writer.keepAlive || shuttingDown.value.load(ordering: .relaxed) { return }
         }
@@ -178,6 +188,9 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
       logger.trace("connection ended", metadata: ["error": "\(error)"])
     }
   }
+
+  /// How much of a refused body is read before closing (see the 413 above).
+  static var lingerBytes: Int { 256 << 10 }
 
   /// 414 for a request line over its limit, 431 for a header section over its limit.
   private func rejection(of head: HTTPRequestHead) -> HTTPResponseStatus? {

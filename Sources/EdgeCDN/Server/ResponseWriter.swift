@@ -36,6 +36,11 @@ public struct ResponseWriter {
     self.requestVersion = version
   }
 
+  /// Closes the connection after this response (before the head: it says so in Connection).
+  public mutating func closeAfterResponse() {
+    keepAlive = false
+  }
+
   /// Sends the head; sets the Connection field to match the keep-alive decision.
   public mutating func writeHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
     var headers = headers

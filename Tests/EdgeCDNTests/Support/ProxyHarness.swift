@@ -130,7 +130,9 @@ struct ProxyHarness: Sendable {
       var logger = Logger(label: "edge-cdn-test")
       logger.logLevel = .critical
       let origin = TestOrigin()
-      let originServer = try await HTTPServer(host: "127.0.0.1", port: 0, handler: origin, logger: logger)
+      // The origin takes uploads of any size the tests send through the proxy.
+      let originServer = try await HTTPServer(
+        host: "127.0.0.1", port: 0, handler: origin, limits: .init(maxRequestBodyBytes: 1 << 30), logger: logger)
       let originPort = originServer.localAddress?.port ?? 0
       var configuration = ProxyConfiguration(
         origin: .init(host: "127.0.0.1", port: originPort), listen: .init(host: "127.0.0.1", port: 0),
