@@ -19,7 +19,14 @@ let package = Package(
     .library(name: "EdgeCDN", targets: ["EdgeCDN"]),
     .executable(name: "edge-cdn", targets: ["edge-cdn"]),
   ],
+  traits: [
+    // Off by default: builds async-http-client into edge-cdn-bench only, for
+    // `edge-cdn-bench origin-client` (our OriginClient against it). A default build
+    // neither fetches, builds nor links it (docs/performance.md).
+    .trait(name: "OriginClientComparison", description: "edge-cdn-bench origin-client: compare with async-http-client")
+  ],
   dependencies: [
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
@@ -77,6 +84,12 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
+        // `origin-client`: our OriginClient against an in-process NIO origin (EdgeCDN's server).
+        "EdgeCDN",
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(
+          name: "AsyncHTTPClient", package: "async-http-client", condition: .when(traits: ["OriginClientComparison"])),
       ],
       swiftSettings: swiftSettings
     ),
