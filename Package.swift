@@ -20,7 +20,14 @@ let package = Package(
     .library(name: "EdgeCDN", targets: ["EdgeCDN"]),
     .executable(name: "edge-cdn", targets: ["edge-cdn"]),
   ],
+  traits: [
+    // Off by default: builds async-http-client into edge-cdn-bench only, for
+    // `edge-cdn-bench origin-client` (our OriginClient against it). A default build
+    // neither fetches, builds nor links it (docs/performance.md).
+    .trait(name: "OriginClientComparison", description: "edge-cdn-bench origin-client: compare with async-http-client")
+  ],
   dependencies: [
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
@@ -78,6 +85,12 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
+        // `origin-client`: our OriginClient against an in-process NIO origin (EdgeCDN's server).
+        "EdgeCDN",
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(
+          name: "AsyncHTTPClient", package: "async-http-client", condition: .when(traits: ["OriginClientComparison"])),
       ],
       swiftSettings: swiftSettings
     ),
@@ -120,6 +133,7 @@ let package = Package(
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
       ],
       swiftSettings: swiftSettings
     ),
@@ -150,6 +164,7 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
       ],
       swiftSettings: swiftSettings
     ),

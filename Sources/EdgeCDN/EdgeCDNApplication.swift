@@ -15,11 +15,13 @@ public struct EdgeCDNApplication<Store: Storage>: Sendable {
   let shutdownHook: ShutdownHook
 
   /// Validates the configuration and binds the listeners (a busy port fails here).
+  /// `proxyMetrics` carries the latency histograms' handles, made with the backend's factory.
   /// `onShutdown` runs after the listeners drained: flush the store, save eviction state.
   public static func start(
     configuration: ProxyConfiguration, store: Store,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-    metrics: (any MetricsExposition)? = nil, storeHealth: (@Sendable () async -> String?)? = nil,
+    metrics: (any MetricsExposition)? = nil, proxyMetrics: ProxyMetrics = ProxyMetrics(),
+    storeHealth: (@Sendable () async -> String?)? = nil,
     onShutdown: @escaping @Sendable () async -> Void = {}
   ) async throws -> EdgeCDNApplication {
     try configuration.validate()
@@ -31,7 +33,8 @@ public struct EdgeCDNApplication<Store: Storage>: Sendable {
         responseTimeout: .seconds(configuration.originResponseTimeoutSeconds),
         readIdleTimeout: .seconds(configuration.originResponseTimeoutSeconds * 2)),
       group: group)
-    let proxy = CachingProxy(store: store, origin: origin, configuration: configuration, logger: logger)
+    let proxy = CachingProxy(
+      store: store, origin: origin, configuration: configuration, logger: logger, metrics: proxyMetrics)
     let limits = HTTPServer<CachingProxy<Store>>.Limits(
       maxRequestLineBytes: configuration.maxRequestLineBytes, maxHeaderBytes: configuration.maxHeaderBytes,
       maxRequestBodyBytes: configuration.maxRequestBodyBytes, idleTimeout: .seconds(configuration.idleTimeoutSeconds),

@@ -34,6 +34,10 @@ struct DefaultStore: Sendable {
     ] {
       factory.durationHistogramBuckets["edge_cdn_store_\(name)"] = buckets
     }
+    // The proxy's request latencies span event-loop hits (microseconds) to slow origins.
+    for label in ProxyMetrics.durationLabels {
+      factory.durationHistogramBuckets[label] = ProxyMetrics.durationBuckets
+    }
     return factory
   }
 

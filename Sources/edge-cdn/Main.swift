@@ -132,6 +132,7 @@ struct EdgeCDNCommand: AsyncParsableCommand {
       metrics: ProxyMetricsExposition(
         registry: registry, diskMetrics: defaultStore.diskMetrics, tierMetrics: defaultStore.tierMetrics,
         proxy: { proxyBox.proxy }),
+      proxyMetrics: ProxyMetrics(factory: DefaultStore.metricsFactory(registry: registry)),
       storeHealth: { await defaultStore.healthProblem() },
       onShutdown: { await defaultStore.flush(logger: log) })
     proxyBox.set(app.proxy)

@@ -15,6 +15,9 @@ public struct CacheStatus: Hashable, Sendable, CustomStringConvertible {
   /// This request waited for another's origin fetch (coalesced).
   public var collapsed: Bool
   public var detail: String?
+  /// Not part of the field: the request counter this request incremented last, which
+  /// labels its latency observation (`ProxyMetrics`). Nil for a request no counter saw.
+  var outcome: ProxyCounters.Kind?
 
   public init(
     cacheName: String = "edge-cdn", hit: Bool = false, forward: Forward? = nil, forwardStatus: Int? = nil,

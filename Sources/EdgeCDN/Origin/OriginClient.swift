@@ -67,6 +67,49 @@ public final class OriginClient: Sendable {
     throw .connectionFailed(origin: origin, reason: "no connection")
   }
 
+  /// Sends a request whose body streams from `upload` while it is sent, with the
+  /// producer's pace (the pipe holds a few chunks); returns at the response head, which
+  /// may come before the body is all sent (the pipe then refuses further chunks and the
+  /// connection closes after the response). Never retried: the body is gone once sent.
+  /// The response timeout starts once the whole body went out, so a long upload is not
+  /// a slow origin; while it goes out the connection's idle timeout bounds a stall.
+  func send(_ head: HTTPRequestHead, upload: BodyPipe) async throws(OriginError) -> OriginResponse {
+    let connection: OriginConnection
+    do {
+      (connection, _) = try await self.connection()
+    } catch {
+      upload.cancel()
+      throw error
+    }
+    let timeout = configuration.responseTimeout
+    let timer = ResponseTimer()
+    do {
+      let response = try await connection.send(
+        head: head, body: nil,
+        upload: (
+          upload,
+          {
+            timer.start {
+              connection.channel.eventLoop.scheduleTask(in: timeout) { [timer] in
+                timer.fired.value.store(true, ordering: .relaxed)
+                connection.close()
+              }
+            }
+          }
+        ))
+      timer.stop()
+      return response
+    } catch {
+      timer.stop()
+      connection.close()
+      if timer.fired.value.load(ordering: .relaxed) {
+        throw .timeout(origin: origin, seconds: timeout.nanoseconds / 1_000_000_000)
+      }
+      if let error = error as? OriginError { throw error }
+      throw .connectionFailed(origin: origin, reason: "\(error)")
+    }
+  }
+
   static let idempotent: [HTTPMethod] = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE]
 
   private func withResponseTimeout(
@@ -121,6 +164,28 @@ public final class OriginClient: Sendable {
     for connection in idle.withLock({ idle in
       defer { idle = [] }; return idle
     }) { connection.close() }
+  }
+}
+
+/// The response timeout of a streamed request: armed once its body is sent, unless the
+/// head came first.
+final class ResponseTimer: Sendable {
+  private let state = Mutex<(stopped: Bool, scheduled: Scheduled<Void>?)>((false, nil))
+  let fired = Flag()
+
+  func start(_ schedule: () -> Scheduled<Void>) {
+    state.withLock { state in
+      guard !state.stopped else { return }
+      state.scheduled = schedule()
+    }
+  }
+
+  func stop() {
+    let scheduled = state.withLock { state in
+      state.stopped = true
+      return state.scheduled
+    }
+    scheduled?.cancel()
   }
 }
 

@@ -13,7 +13,29 @@ final class OriginConnection: Sendable {
   struct Job: Sendable {
     var head: HTTPRequestHead
     var body: ByteBuffer?
+    /// A body that streams while the request is sent; `sent` runs once all of it went out.
+    var upload: (pipe: BodyPipe, sent: @Sendable () -> Void)?
     var response: CheckedContinuation<OriginResponse, any Error>
+  }
+
+  /// A body being written by its own task while the response is read: an origin may
+  /// answer before it has read the whole request (an early 413 or 401).
+  fileprivate struct Upload {
+    let pipe: BodyPipe
+    let task: Task<Void, Never>
+    let finished: Flag
+    let abandoned: Flag
+
+    /// The origin answered before the body was all sent: stop sending (the client side
+    /// sees its pipe refuse chunks), and close the connection after this response.
+    func abandonIfUnfinished() -> Bool {
+      guard !finished.value.load(ordering: .acquiring) else { return false }
+      abandoned.value.store(true, ordering: .releasing)
+      pipe.cancel()
+      pipe.finish(error: .connectionFailed(origin: "", reason: "the origin answered before the body was sent"))
+      task.cancel()
+      return true
+    }
   }
 
   let channel: any Channel
@@ -44,7 +66,8 @@ final class OriginConnection: Sendable {
           channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHTTPClientHandlers()
             try channel.pipeline.syncOperations.addHandlers([
-              IdleStateHandler(readTimeout: readIdleTimeout), CloseOnIdleHandler(),
+              // Reads or writes: an upload that takes longer than this is not idle.
+              IdleStateHandler(allTimeout: readIdleTimeout), CloseOnIdleHandler(),
             ])
             return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
               wrappingChannelSynchronously: channel)
@@ -59,9 +82,11 @@ final class OriginConnection: Sendable {
   }
 
   /// Sends a request; returns when the response head arrives.
-  func send(head: HTTPRequestHead, body: ByteBuffer?) async throws -> OriginResponse {
+  func send(
+    head: HTTPRequestHead, body: ByteBuffer?, upload: (pipe: BodyPipe, sent: @Sendable () -> Void)? = nil
+  ) async throws -> OriginResponse {
     try await withCheckedThrowingContinuation { continuation in
-      let result = jobs.yield(Job(head: head, body: body, response: continuation))
+      let result = jobs.yield(Job(head: head, body: body, upload: upload, response: continuation))
       if case .enqueued = result { return }
       continuation.resume(throwing: OriginError.connectionFailed(origin: origin, reason: "connection closed"))
     }
@@ -82,13 +107,17 @@ final class OriginConnection: Sendable {
     // (A close mid-body is an error, not an end: NIOHTTP1 reports the truncated body as
     // HTTPParserError.invalidEOFState, so `parts.next()` throws rather than returning nil.)
     var streaming: BodyPipe?
+    var uploading: Upload?
     do {
       try await asyncChannel.executeThenClose { inbound, outbound in
         var parts = inbound.makeAsyncIterator()
         for await job in jobStream {
           pending = job
           var head = job.head
-          if let body = job.body {
+          if let upload = job.upload {
+            try await outbound.write(.head(head))
+            uploading = Self.startUpload(upload.pipe, sent: upload.sent, outbound: outbound, channel: channel)
+          } else if let body = job.body {
             head.headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
             try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(body)), .end(nil)])
           } else {
@@ -101,6 +130,7 @@ final class OriginConnection: Sendable {
             if case .head(let h) = part, h.status.code >= 200 { responseHead = h }
           }
           guard let responseHead else { throw ChannelError.eof }
+          let answeredEarly = uploading?.abandonIfUnfinished() ?? false
           let pipe = BodyPipe()
           streaming = pipe
           pending = nil
@@ -125,11 +155,18 @@ final class OriginConnection: Sendable {
               break reading
             }
           }
+          if let upload = uploading {
+            await upload.task.value
+            uploading = nil
+            // Part of the request body was never sent: the connection cannot carry another.
+            if answeredEarly || upload.abandoned.value.load(ordering: .acquiring) { break }
+          }
           if !responseHead.isKeepAlive || !job.head.isKeepAlive { break }
           onIdle(self)
         }
       }
     } catch {
+      _ = uploading?.abandonIfUnfinished()
       streaming?.finish(error: .connectionFailed(origin: origin, reason: "\(error)"))
       streaming = nil
       pending?.response.resume(
@@ -139,6 +176,34 @@ final class OriginConnection: Sendable {
     pending?.response.resume(throwing: OriginError.connectionFailed(origin: origin, reason: "connection closed"))
     usable.store(false, ordering: .relaxed)
     jobs.finish()
+  }
+}
+
+extension OriginConnection {
+  /// Writes the body as the client's side hands it over. A body that fails (the client
+  /// went away, or sent too much) closes the connection: the origin must not take a cut
+  /// body for a whole one, and with a Content-Length or chunked framing it will not.
+  fileprivate static func startUpload(
+    _ pipe: BodyPipe, sent: @escaping @Sendable () -> Void,
+    outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, channel: any Channel
+  ) -> Upload {
+    let finished = Flag()
+    let abandoned = Flag()
+    let task = Task {
+      do {
+        while let chunk = try await pipe.next() { try await outbound.write(.body(.byteBuffer(chunk))) }
+        try await outbound.write(.end(nil))
+        finished.value.store(true, ordering: .releasing)
+        sent()
+      } catch {
+        // Abandoned after an early answer: the response is still being read, keep it open.
+        if !abandoned.value.load(ordering: .acquiring) {
+          abandoned.value.store(true, ordering: .releasing)
+          channel.close(promise: nil)
+        }
+      }
+    }
+    return Upload(pipe: pipe, task: task, finished: finished, abandoned: abandoned)
   }
 }
 

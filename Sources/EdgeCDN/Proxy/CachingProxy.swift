@@ -23,19 +23,25 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   let logger: Logger
   private let refreshing = Mutex<Set<CacheHash>>([])
   private let counters = ProxyCounters()
+  let metrics: ProxyMetrics
   /// Fresh RAM hits answered on the event loop; nil when the store cannot answer
   /// synchronously or the setting turns it off.
   public let immediateResponder: (any ImmediateResponder)?
 
-  public init(store: Store, origin: OriginClient, configuration: ProxyConfiguration, logger: Logger) {
+  public init(
+    store: Store, origin: OriginClient, configuration: ProxyConfiguration, logger: Logger,
+    metrics: ProxyMetrics = ProxyMetrics()
+  ) {
     self.store = store
     self.origin = origin
     self.configuration = configuration
     self.logger = logger
+    self.metrics = metrics
     if configuration.immediateHitMaxBodyBytes > 0, let immediate = store as? any ImmediateLookup {
-      self.immediateResponder = FreshHitResponder(
+      let responder = FreshHitResponder(
         store: immediate, counters: counters, maxBodyBytes: configuration.immediateHitMaxBodyBytes,
         cacheName: configuration.cacheName, logger: logger, accessLogAtInfo: configuration.accessLogAtInfo)
+      self.immediateResponder = TimedImmediateResponder(inner: responder, metrics: metrics)
     } else {
       self.immediateResponder = nil
     }
@@ -50,7 +56,12 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     let started = ContinuousClock.now
     var status = CacheStatus(cacheName: configuration.cacheName)
     defer {
-      let elapsed = ContinuousClock.now - started
+      let now = ContinuousClock.now
+      let elapsed = now - started
+      if let outcome = status.outcome {
+        metrics.record(
+          outcome, received: started, headSent: writer.headSentAt, completed: writer.completed ? now : nil)
+      }
       let level: Logger.Level = configuration.accessLogAtInfo ? .info : .debug
       if logger.logLevel <= level {
         logger.log(
@@ -63,12 +74,13 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     }
     let head = request.head
     if head.method.rawValue == "PURGE" {
+      status.outcome = .purges
       try await purge(request, writer: &writer)
       return
     }
     guard Cacheability.isCacheableMethod(head.method) else {
       status.forward = .method
-      try await passThrough(request, status: status, writer: &writer, invalidate: true)
+      try await passThrough(request, status: &status, writer: &writer, invalidate: true)
       return
     }
     try await cached(request, status: &status, writer: &writer)
@@ -101,7 +113,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       }
       if head.method == .HEAD {
         // A HEAD miss is forwarded as is; filling the cache needs the body of a GET.
-        try await passThrough(request, status: status, writer: &writer, invalidate: false)
+        try await passThrough(request, status: &status, writer: &writer, invalidate: false)
         return
       }
       try await miss(request, primaryKey: key, index: index, status: &status, writer: &writer)
@@ -124,19 +136,19 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     status.hit = true
     status.ttl = ttl
     if fresh {
-      counters.count(.hits)
+      count(.hits, &status)
       try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
       return
     }
     let mayServeStale = !ext.mustRevalidate && !requestNoCache
     let staleness = max(0, -ttl)
     if mayServeStale, !meta.isFresh(at: now), requestCC.maxStale.map({ staleness <= Int64($0) }) == true {
-      counters.count(.hits)
+      count(.hits, &status)
       try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
       return
     }
     if mayServeStale, !meta.isFresh(at: now), meta.isWithinStaleWhileRevalidate(at: now) {
-      counters.count(.staleWhileRevalidate)
+      count(.staleWhileRevalidate, &status)
       refreshInBackground(key: key, primaryKey: primaryKey, meta: meta, request: request.head)
       status.detail = "stale-while-revalidate"
       try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
@@ -156,7 +168,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         &hit, key: key, primaryKey: primaryKey, ext: ext, request: request, requestCC: requestCC, status: &status,
         writer: &writer, ticket: ticket)
     case .waiter(let ticket):
-      counters.count(.coalesced)
+      count(.coalesced, &status)
       let timeout = TimeAmount.milliseconds(configuration.cacheLockTimeoutMilliseconds)
       if await ticket.wait(timeout: timeout, on: request.eventLoop) != nil,
         case .hit(var refreshed, let refreshedKey, _)? = try? await lookup(
@@ -200,7 +212,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     let requestTime = CacheTime.now()
     let response: OriginResponse
     do {
-      response = try await origin.send(originHead)
+      response = try await fetch(originHead)
     } catch {
       // Waiters revalidate for themselves (and serve stale under stale-if-error too).
       if let ticket { lock.release(ticket, outcome: .notStored) }
@@ -208,12 +220,12 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         try await serveStaleOnError(&hit, ext: ext, request: request, status: &status, writer: &writer, now: now)
         return
       }
-      try await originFailure(error, status: status, writer: &writer)
+      try await originFailure(error, status: &status, writer: &writer)
       return
     }
     status.forwardStatus = Int(response.head.status.code)
     if response.head.status == .notModified {
-      counters.count(.revalidated)
+      count(.revalidated, &status)
       while try await response.body.read() != nil {}
       let refreshed = await refreshMeta(
         key: key, meta: meta, notModified: response.head.headers, request: request.head, requestTime: requestTime)
@@ -244,7 +256,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     _ hit: inout CacheHit<Store.Hit>, ext: EntryExtensions, request: ServerRequest, status: inout CacheStatus,
     writer: inout ResponseWriter, now: CacheTime
   ) async throws {
-    counters.count(.staleIfError)
+    count(.staleIfError, &status)
     status.hit = true
     status.forward = nil
     status.forwardStatus = nil
@@ -290,7 +302,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         originHead.headers.replaceOrAdd(name: name, value: value)
       }
       let requestTime = CacheTime.now()
-      guard let response = try? await origin.send(originHead) else { return }
+      guard let response = try? await fetch(originHead) else { return }
       if response.head.status == .notModified {
         while (try? await response.body.read()) != nil {}
         _ = await refreshMeta(
@@ -313,14 +325,14 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   ) async throws {
     switch lock.acquire(primaryKey) {
     case .leader(let ticket):
-      counters.count(.misses)
+      count(.misses, &status)
       let requestTime = CacheTime.now()
       let response: OriginResponse
       do {
-        response = try await origin.send(Self.originHead(for: request.head, fill: true))
+        response = try await fetch(Self.originHead(for: request.head, fill: true))
       } catch {
         lock.release(ticket, outcome: .notStored)
-        try await originFailure(error, status: status, writer: &writer)
+        try await originFailure(error, status: &status, writer: &writer)
         return
       }
       status.forward = status.forward ?? .miss
@@ -328,7 +340,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         response, request: request, primaryKey: primaryKey, index: index, requestTime: requestTime, ticket: ticket,
         status: &status, writer: &writer)
     case .waiter(let ticket):
-      counters.count(.coalesced)
+      count(.coalesced, &status)
       let timeout = TimeAmount.milliseconds(configuration.cacheLockTimeoutMilliseconds)
       let outcome = await ticket.wait(timeout: timeout, on: request.eventLoop)
       status.collapsed = true
@@ -343,7 +355,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       }
       status.detail = outcome == nil ? "lock-timeout" : "not-stored"
       status.forward = .miss
-      try await passThrough(request, status: status, writer: &writer, invalidate: false)
+      try await passThrough(request, status: &status, writer: &writer, invalidate: false)
     }
   }
 
@@ -552,16 +564,84 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   /// Forwards a request the cache does not handle; a successful unsafe method
   /// invalidates the cached URL (RFC 9111 §4.4).
   private func passThrough(
-    _ request: ServerRequest, status: CacheStatus, writer: inout ResponseWriter, invalidate: Bool
+    _ request: ServerRequest, status: inout CacheStatus, writer: inout ResponseWriter, invalidate: Bool
   ) async throws {
-    counters.count(.passes)
-    let response: OriginResponse
-    do {
-      response = try await origin.send(Self.originHead(for: request.head, fill: false), body: request.body)
-    } catch {
-      try await originFailure(error, status: status, writer: &writer)
+    count(.passes, &status)
+    let head = Self.originHead(for: request.head, fill: false)
+    if let body = request.body {
+      try await passThrough(request, head: head, body: body, status: &status, writer: &writer, invalidate: invalidate)
       return
     }
+    let response: OriginResponse
+    do {
+      response = try await fetch(head)
+    } catch {
+      try await originFailure(error, status: &status, writer: &writer)
+      return
+    }
+    try await forwardPassed(response, request: request, status: status, writer: &writer, invalidate: invalidate)
+  }
+
+  /// A pass with a body: a child task streams it from the client to the origin while this
+  /// task waits for the origin's answer and forwards it, which may come before the body
+  /// ends (an early 413 or 401): the rest is then read and dropped by the child, and the
+  /// connection closes after the response. The handler returns only once the child has
+  /// read the body to its end, since the server reads the next request from the same stream.
+  private func passThrough(
+    _ request: ServerRequest, head: HTTPRequestHead, body: RequestBody, status: inout CacheStatus,
+    writer: inout ResponseWriter, invalidate: Bool
+  ) async throws {
+    var framed = head
+    if body.declaredLength == nil { framed.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
+    let originHead = framed
+    let upload = BodyPipe()
+    let uploaded = Flag()
+    let originName = "\(configuration.origin)"
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask { try await Self.pump(body, into: upload, uploaded: uploaded, origin: originName) }
+      let response: OriginResponse
+      do throws(OriginError) {
+        let start = ContinuousClock.now
+        response = try await origin.send(originHead, upload: upload)
+        metrics.recordOriginFirstByte(since: start)
+      } catch {
+        upload.cancel()
+        // A client that failed mid-body made the origin request fail: its error wins (413
+        // for a body over the limit), else the origin's (502/504).
+        try await group.waitForAll()
+        try await originFailure(error, status: &status, writer: &writer)
+        return
+      }
+      if !uploaded.value.load(ordering: .acquiring) { writer.closeAfterResponse() }
+      try await forwardPassed(response, request: request, status: status, writer: &writer, invalidate: invalidate)
+      try await group.waitForAll()
+    }
+  }
+
+  /// Copies the client's body into the upload pipe; once the origin refuses more (it
+  /// answered early or failed), reads the rest and drops it. A failure also ends the
+  /// upload with an error, so the origin connection closes rather than end a cut body.
+  private static func pump(_ body: RequestBody, into upload: BodyPipe, uploaded: Flag, origin: String) async throws {
+    var refused = false
+    do {
+      while let chunk = try await body.read() {
+        if !refused, !(await upload.send(chunk)) { refused = true }
+      }
+    } catch {
+      upload.finish(error: .connectionFailed(origin: origin, reason: "request body: \(error)"))
+      throw error
+    }
+    guard !refused else { return }
+    uploaded.value.store(true, ordering: .releasing)
+    upload.finish()
+  }
+
+  /// Forwards the origin's answer to a pass; a successful unsafe method invalidates the
+  /// cached URL (RFC 9111 §4.4).
+  private func forwardPassed(
+    _ response: OriginResponse, request: ServerRequest, status: CacheStatus, writer: inout ResponseWriter,
+    invalidate: Bool
+  ) async throws {
     if invalidate, request.head.method != .GET, request.head.method != .HEAD, request.head.method != .OPTIONS,
       (200..<400).contains(response.head.status.code)
     {
@@ -570,10 +650,10 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     try await forward(response, request: request.head, status: status, writer: &writer)
   }
 
-  private func originFailure(_ error: OriginError, status: CacheStatus, writer: inout ResponseWriter) async throws {
-    counters.count(.originErrors)
+  private func originFailure(_ error: OriginError, status: inout CacheStatus, writer: inout ResponseWriter) async throws
+  {
+    count(.originErrors, &status)
     logger.debug("origin failed", metadata: ["error": "\(error)"])
-    var status = status
     status.detail = error.responseStatus == 504 ? "origin-timeout" : "origin-error"
     try await writer.respond(
       status: HTTPResponseStatus(statusCode: Int(error.responseStatus)), headers: status.headers,
@@ -600,6 +680,20 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   }
 
   // MARK: Helpers
+
+  /// Counts the request and notes the outcome for its latency observation.
+  private func count(_ kind: ProxyCounters.Kind, _ status: inout CacheStatus) {
+    counters.count(kind)
+    status.outcome = kind
+  }
+
+  /// An origin request, timed to its response head (failures are counted, not timed).
+  private func fetch(_ head: HTTPRequestHead) async throws(OriginError) -> OriginResponse {
+    let start = ContinuousClock.now
+    let response = try await origin.send(head)
+    metrics.recordOriginFirstByte(since: start)
+    return response
+  }
 
   /// host + target: what identifies a resource. The host is lowercased (RFC 9110 §4.2.3).
   public static func cacheKey(for head: HTTPRequestHead) -> CacheKey {

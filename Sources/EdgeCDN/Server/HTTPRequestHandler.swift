@@ -1,11 +1,12 @@
 public import NIOCore
 public import NIOHTTP1
 
-/// A request as the server hands it to a handler: head and the (limited) body.
+/// A request as the server hands it to a handler: the head, and the body to stream.
 public struct ServerRequest: Sendable {
   public var head: HTTPRequestHead
-  /// Nil when the request had no body.
-  public var body: ByteBuffer?
+  /// Nil when the request has no body (neither Content-Length above 0 nor Transfer-Encoding).
+  /// A handler that does not read it leaves it to the server, which drops it.
+  public var body: RequestBody?
   public var remoteAddress: SocketAddress?
   /// The event loop of the client's connection, for timers.
   public var eventLoop: any EventLoop

@@ -42,6 +42,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
   private let logger: Logger
   private let hasImmediateResponder: Bool
   private let connections = Mutex<[ObjectIdentifier: (channel: any Channel, busy: Bool)]>([:])
+  private let unserved: UnservedConnections
   private let shuttingDown: Flag
 
   /// Whether the listening socket is still open.
@@ -62,6 +63,8 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     let shuttingDown = Flag()
     self.shuttingDown = shuttingDown
     let responder = handler.immediateResponder
+    let unserved = UnservedConnections()
+    self.unserved = unserved
     self.hasImmediateResponder = responder != nil
     self.listener = try await ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 1024)
@@ -76,13 +79,38 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
             try channel.pipeline.syncOperations.addHandler(
               ImmediateResponseHandler(responder: responder, shuttingDown: shuttingDown))
           }
-          return try Connection(wrappingChannelSynchronously: channel)
+          let connection = try Connection(wrappingChannelSynchronously: channel)
+          unserved.adopt(connection)
+          return connection
         }
       }
   }
 
+  /// Serves until a graceful shutdown, or until the calling task is cancelled, which is
+  /// taken as one: stop accepting, close idle connections, let responses in flight finish
+  /// (up to the drain timeout), then return.
+  ///
+  /// Why cancellation does not reach the accept loop: a `for await` over the listener's
+  /// connections that is cancelled drops the ones NIO has accepted but not yet handed over,
+  /// and a NIOAsyncChannel dropped unfinished traps the process ("Deinited NIOAsyncWriter
+  /// without calling finish()", swift-nio#2637). So the loop runs in a task of its own and
+  /// ends the way a graceful shutdown ends it: the listener closes, the loop takes every
+  /// connection still queued, and each is closed inside its `executeThenClose`.
   public func run() async throws {
-    try await withGracefulShutdownHandler {
+    let accepting = Task { try await self.acceptLoop() }
+    try await withTaskCancellationHandler {
+      try await withGracefulShutdownHandler {
+        try await accepting.value
+      } onGracefulShutdown: {
+        self.beginShutdown()
+      }
+    } onCancel: {
+      self.beginShutdown()
+    }
+  }
+
+  private func acceptLoop() async throws {
+    do {
       try await listener.executeThenClose { inbound in
         try await withThrowingDiscardingTaskGroup { group in
           for try await connection in inbound {
@@ -90,8 +118,18 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
           }
         }
       }
-    } onGracefulShutdown: {
-      self.beginShutdown()
+    } catch {
+      await closeUnserved()
+      throw error
+    }
+    await closeUnserved()
+  }
+
+  /// Connections NIO accepted while the listener closed never reach the loop: each is
+  /// finished and closed here (see `UnservedConnections`).
+  private func closeUnserved() async {
+    for connection in unserved.stop() {
+      try? await connection.executeThenClose { _, _ in }
     }
   }
 
@@ -121,12 +159,13 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
   private func serve(_ connection: Connection) async {
     let channel = connection.channel
     let id = ObjectIdentifier(channel)
+    unserved.served(id)
     connections.withLock { $0[id] = (channel, false) }
     defer { connections.withLock { _ = $0.removeValue(forKey: id) } }
     if shuttingDown.value.load(ordering: .relaxed) { channel.close(promise: nil) }
     do {
       try await connection.executeThenClose { inbound, outbound in
-        var parts = inbound.makeAsyncIterator()
+        let parts = RequestStream(inbound.makeAsyncIterator(), limit: limits.maxRequestBodyBytes)
         while let part = try await parts.next() {
           guard case .head(let head) = part else { continue }
           setBusy(id, true)
@@ -137,38 +176,47 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
             try await writer.respond(status: rejection, text: "\(rejection.reasonPhrase)\n", close: true)
             return
           }
-          var body: ByteBuffer?
-          var tooLarge = false
-          reading: while let next = try await parts.next() {
-            switch next {
-            case .body(var chunk):
-              guard !tooLarge else { continue }
-              if (body?.readableBytes ?? 0) + chunk.readableBytes > limits.maxRequestBodyBytes {
-                tooLarge = true
-                body = nil
-              } else if body == nil {
-                body = chunk
-              } else {
-                body?.writeBuffer(&chunk)
-              }
-            case .end: break reading
-            case .head: return
-            }
-          }
-          if tooLarge {
+          let declaredLength = head.headers.first(name: "content-length").flatMap { Int($0) }
+          if let declaredLength, declaredLength > limits.maxRequestBodyBytes {
+            // Refused before its body is read. The connection closes; what the client already
+            // sent is read first (up to a bound), since closing on unread bytes sends a reset
+            // that can destroy the 413 before the client reads it.
             try await writer.respond(status: .payloadTooLarge, text: "request body too large\n", close: true)
+            await parts.discard(upTo: Self.lingerBytes)
             return
+          }
+          var body: RequestBody?
+          if (declaredLength ?? 0) > 0 || head.headers.contains(name: "transfer-encoding") {
+            parts.beginBody()
+            body = RequestBody(stream: parts, declaredLength: declaredLength)
+          } else {
+            reading: while let next = try await parts.next() {
+              switch next {
+              case .body: continue
+              case .end: break reading
+              case .head: return
+              }
+            }
           }
           let request = ServerRequest(
             head: head, body: body, remoteAddress: channel.remoteAddress, eventLoop: channel.eventLoop)
           do {
             try await handler.handle(request, writer: &writer)
+          } catch let error as RequestBodyError {
+            logger.debug("request body failed", metadata: ["uri": "\(head.uri)", "error": "\(error)"])
+            guard case .tooLarge = error, !writer.headSent else { return }
+            try await writer.respond(status: .payloadTooLarge, text: "request body too large\n", close: true)
+            return
           } catch {
             logger.debug("request failed", metadata: ["uri": "\(head.uri)", "error": "\(error)"])
             if writer.headSent { return }
             try await writer.respond(status: .internalServerError, text: "internal error\n", close: true)
             return
           }
+          // What the handler left of the body is read and dropped (bounded by the limit): the
+          // next request must parse, and closing with unread bytes would make the kernel reset
+          // the connection, which can destroy the response before the client reads it.
+          if body != nil, !parts.bodyEnded, !(await parts.drainBody()) { return }
           setBusy(id, false)
           if !writer.keepAlive || shuttingDown.value.load(ordering: .relaxed) { return }
         }
@@ -178,6 +226,9 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     }
   }
 
+  /// How much of a refused body is read before closing (see the 413 above).
+  static var lingerBytes: Int { 256 << 10 }
+
   /// 414 for a request line over its limit, 431 for a header section over its limit.
   private func rejection(of head: HTTPRequestHead) -> HTTPResponseStatus? {
     if head.method.rawValue.utf8.count + head.uri.utf8.count + 10 > limits.maxRequestLineBytes { return .uriTooLong }
@@ -185,5 +236,41 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
     if headerBytes > limits.maxHeaderBytes { return .requestHeaderFieldsTooLarge }
     return nil
+  }
+}
+
+/// Connections accepted (their NIOAsyncChannel made in the child initializer) but not yet
+/// handed to `serve`. Why keep them: when the listener closes while NIO is accepting, a
+/// new connection can be dropped between the initializer and the accept loop, and a
+/// NIOAsyncChannel released without its writer finished traps the process
+/// (swift-nio#2637). Held here, each is either served or, once the loop has ended,
+/// finished and closed; one arriving after that is closed at once.
+final class UnservedConnections: Sendable {
+  typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+  private let state = Mutex<(stopped: Bool, waiting: [ObjectIdentifier: Connection])>((false, [:]))
+
+  func adopt(_ connection: Connection) {
+    let adopted = state.withLock { state -> Bool in
+      guard !state.stopped else { return false }
+      state.waiting[ObjectIdentifier(connection.channel)] = connection
+      return true
+    }
+    guard !adopted else { return }
+    connection.channel.close(promise: nil)
+    Task { try? await connection.executeThenClose { _, _ in } }
+  }
+
+  func served(_ id: ObjectIdentifier) {
+    _ = state.withLock { $0.waiting.removeValue(forKey: id) }
+  }
+
+  /// Ends adoption; returns the connections never served.
+  func stop() -> [Connection] {
+    state.withLock { state in
+      state.stopped = true
+      defer { state.waiting = [:] }
+      return Array(state.waiting.values)
+    }
   }
 }

@@ -43,7 +43,7 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
     try pipeline.addHandler(ResponseEncoder())
     try pipeline.addHandler(HTTPServerPipelineHandler())
     try pipeline.addHandler(NIOHTTPResponseHeadersValidator())
-    try pipeline.addHandler(HTTPServerProtocolErrorHandler())
+    try pipeline.addHandler(ProtocolErrorHandler())
   }
 
   static func isPreEncoded(_ head: HTTPResponseHead) -> Bool {

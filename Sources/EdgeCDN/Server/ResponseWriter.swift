@@ -16,6 +16,11 @@ public struct ResponseWriter {
   /// The status sent, for the access log.
   public private(set) var status: UInt = 0
   public private(set) var bodyBytes = 0
+  /// When the head was handed to the connection (with the first flush after it): the
+  /// end of the time a request waits for its answer, for the latency histograms.
+  public private(set) var headSentAt: ContinuousClock.Instant?
+  /// Whether the response's end was written.
+  public private(set) var completed = false
   let requestVersion: HTTPVersion
   static let flushThreshold = 64 << 10
   /// Work the response's end waits for. The leader of a miss sets it to the cache fill, so a
@@ -29,6 +34,11 @@ public struct ResponseWriter {
     self.outbound = outbound
     self.keepAlive = keepAlive
     self.requestVersion = version
+  }
+
+  /// Closes the connection after this response (before the head: it says so in Connection).
+  public mutating func closeAfterResponse() {
+    keepAlive = false
   }
 
   /// Sends the head; sets the Connection field to match the keep-alive decision.
@@ -69,6 +79,7 @@ public struct ResponseWriter {
     }
     pending.append(.end(nil))
     try await flush()
+    completed = true
   }
 
   /// Sends what is gathered now (a test origin trickling a body, a server-sent stream).
@@ -81,6 +92,7 @@ public struct ResponseWriter {
     pending.removeAll(keepingCapacity: true)
     pendingBytes = 0
     try await outbound.write(contentsOf: parts)
+    if headSent, headSentAt == nil { headSentAt = .now }
   }
 
   /// A complete small response: head, optional text body, end.

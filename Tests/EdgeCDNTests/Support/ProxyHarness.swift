@@ -123,13 +123,16 @@ struct ProxyHarness: Sendable {
   /// a thread of the cooperative pool. A test stuck for good still fails, by name.
   static func run(
     timeout: Int = 150, configure: @escaping @Sendable (inout ProxyConfiguration) -> Void = { _ in },
+    metrics: (any MetricsExposition)? = nil, proxyMetrics: ProxyMetrics? = nil,
     _ body: @escaping @Sendable (ProxyHarness) async throws -> Void
   ) async throws {
     try await withTimeout(seconds: timeout) {
       var logger = Logger(label: "edge-cdn-test")
       logger.logLevel = .critical
       let origin = TestOrigin()
-      let originServer = try await HTTPServer(host: "127.0.0.1", port: 0, handler: origin, logger: logger)
+      // The origin takes uploads of any size the tests send through the proxy.
+      let originServer = try await HTTPServer(
+        host: "127.0.0.1", port: 0, handler: origin, limits: .init(maxRequestBodyBytes: 1 << 30), logger: logger)
       let originPort = originServer.localAddress?.port ?? 0
       var configuration = ProxyConfiguration(
         origin: .init(host: "127.0.0.1", port: originPort), listen: .init(host: "127.0.0.1", port: 0),
@@ -142,7 +145,9 @@ struct ProxyHarness: Sendable {
       configuration.cacheLockTimeoutMilliseconds = 30_000
       configure(&configuration)
       let store = try MemoryStore(configuration: .init(byteBudget: 64 << 20, maxObjectSize: 8 << 20))
-      let app = try await EdgeCDNApplication.start(configuration: configuration, store: store, logger: logger)
+      let app = try await EdgeCDNApplication.start(
+        configuration: configuration, store: store, logger: logger, metrics: metrics,
+        proxyMetrics: proxyMetrics ?? ProxyMetrics())
       let group = MultiThreadedEventLoopGroup.singleton
       let client = OriginClient(
         configuration: .init(host: "127.0.0.1", port: app.server.localAddress?.port ?? 0), group: group)

@@ -46,6 +46,21 @@ final class RawClient: Sendable {
     try await channel.writeAndFlush(ByteBuffer(string: text)).get()
   }
 
+  func send(_ buffer: ByteBuffer) async throws {
+    try await channel.writeAndFlush(buffer).get()
+  }
+
+  /// Sends `count` bytes of `byte` in pieces of `piece` bytes, each written to the kernel
+  /// before the next (so a stalled peer stalls the sender, as a real client).
+  func send(repeating byte: UInt8, count: Int, piece: Int = 64 << 10) async throws {
+    var left = count
+    while left > 0 {
+      let n = min(piece, left)
+      try await send(ByteBuffer(repeating: byte, count: n))
+      left -= n
+    }
+  }
+
   var text: String { String(decoding: collector.received.withLock { $0 }, as: UTF8.self) }
   var isClosed: Bool { collector.closed.withLock { $0 } }
 
