@@ -397,11 +397,12 @@ public enum StorageConformance<S: Storage> {
   }
 }
 
-/// A small seeded generator, so a failing run can be replayed.
-struct SplitMix64: RandomNumberGenerator {
+/// A small seeded generator, so a failing run can be replayed (the store's test suites use
+/// it too).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
   var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
+  public init(seed: UInt64) { state = seed }
+  public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -1,4 +1,5 @@
 import NIOCore
+import StorageConformance
 import Testing
 
 @testable import EdgeCDNStore
@@ -56,7 +57,7 @@ struct CacheMetaEncodingTests {
   /// decode to something or throw `corruptMetadata`. Seeded, so failures replay.
   @Test("bit flips and garbage never trap")
   func garbage() {
-    var random = TestRandom(seed: 42)
+    var random = SplitMix64(seed: 42)
     let encoded = Array(Self.sample.encoded().readableBytesView)
     for _ in 0..<5000 {
       var bytes = encoded
@@ -96,17 +97,5 @@ struct CacheMetaEncodingTests {
     #expect(meta.response["content-type"] == "text/html; charset=utf-8")
     #expect(meta.response["etag"] == "\"abc\"")
     #expect(meta.response["missing"] == nil)
-  }
-}
-
-struct TestRandom: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
   }
 }

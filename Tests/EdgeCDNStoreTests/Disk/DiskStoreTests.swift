@@ -238,7 +238,9 @@ struct DiskStoreTests {
   @Test("the index holds at most 16 bytes per object")
   func indexBytesPerObject() {
     let index = DiskIndex()
-    var random = SystemRandomNumberGenerator()
+    // Seeded: with random keys, about one run in a hundred had one of the first 1000 keys
+    // share its 34 tag bits with a later one, which the checks below then miss.
+    var random = SplitMix64(seed: 16)
     let count = 200_000
     var hashes: [CacheHash] = []
     for i in 0..<count {
