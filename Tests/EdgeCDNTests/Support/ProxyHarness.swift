@@ -156,10 +156,9 @@ struct ProxyHarness: Sendable {
       }
       let harness = ProxyHarness(
         origin: origin, originServer: originServer, app: app, client: client, adminClient: adminClient, store: store)
-      // The servers run in unstructured tasks and always end by a graceful stop, never
-      // by cancellation: cancelling an accept loop while NIO holds an accepted connection
-      // not yet handed to it traps the process ("Deinited NIOAsyncWriter without
-      // calling finish()", swift-nio#2637), and a timed-out test cancels its body.
+      // The servers run in unstructured tasks and end by a graceful stop, so that a test's
+      // requests in flight get their answers. (Cancelling `run` is safe too since
+      // HTTPServer turns it into the same graceful stop: ServerCancellationTests.)
       var servers = [Task { try await originServer.run() }, Task { try await app.server.run() }]
       if let admin = app.admin { servers.append(Task { try await admin.run() }) }
       do {
