@@ -34,6 +34,10 @@ final class IdleConnectionResponder: ChannelInboundHandler, RemovableChannelHand
   /// Responses written since the last flush: flushed once per read, so pipelined hits
   /// share one syscall.
   private var unflushed = false
+  /// Something went on to the handlers behind since the last read completed. Why: when a
+  /// read brought only requests answered here, its completion is not passed on; it would
+  /// walk five handlers to the async channel's, which would find nothing to deliver.
+  private var forwarded = false
   /// As `ImmediateResponseHandler`'s: large responses not yet handed whole to the socket.
   private var largeWritesInFlight = 0
   private var closeWhenWritten = false
@@ -51,14 +55,14 @@ final class IdleConnectionResponder: ChannelInboundHandler, RemovableChannelHand
       if head.method == .GET || head.method == .HEAD, exchanges.isIdle {
         held = head
       } else {
-        context.fireChannelRead(data)
+        forward(context, data)
       }
     case .body:
       releaseHeld(context: context)
-      context.fireChannelRead(data)
+      forward(context, data)
     case .end:
       guard let head = held else {
-        context.fireChannelRead(data)
+        forward(context, data)
         return
       }
       held = nil
@@ -70,8 +74,8 @@ final class IdleConnectionResponder: ChannelInboundHandler, RemovableChannelHand
         write(response, head: bytes, context: context)
         return
       }
-      context.fireChannelRead(wrapInboundOut(.head(head)))
-      context.fireChannelRead(data)
+      forward(context, wrapInboundOut(.head(head)))
+      forward(context, data)
     }
   }
 
@@ -80,6 +84,8 @@ final class IdleConnectionResponder: ChannelInboundHandler, RemovableChannelHand
       unflushed = false
       context.flush()
     }
+    guard forwarded else { return }
+    forwarded = false
     context.fireChannelReadComplete()
   }
 
@@ -101,10 +107,15 @@ final class IdleConnectionResponder: ChannelInboundHandler, RemovableChannelHand
     closeWhenWritten = true
   }
 
+  private func forward(_ context: ChannelHandlerContext, _ data: NIOAny) {
+    forwarded = true
+    context.fireChannelRead(data)
+  }
+
   private func releaseHeld(context: ChannelHandlerContext) {
     guard let head = held else { return }
     held = nil
-    context.fireChannelRead(wrapInboundOut(.head(head)))
+    forward(context, wrapInboundOut(.head(head)))
   }
 
   private func write(_ response: ImmediateResponse, head: ByteBuffer, context: ChannelHandlerContext) {

@@ -168,4 +168,28 @@ import Testing
     let text = try writes(channel).joined()
     #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
   }
+
+  /// Counts the read completions that reach the end of the pipeline.
+  final class ReadCompletions: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    var count = 0
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+      count += 1
+      context.fireChannelReadComplete()
+    }
+  }
+
+  @Test func aReadAnsweredWhollyInFrontIsNotCompletedBehind() throws {
+    let (channel, _) = try serverChannel(behind: false)
+    defer { _ = try? channel.finish() }
+    let completions = ReadCompletions()
+    try channel.pipeline.syncOperations.addHandler(completions)
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\n\r\nGET /fast2 HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel).count == 2)
+    #expect(completions.count == 0)
+    try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\n\r\n"))
+    #expect(try inbound(channel).count == 2)
+    #expect(completions.count == 1, "the async path hears of a read that brought it a request")
+  }
 }
