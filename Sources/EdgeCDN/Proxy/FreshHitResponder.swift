@@ -48,6 +48,19 @@ final class FreshHitResponder: ImmediateResponder {
   func immediateResponse(
     to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse? {
+    response(to: head, keepAlive: keepAlive, connection: &connection, encodedOnly: false)
+  }
+
+  func encodedImmediateResponse(
+    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+  ) -> ImmediateResponse? {
+    response(to: head, keepAlive: keepAlive, connection: &connection, encodedOnly: true)
+  }
+
+  /// `encodedOnly`: nil, before counting or logging, when the hit's head is not serialised.
+  private func response(
+    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo, encodedOnly: Bool
+  ) -> ImmediateResponse? {
     guard head.method == .GET || head.method == .HEAD else { return nil }
     var host: String?
     for (name, value) in head.headers {
@@ -66,6 +79,8 @@ final class FreshHitResponder: ImmediateResponder {
       return !facts.isVaryIndex
     }
     guard let hit = found else { return nil }
+    let stored = encodesHeads ? encodedHead(of: hit) : nil
+    if encodedOnly, stored == nil { return nil }
     counters.count(.hits)
     let meta = hit.meta
     let ttl = (meta.freshUntil.millisecondsSinceEpoch - now.millisecondsSinceEpoch) / 1000
@@ -77,7 +92,7 @@ final class FreshHitResponder: ImmediateResponder {
     if logger.logLevel <= accessLogLevel {
       logAccess(head, status: status, bytes: isHEAD ? 0 : hit.bodySize, ttl: ttl)
     }
-    if encodesHeads, let stored = encodedHead(of: hit) {
+    if let stored {
       return encodedResponse(
         stored, hit: hit, age: max(0, age), ttl: ttl, keepAlive: keepAlive, version: head.version, isHEAD: isHEAD)
     }

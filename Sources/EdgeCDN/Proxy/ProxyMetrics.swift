@@ -97,6 +97,19 @@ struct TimedImmediateResponder<Inner: ImmediateResponder>: ImmediateResponder {
     metrics.recordFastHit(since: start)
     return response
   }
+
+  func encodedImmediateResponse(
+    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+  ) -> ImmediateResponse? {
+    guard metrics.sampleFastHit() else {
+      return inner.encodedImmediateResponse(to: head, keepAlive: keepAlive, connection: &connection)
+    }
+    let start = NIODeadline.now()
+    guard let response = inner.encodedImmediateResponse(to: head, keepAlive: keepAlive, connection: &connection)
+    else { return nil }
+    metrics.recordFastHit(since: start)
+    return response
+  }
 }
 
 extension Duration {

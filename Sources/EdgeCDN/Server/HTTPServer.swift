@@ -9,7 +9,8 @@ import Synchronization
 /// `HTTPServerPipelineHandler` (one request at a time, responses in order), limits on
 /// request line, header section, body and idle time, and 400 + close for malformed
 /// input (NIOHTTP1's `HTTPServerProtocolErrorHandler`). A handler's `ImmediateResponder`
-/// answers what it can on the event loop (`ImmediateResponseHandler`); the rest reaches
+/// answers what it can on the event loop (`IdleConnectionResponder` when nothing else is in
+/// flight, else `ImmediateResponseHandler`); the rest reaches
 /// the handler through a task per connection.
 ///
 /// A `Service`: on graceful shutdown it stops accepting, closes idle connections, lets
@@ -73,11 +74,17 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
       .childChannelOption(.maxMessagesPerRead, value: 16)
       .bind(host: host, port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
-          try ResponseEncoder.configureServerPipeline(channel.pipeline.syncOperations)
+          // First, so that it sees each socket read and write once, whichever handler answers.
           try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
+          let exchanges = OpenExchanges()
+          try ResponseEncoder.configureServerPipeline(
+            channel.pipeline.syncOperations, exchanges: exchanges,
+            front: responder.map {
+              IdleConnectionResponder(responder: $0, shuttingDown: shuttingDown, exchanges: exchanges)
+            })
           if let responder {
             try channel.pipeline.syncOperations.addHandler(
-              ImmediateResponseHandler(responder: responder, shuttingDown: shuttingDown))
+              ImmediateResponseHandler(responder: responder, shuttingDown: shuttingDown, exchanges: exchanges))
           }
           let connection = try Connection(wrappingChannelSynchronously: channel)
           unserved.adopt(connection)

@@ -16,6 +16,14 @@ public protocol ImmediateResponder: Sendable {
   func immediateResponse(
     to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse?
+
+  /// As `immediateResponse`, but only a response whose head is `.encoded` (written as it
+  /// is, ahead of NIOHTTP1's encoder: `IdleConnectionResponder`); nil, with no effect
+  /// (no counter, no log), for anything else. No default: a wrapper that forgot it would
+  /// silently send every hit the longer way.
+  func encodedImmediateResponse(
+    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+  ) -> ImmediateResponse?
 }
 
 extension ImmediateResponder {

@@ -39,9 +39,12 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
   /// async path: close now, or once the large responses in flight are written.
   struct CloseWhenWritten: Sendable {}
 
-  init(responder: any ImmediateResponder, shuttingDown: Flag) {
+  private let exchanges: OpenExchanges
+
+  init(responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges = OpenExchanges()) {
     self.responder = responder
     self.shuttingDown = shuttingDown
+    self.exchanges = exchanges
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -97,7 +100,10 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
   }
 
   private func write(_ response: ImmediateResponse, context: ChannelHandlerContext) {
-    if !response.keepAlive { closing = true }
+    if !response.keepAlive {
+      closing = true
+      exchanges.closing = true
+    }
     switch response.head {
     case .fields(let head):
       context.write(wrapOutboundOut(.head(head)), promise: nil)

@@ -35,12 +35,22 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
   /// Methods of the requests not yet answered, in order.
   private var methods = CircularBuffer<HTTPMethod>(initialCapacity: 4)
   private var mode = Mode.encoding
+  private let exchanges: OpenExchanges
+
+  init(exchanges: OpenExchanges = OpenExchanges()) {
+    self.exchanges = exchanges
+  }
 
   /// The server's HTTP/1.1 handlers, as `configureHTTPServerPipeline` adds them (request
   /// decoder, pipelining, header validation, protocol errors) with this encoder.
-  static func configureServerPipeline(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
+  /// `front`, when given, sits between the decoder and this encoder (`IdleConnectionResponder`).
+  static func configureServerPipeline(
+    _ pipeline: ChannelPipeline.SynchronousOperations, exchanges: OpenExchanges = OpenExchanges(),
+    front: (any ChannelHandler)? = nil
+  ) throws {
     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-    try pipeline.addHandler(ResponseEncoder())
+    if let front { try pipeline.addHandler(front) }
+    try pipeline.addHandler(ResponseEncoder(exchanges: exchanges))
     try pipeline.addHandler(HTTPServerPipelineHandler())
     try pipeline.addHandler(NIOHTTPResponseHeadersValidator())
     try pipeline.addHandler(ProtocolErrorHandler())
@@ -51,7 +61,11 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    if case .head(let head) = unwrapInboundIn(data) { methods.append(head.method) }
+    if case .head(let head) = unwrapInboundIn(data) {
+      methods.append(head.method)
+      exchanges.open += 1
+      if !head.isKeepAlive { exchanges.closing = true }
+    }
     context.fireChannelRead(data)
   }
 
@@ -69,6 +83,9 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
       if !informational {
         let method = methods.popFirst()
         mode = method == .HEAD || method == .CONNECT ? .bodiless : .encoding
+        if head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) {
+          exchanges.closing = true
+        }
       }
       encoder.write(context: context, data: data, promise: promise)
     case .body(let body):
@@ -78,6 +95,7 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
       case .bodiless: promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
       }
     case .end:
+      exchanges.open -= 1
       switch mode {
       case .encoding: encoder.write(context: context, data: data, promise: promise)
       case .preEncoded, .bodiless:

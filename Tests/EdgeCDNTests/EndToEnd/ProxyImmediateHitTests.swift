@@ -387,6 +387,28 @@ import Testing
     }
   }
 
+  /// What `IdleConnectionResponder` asks, through the proxy's responder as the server gets
+  /// it (wrapped for latency metrics): a pre-encoded hit, or nil with nothing counted.
+  @Test func theServersResponderAnswersPreEncodedOnlyWhenItCan() async throws {
+    try await ProxyHarness.run { h in
+      try await store(h, "/len", body: "abc", fields: [.init("Content-Length", "3")])
+      try await store(h, "/nolen", body: "abc", fields: [.init("X-A", "1")])
+      let responder = try #require(h.app.proxy.immediateResponder)
+      var memo = ImmediateConnectionMemo()
+      let hitsBefore = h.app.proxy.stats[.hits]
+      let hit = try #require(responder.encodedImmediateResponse(to: head("/len"), keepAlive: true, connection: &memo))
+      #expect(wireText(hit).hasSuffix("\r\n\r\nabc"))
+      #expect(h.app.proxy.stats[.hits] == hitsBefore + 1)
+      #expect(responder.encodedImmediateResponse(to: head("/nolen"), keepAlive: true, connection: &memo) == nil)
+      #expect(responder.encodedImmediateResponse(to: head("/absent"), keepAlive: true, connection: &memo) == nil)
+      #expect(h.app.proxy.stats[.hits] == hitsBefore + 1, "a decline counts nothing")
+      // Through the socket both are hits, the second by the handler behind the pipelining one.
+      #expect(try await h.get("/len").body == "abc")
+      #expect(try await h.get("/nolen").body == "abc")
+      #expect(h.app.proxy.stats[.hits] == hitsBefore + 3)
+    }
+  }
+
   @Test func largeBodiesFollowTheHeadUncopied() async throws {
     try await ProxyHarness.run { h in
       let big = String(repeating: "0123456789abcdef", count: 2048)  // 32 KiB

@@ -1,0 +1,195 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import EdgeCDN
+
+/// `IdleConnectionResponder`: a request on a connection with nothing in flight is answered
+/// ahead of the pipelining handler, as one write of the responder's bytes; anything else
+/// passes on, and responses stay in request order.
+@Suite struct IdleConnectionResponderTests {
+  /// Answers `/fast*` with fixed bytes (a head without body for HEAD); `/fields` only as
+  /// fields (so only `immediateResponse` answers it); everything else is declined.
+  struct Stub: ImmediateResponder {
+    static func bytes(_ uri: String, head: Bool) -> String {
+      let body = "<\(uri)>"
+      return "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + (head ? "" : body)
+    }
+
+    func immediateResponse(
+      to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+    ) -> ImmediateResponse? {
+      if head.uri == "/fields" {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Length", value: "3")
+        return ImmediateResponse(
+          head: HTTPResponseHead(version: .http1_1, status: .ok, headers: headers),
+          body: [ByteBuffer(string: "fld")], keepAlive: keepAlive)
+      }
+      return encodedImmediateResponse(to: head, keepAlive: keepAlive, connection: &connection)
+    }
+
+    func encodedImmediateResponse(
+      to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+    ) -> ImmediateResponse? {
+      guard head.uri.hasPrefix("/fast") else { return nil }
+      return ImmediateResponse(
+        encoded: ByteBuffer(string: Self.bytes(head.uri, head: head.method == .HEAD)), body: [], keepAlive: keepAlive)
+    }
+  }
+
+  /// The server's pipeline as `HTTPServer` builds it with a responder.
+  func serverChannel(behind: Bool = true) throws -> (EmbeddedChannel, OpenExchanges) {
+    let channel = EmbeddedChannel()
+    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    let exchanges = OpenExchanges()
+    let flag = Flag()
+    try ResponseEncoder.configureServerPipeline(
+      channel.pipeline.syncOperations, exchanges: exchanges,
+      front: IdleConnectionResponder(responder: Stub(), shuttingDown: flag, exchanges: exchanges))
+    if behind {
+      try channel.pipeline.syncOperations.addHandler(
+        ImmediateResponseHandler(responder: Stub(), shuttingDown: flag, exchanges: exchanges))
+    }
+    return (channel, exchanges)
+  }
+
+  /// Each flushed write, as text.
+  func writes(_ channel: EmbeddedChannel) throws -> [String] {
+    var texts: [String] = []
+    while let data = try channel.readOutbound(as: IOData.self) {
+      guard case .byteBuffer(let buffer) = data else { continue }
+      texts.append(String(buffer: buffer))
+    }
+    return texts
+  }
+
+  func inbound(_ channel: EmbeddedChannel) throws -> [HTTPServerRequestPart] {
+    var parts: [HTTPServerRequestPart] = []
+    while let part = try channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+    return parts
+  }
+
+  func respond(_ channel: EmbeddedChannel, _ body: String) throws {
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+    channel.write(
+      HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)), promise: nil)
+    channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil)
+    try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+  }
+
+  @Test func anIdleConnectionsHitIsOneWriteOfItsBytes() throws {
+    let (channel, exchanges) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"))
+    #expect(try writes(channel) == [Stub.bytes("/fast", head: false)])
+    #expect(try inbound(channel).isEmpty, "nothing reaches the async path")
+    #expect(exchanges.open == 0)
+    try channel.writeInbound(ByteBuffer(string: "HEAD /fast2 HTTP/1.1\r\nHost: x\r\n\r\n"))
+    #expect(try writes(channel) == [Stub.bytes("/fast2", head: true)])
+    #expect(channel.isActive)
+  }
+
+  @Test func pipelinedHitsShareOneFlushAndAMissKeepsTheOrder() throws {
+    let (channel, exchanges) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(
+      ByteBuffer(
+        string: "GET /fast1 HTTP/1.1\r\n\r\nGET /fast2 HTTP/1.1\r\n\r\nGET /slow HTTP/1.1\r\n\r\n"
+          + "GET /fast3 HTTP/1.1\r\n\r\nHEAD /fast4 HTTP/1.1\r\n\r\nGET /fields HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel) == [Stub.bytes("/fast1", head: false), Stub.bytes("/fast2", head: false)])
+    let slow = try inbound(channel)
+    #expect(slow.count == 2, "the miss's head and end, and nothing after it yet")
+    if case .head(let head) = slow.first { #expect(head.uri == "/slow") } else { Issue.record("no head first") }
+    #expect(exchanges.open == 4, "the miss and the three requests held behind it")
+    try respond(channel, "<slow>")
+    // The requests behind the miss are answered in order by the handler behind the
+    // pipelining handler, the last one through NIOHTTP1's encoder.
+    #expect(
+      try writes(channel).joined()
+        == "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<slow>" + Stub.bytes("/fast3", head: false)
+        + Stub.bytes("/fast4", head: true) + "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nfld")
+    #expect(try inbound(channel).isEmpty)
+    #expect(exchanges.open == 0)
+    // Idle again: the next hit is answered in front.
+    try channel.writeInbound(ByteBuffer(string: "GET /fast5 HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel) == [Stub.bytes("/fast5", head: false)])
+  }
+
+  @Test func aRequestWithABodyPassesOn() throws {
+    let (channel, exchanges) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"))
+    let parts = try inbound(channel)
+    #expect(parts.count == 3, "head, body, end")
+    #expect(try writes(channel).isEmpty)
+    #expect(exchanges.open == 1)
+    try respond(channel, "ok")
+    #expect(exchanges.open == 0)
+  }
+
+  @Test func connectionCloseEndsTheConnectionAfterTheResponse() throws {
+    let (channel, exchanges) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    #expect(try writes(channel) == [Stub.bytes("/fast", head: false)])
+    #expect(try inbound(channel).isEmpty)
+    #expect(exchanges.closing)
+    channel.embeddedEventLoop.run()
+    #expect(!channel.isActive)
+  }
+
+  @Test func afterAResponseThatClosesNothingIsAnsweredInFront() throws {
+    let (channel, exchanges) = try serverChannel(behind: false)
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\n\r\n"))
+    _ = try inbound(channel)
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Length", value: "0")
+    headers.add(name: "Connection", value: "close")
+    channel.write(
+      HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)), promise: nil)
+    try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+    #expect(exchanges.closing && exchanges.open == 0)
+    _ = try writes(channel)
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel).isEmpty, "not answered ahead of the server's close")
+    #expect(try inbound(channel).count == 2, "left to the handlers behind")
+  }
+
+  @Test func aMalformedRequestAfterAHitGets400() throws {
+    let (channel, _) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel) == [Stub.bytes("/fast", head: false)])
+    #expect(throws: (any Error).self) { try channel.writeInbound(ByteBuffer(string: "NOT HTTP\r\n\r\n")) }
+    let text = try writes(channel).joined()
+    #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+  }
+
+  /// Counts the read completions that reach the end of the pipeline.
+  final class ReadCompletions: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    var count = 0
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+      count += 1
+      context.fireChannelReadComplete()
+    }
+  }
+
+  @Test func aReadAnsweredWhollyInFrontIsNotCompletedBehind() throws {
+    let (channel, _) = try serverChannel(behind: false)
+    defer { _ = try? channel.finish() }
+    let completions = ReadCompletions()
+    try channel.pipeline.syncOperations.addHandler(completions)
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\n\r\nGET /fast2 HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel).count == 2)
+    #expect(completions.count == 0)
+    try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\n\r\n"))
+    #expect(try inbound(channel).count == 2)
+    #expect(completions.count == 1, "the async path hears of a read that brought it a request")
+  }
+}
