@@ -88,25 +88,24 @@ struct TimedImmediateResponder<Inner: ImmediateResponder>: ImmediateResponder {
   func immediateResponse(
     to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse? {
-    guard metrics.sampleFastHit() else {
-      return inner.immediateResponse(to: head, keepAlive: keepAlive, connection: &connection)
-    }
-    let start = NIODeadline.now()
-    guard let response = inner.immediateResponse(to: head, keepAlive: keepAlive, connection: &connection)
-    else { return nil }
-    metrics.recordFastHit(since: start)
-    return response
+    timed(&connection) { inner.immediateResponse(to: head, keepAlive: keepAlive, connection: &$0) }
   }
 
   func encodedImmediateResponse(
     to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse? {
-    guard metrics.sampleFastHit() else {
-      return inner.encodedImmediateResponse(to: head, keepAlive: keepAlive, connection: &connection)
-    }
+    timed(&connection) { inner.encodedImmediateResponse(to: head, keepAlive: keepAlive, connection: &$0) }
+  }
+
+  /// Times one answer when this request is sampled; a declined one records nothing.
+  @inline(__always)
+  private func timed(
+    _ connection: inout ImmediateConnectionMemo,
+    _ answer: (inout ImmediateConnectionMemo) -> ImmediateResponse?
+  ) -> ImmediateResponse? {
+    guard metrics.sampleFastHit() else { return answer(&connection) }
     let start = NIODeadline.now()
-    guard let response = inner.encodedImmediateResponse(to: head, keepAlive: keepAlive, connection: &connection)
-    else { return nil }
+    guard let response = answer(&connection) else { return nil }
     metrics.recordFastHit(since: start)
     return response
   }
