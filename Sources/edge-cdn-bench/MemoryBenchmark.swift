@@ -29,18 +29,28 @@ struct MemoryBenchmark: AsyncParsableCommand {
   @Option(help: "Distinct keys the hit benchmark cycles over.")
   var keys: Int = 4096
 
+  @Option(help: "Objects of 1 KiB written for the RAM-per-object figures (0 skips them).")
+  var footprintObjects: Int = 100_000
+
   @Option(
     help: ArgumentHelp("Only loop 1 KiB hits on `bare`, `noop` or `prometheus` (for a profiler).", visibility: .hidden))
   var profile: String?
 
   func validate() throws {
-    guard seconds > 0, batches >= 1, keys >= 1 else {
-      throw ValidationError("--seconds must be > 0, --batches >= 1 and --keys >= 1")
+    guard seconds > 0, batches >= 1, keys >= 1, footprintObjects >= 0 else {
+      throw ValidationError("--seconds must be > 0, --batches >= 1, --keys >= 1 and --footprint-objects >= 0")
     }
   }
 
   func run() async throws {
     var report = BenchReport()
+    // First, in a fresh heap: what the other figures allocate and free would blur it.
+    if profile == nil, footprintObjects > 0 {
+      let footprint = try await MemoryFootprint.measure(objects: footprintObjects)
+      report.record("memory.footprint_objects", footprint.objects)
+      report.record("memory.rss_bytes_per_object", footprint.residentBytesPerObject, decimals: 0)
+      report.record("memory.charged_bytes_per_object", footprint.chargedBytesPerObject, decimals: 0)
+    }
     let budget = Duration.milliseconds(Int64(seconds * 1000))
     let store = try MemoryStore(
       configuration: MemoryStoreConfiguration(byteBudget: 256 << 20, maxObjectSize: 8 << 20))
