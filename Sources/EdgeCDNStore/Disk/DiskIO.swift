@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -180,6 +181,23 @@ extension DiskIO {
     }
     bytes.removeLast(count - (try result.get()))
     return bytes
+  }
+
+  /// Up to `count` bytes at `offset`, read straight into a new ByteBuffer (shorter at
+  /// the end of the file): what hit reads and region reads hand on without a copy.
+  func readBuffer(count: Int, at offset: Int) throws(CacheError) -> ByteBuffer {
+    var out = ByteBuffer()
+    var failure: CacheError?
+    out.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+      do throws(CacheError) {
+        return try read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]), at: offset)
+      } catch {
+        failure = error
+        return 0
+      }
+    }
+    if let failure { throw failure }
+    return out
   }
 
   func write(_ bytes: [UInt8], at offset: Int) throws(CacheError) {

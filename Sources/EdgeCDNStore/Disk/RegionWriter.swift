@@ -429,18 +429,7 @@ final class RegionWriter: Sendable {
       let bytes: ByteBuffer
       do throws(CacheError) {
         bytes = try await DurableFile.onIOThread { () throws(CacheError) -> ByteBuffer in
-          var out = ByteBuffer()
-          var failure: CacheError?
-          out.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
-            do throws(CacheError) {
-              return try io.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]), at: offset)
-            } catch {
-              failure = error
-              return 0
-            }
-          }
-          if let failure { throw failure }
-          return out
+          try io.readBuffer(count: count, at: offset)
         }
       } catch {
         ioFailureHandler.withLock { $0 }?(error)
@@ -482,20 +471,7 @@ final class RegionWriter: Sendable {
 
   /// The same, blocking: only on NIO's thread pool.
   func readRegionBlocking(_ region: Int) throws(CacheError) -> ByteBuffer {
-    let offset = regionOffset(region)
-    let size = regionSize
-    var out = ByteBuffer()
-    var failure: CacheError?
-    out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-      do throws(CacheError) {
-        return try io.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<size]), at: offset)
-      } catch {
-        failure = error
-        return 0
-      }
-    }
-    if let failure { throw failure }
-    return out
+    try io.readBuffer(count: regionSize, at: regionOffset(region))
   }
 
   /// Zeroes a region's header in the file, so a crash before the region's next use is
