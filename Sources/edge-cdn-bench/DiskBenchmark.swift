@@ -335,12 +335,6 @@ struct DiskReopenProbe: AsyncParsableCommand {
   @Option var objects: Int
   @Flag(help: "Delete the index snapshot first, so the open replays the log.") var replay = false
 
-  @Option(
-    help: ArgumentHelp(
-      "Only these write-throughput writers, comma-separated (store, rawDirect, rawBuffered, rawPlain, fioDirect, fioBuffered): for profiling one.",
-      visibility: .hidden))
-  var writers: String?
-
   func run() async throws {
     _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 20)
     if replay { unlink(path + "/cache.data.index") }

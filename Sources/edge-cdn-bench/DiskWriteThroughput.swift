@@ -69,7 +69,7 @@ struct DiskWriteThroughput {
     return nil
   }
 
-  /// Runs the rounds and records the figures; returns whether the store wrote direct.
+  /// Runs the rounds and records the figures.
   func run(into report: inout BenchReport) async throws {
     let fio = Self.fioPath()
     let writers = Writer.allCases.filter {

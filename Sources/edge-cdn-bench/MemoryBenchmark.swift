@@ -115,11 +115,6 @@ struct MemoryBenchmark: AsyncParsableCommand {
     report.printFigures()
   }
 
-  static func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted[sorted.count / 2]
-  }
-
   static func meta() -> CacheMeta {
     let now = CacheTime.now()
     return CacheMeta(

@@ -18,6 +18,8 @@ struct DefaultStore: Sendable {
   let diskMetrics: DiskTierMetrics?
   /// Each tier's metrics, whose in-flight gauges /metrics publishes before rendering.
   let tierMetrics: [StoreMetrics]
+  /// The registry's factory with the store's buckets, for the proxy's metrics too.
+  let metricsFactory: PrometheusMetricsFactory
 
   /// Store timers measure microseconds, not the seconds swift-prometheus's default
   /// buckets (5 ms and up) are made for.
@@ -74,7 +76,9 @@ struct DefaultStore: Sendable {
     let tiered = TieredStore(
       memory: memory, disk: disk, configuration: tieredConfiguration(configuration), metricsFactory: factory,
       logger: logger)
-    return DefaultStore(store: tiered, diskStore: diskStore, diskMetrics: diskMetrics, tierMetrics: tierMetrics)
+    return DefaultStore(
+      store: tiered, diskStore: diskStore, diskMetrics: diskMetrics, tierMetrics: tierMetrics,
+      metricsFactory: factory)
   }
 
   /// The tiered settings as read, with the RAM tier's object limit filled in: `TieredStore` finds

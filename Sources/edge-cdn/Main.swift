@@ -132,7 +132,7 @@ struct EdgeCDNCommand: AsyncParsableCommand {
       metrics: ProxyMetricsExposition(
         registry: registry, diskMetrics: defaultStore.diskMetrics, tierMetrics: defaultStore.tierMetrics,
         proxy: { proxyBox.proxy }),
-      proxyMetrics: ProxyMetrics(factory: DefaultStore.metricsFactory(registry: registry)),
+      proxyMetrics: ProxyMetrics(factory: defaultStore.metricsFactory),
       storeHealth: { await defaultStore.healthProblem() },
       onShutdown: { await defaultStore.flush(logger: log) })
     proxyBox.set(app.proxy)

@@ -17,9 +17,6 @@ public enum CommandLineShorthand: String, CaseIterable, Sendable {
   case accessLog = "access-log"
   case logLevel = "log-level"
 
-  /// The option as typed, e.g. `--idle-timeout`.
-  public var flag: String { "--" + rawValue }
-
   /// The setting's key, as docs/configuration.md and error messages name it.
   public var setting: String {
     switch self {

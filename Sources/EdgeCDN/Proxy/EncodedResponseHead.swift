@@ -24,7 +24,7 @@ final class EncodedResponseHead: Sendable {
 
   private static func encode(_ response: CacheMeta.ResponseHeader, bodySize: Int) -> ByteBuffer? {
     let status = HTTPResponseStatus(statusCode: Int(response.status))
-    guard status.mayHaveResponseBody, case let phrase = status.reasonPhrase, isValidReasonPhrase(phrase) else {
+    guard status.mayHaveResponseBody, case let phrase = status.reasonPhrase, isValidValue(phrase) else {
       return nil
     }
     var contentLengths = 0
@@ -77,9 +77,5 @@ final class EncodedResponseHead: Sendable {
   /// No control character but HTAB: what NIOHTTP1's response validator accepts as a value.
   static func isValidValue(_ value: String) -> Bool {
     value.utf8.allSatisfy { $0 == 0x09 || ($0 > 0x1f && $0 != 0x7f) }
-  }
-
-  static func isValidReasonPhrase(_ phrase: String) -> Bool {
-    phrase.utf8.allSatisfy { $0 == 0x09 || ($0 > 0x1f && $0 != 0x7f) }
   }
 }

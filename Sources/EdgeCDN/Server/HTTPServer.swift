@@ -8,7 +8,7 @@ import Synchronization
 /// An HTTP/1.1 listener: keep-alive, pipelining made safe by NIOHTTP1's
 /// `HTTPServerPipelineHandler` (one request at a time, responses in order), limits on
 /// request line, header section, body and idle time, and 400 + close for malformed
-/// input (NIOHTTP1's `HTTPServerProtocolErrorHandler`). A handler's `ImmediateResponder`
+/// input (`ProtocolErrorHandler`, NIOHTTP1's one made aware of early answers). A handler's `ImmediateResponder`
 /// answers what it can on the event loop (`IdleConnectionResponder` when nothing else is in
 /// flight, else `ImmediateResponseHandler`); the rest reaches
 /// the handler through a task per connection.

@@ -41,7 +41,7 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
 
   private let exchanges: OpenExchanges
 
-  init(responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges = OpenExchanges()) {
+  init(responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges) {
     self.responder = responder
     self.shuttingDown = shuttingDown
     self.exchanges = exchanges

@@ -17,9 +17,6 @@ public struct RequestBody: Sendable {
   public func read() async throws(RequestBodyError) -> ByteBuffer? {
     try await stream.readBody()
   }
-
-  /// Whether the body was read to its end.
-  public var isComplete: Bool { stream.bodyEnded }
 }
 
 /// Why a request body could not be read to its end.

@@ -37,7 +37,7 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
   private var mode = Mode.encoding
   private let exchanges: OpenExchanges
 
-  init(exchanges: OpenExchanges = OpenExchanges()) {
+  init(exchanges: OpenExchanges) {
     self.exchanges = exchanges
   }
 

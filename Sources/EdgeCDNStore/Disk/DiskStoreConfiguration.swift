@@ -3,7 +3,7 @@
 public struct DiskStoreConfiguration: Sendable, Hashable {
   /// Folder holding the cache file (`cache.data`); created when missing.
   public var path: String
-  /// Size of the cache file in bytes: the tier's byte budget. Rounded down to whole regions.
+  /// Bytes of regions in the cache file (the file is 4 KiB larger: its header): the tier's byte budget. Rounded down to whole regions.
   public var size: Int
   /// Unit of writing and of reclaim. Large regions mean large sequential writes and a
   /// cheap FIFO; each open or flushing region costs its size in RAM.

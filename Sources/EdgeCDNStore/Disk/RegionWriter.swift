@@ -464,12 +464,7 @@ final class RegionWriter: Sendable {
     }
   }
 
-  /// Reads a whole region from the file (for reclaim and recovery).
-  func readRegion(_ region: Int) async throws(CacheError) -> ByteBuffer {
-    try await DurableFile.onIOThread { () throws(CacheError) -> ByteBuffer in try self.readRegionBlocking(region) }
-  }
-
-  /// The same, blocking: only on NIO's thread pool.
+  /// Reads a whole region from the file (for reclaim and recovery), blocking: only on NIO's thread pool.
   func readRegionBlocking(_ region: Int) throws(CacheError) -> ByteBuffer {
     try io.readBuffer(count: regionSize, at: regionOffset(region))
   }
@@ -481,17 +476,6 @@ final class RegionWriter: Sendable {
     let offset = regionOffset(region)
     try await DurableFile.onIOThread { () throws(CacheError) in
       try io.write([UInt8](repeating: 0, count: RecordFormat.regionHeaderSize), at: offset)
-    }
-  }
-
-  /// Reads a whole region into `buffer` (reused across regions by recovery, so a scan
-  /// holds one region of RAM and frees it explicitly); returns the bytes read.
-  func readRegion(_ region: Int, into buffer: RegionBuffer) async throws(CacheError) -> Int {
-    let io = self.io
-    let offset = regionOffset(region)
-    let size = min(regionSize, buffer.memory.count)
-    return try await DurableFile.onIOThread { () throws(CacheError) -> Int in
-      try io.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.memory[0..<size]), at: offset)
     }
   }
 

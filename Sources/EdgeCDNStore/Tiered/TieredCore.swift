@@ -100,7 +100,7 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     let read = TieredLowerRead(
       source: .disk(hit.handler), fill: fill, core: self, key: key, epoch: epoch, stamp: stamp,
       isPromotion: true)
-    return CacheHit(meta: hit.meta, handler: .lower(read))
+    return CacheHit(meta: hit.meta, handler: .init(lower: read))
   }
 
   private func sharedHit(
@@ -131,7 +131,7 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     let read = TieredLowerRead(
       source: .shared(stream, size: head.bodySize), fill: fill, core: self, key: key, epoch: epoch,
       stamp: stamp, isPromotion: false)
-    return CacheHit(meta: head.meta, handler: .lower(read))
+    return CacheHit(meta: head.meta, handler: .init(lower: read))
   }
 
   /// Removes a copy that finished after a purge or meta update began: a removal is

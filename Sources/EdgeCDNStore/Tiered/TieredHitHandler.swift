@@ -39,22 +39,11 @@ public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
     self.lowerRead = .none
   }
 
-  /// A read of RAM.
-  @inlinable
-  public static func memory(_ handler: consuming Memory.Hit) -> Self {
-    Self(memory: handler)
-  }
-
   /// A disk or shared-tier read, possibly copying into the tiers above as it goes.
   init(lower read: TieredLowerRead<Memory, Disk>) {
     self.tier = .lower
     self.memory = .none
     self.lowerRead = .some(read)
-  }
-
-  /// A disk or shared-tier read.
-  static func lower(_ read: TieredLowerRead<Memory, Disk>) -> Self {
-    Self(lower: read)
   }
 
   @inlinable

@@ -23,7 +23,8 @@ struct CRC32CTests {
     }
   }
 
-  @Test("the hardware and software paths agree on every length and alignment")
+  // Without SSE 4.2 `checksum` is the software path, and this would compare it with itself.
+  @Test("the hardware and software paths agree on every length and alignment", .enabled(if: CRC32C.hardware))
   func hardwareMatchesSoftware() {
     var state: UInt64 = 0x1234_5678
     let data = (0..<50_000).map { _ -> UInt8 in
