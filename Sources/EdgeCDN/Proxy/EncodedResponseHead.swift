@@ -59,19 +59,7 @@ final class EncodedResponseHead: Sendable {
 
   /// RFC 9110 token: what NIOHTTP1's response validator accepts as a field name.
   static func isValidName(_ name: String) -> Bool {
-    !name.isEmpty
-      && name.utf8.allSatisfy { byte in
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-          UInt8(ascii: "A")...UInt8(ascii: "Z"):
-          true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-          UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-          UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-          true
-        default: false
-        }
-      }
+    !name.isEmpty && name.utf8.allSatisfy(ASCII.isTokenByte)
   }
 
   /// No control character but HTAB: what NIOHTTP1's response validator accepts as a value.

@@ -48,19 +48,6 @@ final class FreshHitResponder: ImmediateResponder {
   func immediateResponse(
     to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse? {
-    response(to: head, keepAlive: keepAlive, connection: &connection, encodedOnly: false)
-  }
-
-  func encodedImmediateResponse(
-    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
-  ) -> ImmediateResponse? {
-    response(to: head, keepAlive: keepAlive, connection: &connection, encodedOnly: true)
-  }
-
-  /// `encodedOnly`: nil, before counting or logging, when the hit's head is not serialised.
-  private func response(
-    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo, encodedOnly: Bool
-  ) -> ImmediateResponse? {
     guard head.method == .GET || head.method == .HEAD else { return nil }
     var host: String?
     for (name, value) in head.headers {
@@ -71,16 +58,38 @@ final class FreshHitResponder: ImmediateResponder {
       }
     }
     let key = LastKey.key(host: host, uri: head.uri, memo: &connection)
+    return response(
+      key: key, isHEAD: head.method == .HEAD, version: head.version, keepAlive: keepAlive, encodedOnly: false
+    ) { head.uri }
+  }
+
+  /// The scanner has vouched that the request is a plain GET or HEAD (`WireRequestScan`).
+  func wireResponse(
+    to request: WireRequest, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+  ) -> ImmediateResponse? {
+    guard encodesHeads else { return nil }
+    let key = LastKey.key(of: request, memo: &connection)
+    return response(
+      key: key, isHEAD: request.isHEAD, version: request.version, keepAlive: keepAlive, encodedOnly: true
+    ) { request.uri }
+  }
+
+  /// `encodedOnly`: nil, before the store counts anything, when the hit's head is not
+  /// serialised. `uri` is read only for the access log.
+  private func response(
+    key: CacheKey, isHEAD: Bool, version: HTTPVersion, keepAlive: Bool, encodedOnly: Bool, uri: () -> String
+  ) -> ImmediateResponse? {
     let now = CacheTime.now()
     var facts = EntryExtensions.HitFacts()
-    let found = store.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: head.method != .HEAD) { meta in
+    var stored: ByteBuffer?
+    let found = store.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: !isHEAD) { meta, bodySize, memo in
       guard meta.isFresh(at: now) else { return false }
       facts = EntryExtensions.hitFacts(of: meta.extensions)
-      return !facts.isVaryIndex
+      guard !facts.isVaryIndex else { return false }
+      if encodesHeads { stored = encodedHead(of: meta.response, bodySize: bodySize, memo: memo) }
+      return stored != nil || !encodedOnly
     }
     guard let hit = found else { return nil }
-    let stored = encodesHeads ? encodedHead(of: hit) : nil
-    if encodedOnly, stored == nil { return nil }
     counters.count(.hits)
     let meta = hit.meta
     let ttl = (meta.freshUntil.millisecondsSinceEpoch - now.millisecondsSinceEpoch) / 1000
@@ -88,27 +97,28 @@ final class FreshHitResponder: ImmediateResponder {
       initialAge: facts.initialAge, responseTime: meta.updated.secondsSinceEpoch, now: now.secondsSinceEpoch)
     var keepAlive = keepAlive
     let status = HTTPResponseStatus(statusCode: Int(meta.response.status))
-    let isHEAD = head.method == .HEAD
     if logger.logLevel <= accessLogLevel {
-      logAccess(head, status: status, bytes: isHEAD ? 0 : hit.bodySize, ttl: ttl)
+      logAccess(method: isHEAD ? "HEAD" : "GET", uri: uri(), status: status, bytes: isHEAD ? 0 : hit.bodySize, ttl: ttl)
     }
     if let stored {
       return encodedResponse(
-        stored, hit: hit, age: max(0, age), ttl: ttl, keepAlive: keepAlive, version: head.version, isHEAD: isHEAD)
+        stored, hit: hit, age: max(0, age), ttl: ttl, keepAlive: keepAlive, version: version, isHEAD: isHEAD)
     }
     let headers = responseHeaders(
-      meta.response.fields, age: max(0, age), ttl: ttl, keepAlive: &keepAlive, requestVersion: head.version)
+      meta.response.fields, age: max(0, age), ttl: ttl, keepAlive: &keepAlive, requestVersion: version)
     return ImmediateResponse(
       head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: isHEAD ? [] : hit.body,
       keepAlive: keepAlive)
   }
 
   /// The entry's serialised head, built by the first hit on this stored version and kept
-  /// in the entry; nil when the head is not encodable (see `EncodedResponseHead`).
-  private func encodedHead(of hit: ImmediateHit) -> ByteBuffer? {
-    if let kept = hit.memo?.memo(as: EncodedResponseHead.self) { return kept.bytes }
-    let built = EncodedResponseHead(hit.meta.response, bodySize: hit.bodySize)
-    return (hit.memo?.keepMemo(built) ?? built).bytes
+  /// in the entry's memo; nil when the head is not encodable (see `EncodedResponseHead`).
+  private func encodedHead(
+    of response: CacheMeta.ResponseHeader, bodySize: Int, memo: (any EntryMemo)?
+  ) -> ByteBuffer? {
+    if let kept = memo?.memo(as: EncodedResponseHead.self) { return kept.bytes }
+    let built = EncodedResponseHead(response, bodySize: bodySize)
+    return (memo?.keepMemo(built) ?? built).bytes
   }
 
   /// The stored head, then what is per request (Age, Cache-Status, Connection), then a
@@ -176,11 +186,11 @@ final class FreshHitResponder: ImmediateResponder {
     return headers
   }
 
-  private func logAccess(_ head: HTTPRequestHead, status: HTTPResponseStatus, bytes: Int, ttl: Int64) {
+  private func logAccess(method: String, uri: String, status: HTTPResponseStatus, bytes: Int, ttl: Int64) {
     logger.log(
       level: accessLogLevel, "access",
       metadata: [
-        "method": "\(head.method.rawValue)", "uri": "\(head.uri)", "status": "\(status.code)", "bytes": "\(bytes)",
+        "method": "\(method)", "uri": "\(uri)", "status": "\(status.code)", "bytes": "\(bytes)",
         "cache": "\(cacheStatusPrefix)\(ttl)", "duration_ms": "0", "path": "immediate",
       ])
   }
@@ -188,31 +198,60 @@ final class FreshHitResponder: ImmediateResponder {
 
 /// The key of a connection's last fast-path request. Why: the key's BLAKE2b was about 8%
 /// of a hit's CPU, and a connection often asks for the same URL again (a poller, a
-/// player's manifest, a benchmark); comparing two short strings costs far less. Updated
-/// in place, so a connection whose URLs all differ allocates it once.
+/// player's manifest, a benchmark); comparing the request's bytes with the key's costs
+/// far less.
 final class LastKey {
-  var host: String?
-  var uri: String
   var key: CacheKey
 
-  init(host: String?, uri: String, key: CacheKey) {
-    self.host = host
-    self.uri = uri
+  init(key: CacheKey) {
     self.key = key
   }
 
   static func key(host: String?, uri: String, memo: inout ImmediateConnectionMemo) -> CacheKey {
-    guard let last = memo.value as? LastKey else {
-      let key = RequestKey.of(host: host, uri: uri)
-      memo.value = LastKey(host: host, uri: uri, key: key)
-      return key
+    if let last = memo.value as? LastKey, last.names(host: host?.utf8, target: uri.utf8) { return last.key }
+    return remember(RequestKey.of(host: host, uri: uri), in: &memo)
+  }
+
+  static func key(of request: WireRequest, memo: inout ImmediateConnectionMemo) -> CacheKey {
+    request.withTargetAndHost { target, host in
+      if let last = memo.value as? LastKey, last.names(host: host, target: target) { return last.key }
+      return remember(RequestKey.of(host: host, target: target), in: &memo)
     }
-    if last.uri == uri, last.host == host { return last.key }
-    let key = RequestKey.of(host: host, uri: uri)
-    last.host = host
-    last.uri = uri
-    last.key = key
+  }
+
+  /// Kept in place, so a connection whose URLs all differ allocates one `LastKey`.
+  private static func remember(_ key: CacheKey, in memo: inout ImmediateConnectionMemo) -> CacheKey {
+    if let last = memo.value as? LastKey {
+      last.key = key
+    } else {
+      memo.value = LastKey(key: key)
+    }
     return key
+  }
+
+  /// Whether the key's primary is `host` lowercased then `target`, as `RequestKey` builds
+  /// it; false for a non-ASCII host (its lowercasing is Unicode's: built again).
+  private func names<Host: Collection<UInt8>, Target: Collection<UInt8>>(host: Host?, target: Target) -> Bool {
+    let hostCount = host?.count ?? 0
+    guard key.variance == nil, key.namespace.isEmpty, key.primary.count == hostCount + target.count else {
+      return false
+    }
+    return key.primary.withUnsafeBufferPointer { primary in
+      var index = 0
+      if let host {
+        for byte in host {
+          guard byte < 0x80, primary[index] == (byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte) else {
+            return false
+          }
+          index += 1
+        }
+      }
+      for byte in target {
+        guard primary[index] == byte else { return false }
+        index += 1
+      }
+      return true
+    }
   }
 }
 
@@ -247,21 +286,6 @@ enum ResponseField {
     case 14: return ASCII.equals(utf8, "content-length") ? .contentLength : .other
     case 17: return ASCII.equals(utf8, "transfer-encoding") ? .transferEncoding : .other
     default: return .other
-    }
-  }
-}
-
-enum ASCII {
-  /// `text` equals the lowercase `lower`, ignoring ASCII case.
-  static func equals(_ text: String.UTF8View, _ lower: StaticString) -> Bool {
-    guard text.count == lower.utf8CodeUnitCount else { return false }
-    return hasPrefix(text, lower)
-  }
-
-  static func hasPrefix(_ text: String.UTF8View, _ lower: StaticString) -> Bool {
-    guard text.count >= lower.utf8CodeUnitCount else { return false }
-    return lower.withUTF8Buffer { expected in
-      zip(text, expected).allSatisfy { a, b in a == b || (a >= 0x41 && a <= 0x5a && a | 0x20 == b) }
     }
   }
 }

@@ -91,10 +91,10 @@ struct TimedImmediateResponder<Inner: ImmediateResponder>: ImmediateResponder {
     timed(&connection) { inner.immediateResponse(to: head, keepAlive: keepAlive, connection: &$0) }
   }
 
-  func encodedImmediateResponse(
-    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+  func wireResponse(
+    to request: WireRequest, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse? {
-    timed(&connection) { inner.encodedImmediateResponse(to: head, keepAlive: keepAlive, connection: &$0) }
+    timed(&connection) { inner.wireResponse(to: request, keepAlive: keepAlive, connection: &$0) }
   }
 
   /// Times one answer when this request is sampled; a declined one records nothing.

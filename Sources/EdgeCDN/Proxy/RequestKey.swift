@@ -20,4 +20,14 @@ enum RequestKey {
     primary.append(contentsOf: uri.utf8)
     return CacheKey(primary: primary)
   }
+
+  /// The key of a request read from the wire (`WireRequest`): `host` is ASCII (the
+  /// scanner takes nothing else), empty when the request has none.
+  static func of(host: UnsafeRawBufferPointer, target: UnsafeRawBufferPointer) -> CacheKey {
+    var primary: [UInt8] = []
+    primary.reserveCapacity(host.count + target.count)
+    for byte in host { primary.append(byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte) }
+    primary.append(contentsOf: target)
+    return CacheKey(primary: primary)
+  }
 }

@@ -9,8 +9,8 @@ import Synchronization
 /// `HTTPServerPipelineHandler` (one request at a time, responses in order), limits on
 /// request line, header section, body and idle time, and 400 + close for malformed
 /// input (`ProtocolErrorHandler`, NIOHTTP1's one made aware of early answers). A handler's `ImmediateResponder`
-/// answers what it can on the event loop (`IdleConnectionResponder` when nothing else is in
-/// flight, else `ImmediateResponseHandler`); the rest reaches
+/// answers what it can on the event loop (`WireResponder`, from the request's bytes, when
+/// nothing else is in flight, else `ImmediateResponseHandler`); the rest reaches
 /// the handler through a task per connection.
 ///
 /// A `Service`: on graceful shutdown it stops accepting, closes idle connections, lets
@@ -80,7 +80,9 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
           try ResponseEncoder.configureServerPipeline(
             channel.pipeline.syncOperations, exchanges: exchanges,
             front: responder.map {
-              IdleConnectionResponder(responder: $0, shuttingDown: shuttingDown, exchanges: exchanges)
+              WireResponder(
+                responder: $0, shuttingDown: shuttingDown, exchanges: exchanges,
+                maxHeadBytes: limits.maxRequestLineBytes + limits.maxHeaderBytes)
             })
           if let responder {
             try channel.pipeline.syncOperations.addHandler(

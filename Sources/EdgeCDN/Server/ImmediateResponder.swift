@@ -17,12 +17,12 @@ public protocol ImmediateResponder: Sendable {
     to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse?
 
-  /// As `immediateResponse`, but only a response whose head is `.encoded` (written as it
-  /// is, ahead of NIOHTTP1's encoder: `IdleConnectionResponder`); nil, with no effect
-  /// (no counter, no log), for anything else. No default: a wrapper that forgot it would
-  /// silently send every hit the longer way.
-  func encodedImmediateResponse(
-    to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+  /// The response to a plain GET or HEAD read from the connection's bytes, ahead of
+  /// NIOHTTP1's decoder (`WireResponder`), when its head is `.encoded` (written as it
+  /// is); nil, with no effect (no counter, no log), for anything else. No default: a
+  /// wrapper that forgot it would silently send every hit the longer way.
+  func wireResponse(
+    to request: WireRequest, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse?
 }
 

@@ -27,6 +27,11 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
   /// A parser error ended the exchange: the channel is closing, and a response the
   /// request's handler still writes (it saw its body fail) must not follow the 400.
   private var failed = false
+  private let exchanges: OpenExchanges
+
+  init(exchanges: OpenExchanges) {
+    self.exchanges = exchanges
+  }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     switch unwrapInboundIn(data) {
@@ -69,6 +74,7 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
       }
       // A response in progress is cut here too: its end would be a second answer's start.
       failed = true
+      exchanges.failed = true
     }
     context.fireErrorCaught(error)
   }

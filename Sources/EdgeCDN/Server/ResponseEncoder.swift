@@ -43,17 +43,17 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
 
   /// The server's HTTP/1.1 handlers, as `configureHTTPServerPipeline` adds them (request
   /// decoder, pipelining, header validation, protocol errors) with this encoder.
-  /// `front`, when given, sits between the decoder and this encoder (`IdleConnectionResponder`).
+  /// `front`, when given, sits in front of the decoder (`WireResponder`).
   static func configureServerPipeline(
     _ pipeline: ChannelPipeline.SynchronousOperations, exchanges: OpenExchanges = OpenExchanges(),
     front: (any ChannelHandler)? = nil
   ) throws {
-    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
     if let front { try pipeline.addHandler(front) }
+    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
     try pipeline.addHandler(ResponseEncoder(exchanges: exchanges))
     try pipeline.addHandler(HTTPServerPipelineHandler())
     try pipeline.addHandler(NIOHTTPResponseHeadersValidator())
-    try pipeline.addHandler(ProtocolErrorHandler())
+    try pipeline.addHandler(ProtocolErrorHandler(exchanges: exchanges))
   }
 
   static func isPreEncoded(_ head: HTTPResponseHead) -> Bool {

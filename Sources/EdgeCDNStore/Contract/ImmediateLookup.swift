@@ -18,9 +18,12 @@ public protocol ImmediateLookup: Sendable {
   /// false (HEAD) counts no body bytes, as a lookup whose body is never read.
   ///
   /// `accept` runs before anything is counted, so the caller can decline an object it
-  /// would not serve from here (stale, or an entry of its own bookkeeping) at no cost.
+  /// would not serve from here (stale, an entry of its own bookkeeping, one whose
+  /// rendering it keeps in the memo and finds unfit) at no cost. It sees the meta, the
+  /// body's size and the stored version's memo (see `ImmediateHit.memo`).
   func immediateLookup(
-    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool, accept: (CacheMeta) -> Bool
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
   ) -> ImmediateHit?
 }
 

@@ -5,14 +5,17 @@ extension MemoryStore: ImmediateLookup {
   /// `lookup` prefers that write (a refresh is seen at once), so this declines and
   /// lets `lookup` decide.
   public func immediateLookup(
-    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool, accept: (CacheMeta) -> Bool
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
   ) -> ImmediateHit? {
     let hash = key.combinedHash
     let found = shard(for: hash).state.withLock { state -> Entry? in
       if state.writing[hash] != nil { return nil }
       return state.committed[hash]
     }
-    guard let entry = found, let body = entry.completeBody, body.size <= maxBodyBytes, accept(entry.meta) else {
+    guard let entry = found, let body = entry.completeBody, body.size <= maxBodyBytes,
+      accept(entry.meta, body.size, entry)
+    else {
       return nil
     }
     evictionManager.access(key.compact, size: entry.weight, freshUntil: entry.meta.freshUntil)

@@ -7,7 +7,8 @@ extension InstrumentedStorage: ImmediateLookup where Base: ImmediateLookup {
   /// follows it will. Latency is sampled as for `lookup` (one in the sample interval):
   /// the body is in hand when the lookup returns, so that instant is also its first byte.
   public func immediateLookup(
-    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool, accept: (CacheMeta) -> Bool
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
   ) -> ImmediateHit? {
     let start = probe.sampler.shouldSample() ? NIODeadline.now() : nil
     guard let hit = base.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept)

@@ -1,7 +1,8 @@
 extension TieredStore: ImmediateLookup where Memory: ImmediateLookup {
   /// The RAM tier only: anything below it needs I/O, which `lookup` does.
   public func immediateLookup(
-    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool, accept: (CacheMeta) -> Bool
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
   ) -> ImmediateHit? {
     memory.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept)
   }

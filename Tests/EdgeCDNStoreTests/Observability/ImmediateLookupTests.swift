@@ -31,24 +31,24 @@ struct ImmediateLookupTests {
     let manager = CountingEvictionManager(base: EvictionPolicy.lru.makeManager(capacity: 1 << 20))
     let store = try MemoryStore(evictionManager: manager)
     let key = CacheKey(primary: "/a")
-    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true } == nil)
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _, _, _ in true } == nil)
     try await Self.put(store, key, [300, 200])
     let accessesBefore = manager.accesses
-    let hit = try #require(store.immediateLookup(key, maxBodyBytes: 500, readsBody: true) { _ in true })
+    let hit = try #require(store.immediateLookup(key, maxBodyBytes: 500, readsBody: true) { _, _, _ in true })
     #expect(hit.bodySize == 500)
     #expect(hit.body.map(\.readableBytes) == [300, 200])
     #expect(hit.meta.response.status == 200)
     #expect(manager.accesses == accessesBefore + 1, "a hit counts for eviction")
-    #expect(store.immediateLookup(key, maxBodyBytes: 499, readsBody: true) { _ in true } == nil)
-    #expect(store.immediateLookup(key, maxBodyBytes: 500, readsBody: true) { _ in false } == nil)
+    #expect(store.immediateLookup(key, maxBodyBytes: 499, readsBody: true) { _, _, _ in true } == nil)
+    #expect(store.immediateLookup(key, maxBodyBytes: 500, readsBody: true) { _, _, _ in false } == nil)
     #expect(manager.accesses == accessesBefore + 1, "a declined lookup touches nothing")
 
     // A write in progress is what `lookup` returns: this declines rather than serve the old one.
     let writer = try await store.missHandler(for: key, meta: Self.meta())
-    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true } == nil)
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _, _, _ in true } == nil)
     try await writer.writeBody(ByteBuffer(repeating: 9, count: 10), eof: true)
     _ = try await writer.finish()
-    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true }?.bodySize == 10)
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _, _, _ in true }?.bodySize == 10)
   }
 
   @Test("instrumented: a hit and its bytes are counted, a decline is not; tiered asks RAM only")
@@ -60,13 +60,14 @@ struct ImmediateLookupTests {
     let store = TieredStore<InstrumentedStorage<MemoryStore>, MemoryStore>(memory: memory, disk: nil)
     let key = CacheKey(primary: "/b")
     try await Self.put(store, key, [700])
-    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in false } == nil)
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _, _, _ in false } == nil)
     #expect(
-      store.immediateLookup(CacheKey(primary: "/none"), maxBodyBytes: 1 << 20, readsBody: true) { _ in true } == nil)
+      store.immediateLookup(CacheKey(primary: "/none"), maxBodyBytes: 1 << 20, readsBody: true) { _, _, _ in true }
+        == nil)
     let hits = { try metrics.expectCounter("edge_cdn_store_lookups_total", Self.tier + [("outcome", "hit")]) }
     let bytes = { try metrics.expectCounter("edge_cdn_store_read_bytes_total", Self.tier) }
     #expect((try? hits().totalValue) ?? 0 == 0)
-    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _ in true }?.bodySize == 700)
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _, _, _ in true }?.bodySize == 700)
     #expect(try hits().totalValue == 1)
     #expect(try bytes().totalValue == 700)
     // Sampled like any lookup (every one at interval 1): the lookup and its first byte.
@@ -77,7 +78,7 @@ struct ImmediateLookupTests {
     #expect(try lookupsTimed() == 1)
     #expect(try firstBytesTimed() == 1)
     // HEAD: a hit, no body read.
-    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: false) { _ in true } != nil)
+    #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: false) { _, _, _ in true } != nil)
     #expect(try hits().totalValue == 2)
     #expect(try bytes().totalValue == 700)
     #expect(

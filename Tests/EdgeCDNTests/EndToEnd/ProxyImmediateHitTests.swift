@@ -333,7 +333,7 @@ import Testing
       try await store(h, "/v", body: "one", fields: [.init("Content-Length", "3"), .init("X-Version", "1")])
       let key = CachingProxy<MemoryStore>.cacheKey(for: head("/v"))
       func kept() -> ByteBuffer? {
-        h.store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: false) { _ in true }?
+        h.store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: false) { _, _, _ in true }?
           .memo?.memo(as: EncodedResponseHead.self)?.bytes
       }
       #expect(kept() == nil, "nothing serialised before the first hit")
@@ -387,8 +387,18 @@ import Testing
     }
   }
 
-  /// What `IdleConnectionResponder` asks, through the proxy's responder as the server gets
-  /// it (wrapped for latency metrics): a pre-encoded hit, or nil with nothing counted.
+  /// A plain request as `WireResponder` hands it to the responder.
+  func wire(_ uri: String, method: String = "GET") throws -> WireRequest {
+    let bytes = ByteBuffer(string: "\(method) \(uri) HTTP/1.1\r\nHost: example.test\r\n\r\n")
+    let scan = bytes.withUnsafeReadableBytes { WireRequestScan.scan($0, maxHeadBytes: 1 << 10) }
+    guard case .plain(let plain, _) = scan else { throw WireScanFailed() }
+    return WireRequest(plain, bytes: bytes)
+  }
+
+  struct WireScanFailed: Error {}
+
+  /// What `WireResponder` asks, through the proxy's responder as the server gets it
+  /// (wrapped for latency metrics): a pre-encoded hit, or nil with nothing counted.
   @Test func theServersResponderAnswersPreEncodedOnlyWhenItCan() async throws {
     try await ProxyHarness.run { h in
       try await store(h, "/len", body: "abc", fields: [.init("Content-Length", "3")])
@@ -396,16 +406,59 @@ import Testing
       let responder = try #require(h.app.proxy.immediateResponder)
       var memo = ImmediateConnectionMemo()
       let hitsBefore = h.app.proxy.stats[.hits]
-      let hit = try #require(responder.encodedImmediateResponse(to: head("/len"), keepAlive: true, connection: &memo))
+      let hit = try #require(responder.wireResponse(to: try wire("/len"), keepAlive: true, connection: &memo))
       #expect(wireText(hit).hasSuffix("\r\n\r\nabc"))
       #expect(h.app.proxy.stats[.hits] == hitsBefore + 1)
-      #expect(responder.encodedImmediateResponse(to: head("/nolen"), keepAlive: true, connection: &memo) == nil)
-      #expect(responder.encodedImmediateResponse(to: head("/absent"), keepAlive: true, connection: &memo) == nil)
+      #expect(responder.wireResponse(to: try wire("/nolen"), keepAlive: true, connection: &memo) == nil)
+      #expect(responder.wireResponse(to: try wire("/absent"), keepAlive: true, connection: &memo) == nil)
       #expect(h.app.proxy.stats[.hits] == hitsBefore + 1, "a decline counts nothing")
       // Through the socket both are hits, the second by the handler behind the pipelining one.
       #expect(try await h.get("/len").body == "abc")
       #expect(try await h.get("/nolen").body == "abc")
       #expect(h.app.proxy.stats[.hits] == hitsBefore + 3)
+    }
+  }
+
+  /// Counts the store's answers, which are what counts a hit and touches eviction.
+  struct CountingLookup: ImmediateLookup {
+    let base: MemoryStore
+    let answers = Counter()
+
+    final class Counter: @unchecked Sendable {
+      var value = 0
+    }
+
+    func immediateLookup(
+      _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+      accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
+    ) -> ImmediateHit? {
+      let hit = base.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept)
+      if hit != nil { answers.value += 1 }
+      return hit
+    }
+  }
+
+  /// A hit whose head cannot be pre-encoded is declined by the wire path before the store
+  /// counts it, so the path behind counts it once; also on its first hit, when the verdict
+  /// is not kept yet.
+  @Test func aHeadThatCannotBeSerialisedIsLookedUpOnce() async throws {
+    try await ProxyHarness.run { h in
+      try await store(h, "/nolen", body: "abc", fields: [.init("X-A", "1")])
+      let lookup = CountingLookup(base: h.store)
+      let responder = FreshHitResponder(
+        store: lookup, counters: ProxyCounters(), maxBodyBytes: 1 << 20, cacheName: "edge", logger: Logger(label: "t"),
+        accessLogAtInfo: false)
+      var memo = ImmediateConnectionMemo()
+      for round in 1...2 {
+        #expect(responder.wireResponse(to: try wire("/nolen"), keepAlive: true, connection: &memo) == nil)
+        #expect(lookup.answers.value == round - 1, "a declined wire answer is no store hit")
+        let fields = try #require(responder.immediateResponse(to: head("/nolen"), keepAlive: true, connection: &memo))
+        guard case .fields = fields.head else {
+          Issue.record("expected a fields head")
+          return
+        }
+        #expect(lookup.answers.value == round)
+      }
     }
   }
 

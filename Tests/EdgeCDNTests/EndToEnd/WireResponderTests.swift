@@ -5,10 +5,10 @@ import Testing
 
 @testable import EdgeCDN
 
-/// `IdleConnectionResponder`: a request on a connection with nothing in flight is answered
-/// ahead of the pipelining handler, as one write of the responder's bytes; anything else
-/// passes on, and responses stay in request order.
-@Suite struct IdleConnectionResponderTests {
+/// `WireResponder`: a request on a connection with nothing in flight is answered from its
+/// bytes, in front of the decoder, as one write of the responder's bytes; anything else
+/// passes on to the decoder whole, and responses stay in request order.
+@Suite struct WireResponderTests {
   /// Answers `/fast*` with fixed bytes (a head without body for HEAD); `/fields` only as
   /// fields (so only `immediateResponse` answers it); everything else is declined.
   struct Stub: ImmediateResponder {
@@ -27,15 +27,19 @@ import Testing
           head: HTTPResponseHead(version: .http1_1, status: .ok, headers: headers),
           body: [ByteBuffer(string: "fld")], keepAlive: keepAlive)
       }
-      return encodedImmediateResponse(to: head, keepAlive: keepAlive, connection: &connection)
+      return answer(head.uri, isHEAD: head.method == .HEAD, keepAlive: keepAlive)
     }
 
-    func encodedImmediateResponse(
-      to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
+    func wireResponse(
+      to request: WireRequest, keepAlive: Bool, connection: inout ImmediateConnectionMemo
     ) -> ImmediateResponse? {
-      guard head.uri.hasPrefix("/fast") else { return nil }
+      answer(request.uri, isHEAD: request.isHEAD, keepAlive: keepAlive)
+    }
+
+    func answer(_ uri: String, isHEAD: Bool, keepAlive: Bool) -> ImmediateResponse? {
+      guard uri.hasPrefix("/fast") else { return nil }
       return ImmediateResponse(
-        encoded: ByteBuffer(string: Self.bytes(head.uri, head: head.method == .HEAD)), body: [], keepAlive: keepAlive)
+        encoded: ByteBuffer(string: Self.bytes(uri, head: isHEAD)), body: [], keepAlive: keepAlive)
     }
   }
 
@@ -47,7 +51,7 @@ import Testing
     let flag = Flag()
     try ResponseEncoder.configureServerPipeline(
       channel.pipeline.syncOperations, exchanges: exchanges,
-      front: IdleConnectionResponder(responder: Stub(), shuttingDown: flag, exchanges: exchanges))
+      front: WireResponder(responder: Stub(), shuttingDown: flag, exchanges: exchanges, maxHeadBytes: 1 << 10))
     if behind {
       try channel.pipeline.syncOperations.addHandler(
         ImmediateResponseHandler(responder: Stub(), shuttingDown: flag, exchanges: exchanges))
@@ -191,5 +195,50 @@ import Testing
     try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\n\r\n"))
     #expect(try inbound(channel).count == 2)
     #expect(completions.count == 1, "the async path hears of a read that brought it a request")
+  }
+
+  @Test func aRequestArrivingByteByByteIsAnsweredOnce() throws {
+    let (channel, _) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    let text = "GET /fast1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /fast2 HTTP/1.1\r\n\r\n"
+    var written: [String] = []
+    for byte in text.utf8 {
+      try channel.writeInbound(ByteBuffer(bytes: [byte]))
+      written += try writes(channel)
+    }
+    #expect(written == [Stub.bytes("/fast1", head: false), Stub.bytes("/fast2", head: true)])
+    #expect(try inbound(channel).isEmpty)
+  }
+
+  @Test func afterARequestWithABodyTheDecoderHasTheRestAndHitsStillAnswer() throws {
+    let (channel, exchanges) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    // The body's bytes look like a request: only the decoder knows they are a body.
+    let body = "GET /fast9 HTTP/1.1\r\n\r\n"
+    try channel.writeInbound(
+      ByteBuffer(
+        string: "PUT /up HTTP/1.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)GET /fast1 HTTP/1.1\r\n\r\n"))
+    let parts = try inbound(channel)
+    #expect(parts.count == 3, "the upload's head, body and end")
+    #expect(try writes(channel).isEmpty)
+    try respond(channel, "ok")
+    #expect(
+      try writes(channel).joined()
+        == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + Stub.bytes("/fast1", head: false),
+      "the hit after it answered behind the pipelining handler, in order")
+    #expect(exchanges.open == 0)
+  }
+
+  @Test func aConditionalRequestGoesWholeToTheDecoderAndTheNextIsAnsweredInFront() throws {
+    let (channel, _) = try serverChannel(behind: false)
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(ByteBuffer(string: "GET /fast1 HTTP/1.1\r\nIf-None-Match: \"e\"\r\n\r\n"))
+    let parts = try inbound(channel)
+    #expect(parts.count == 2)
+    if case .head(let head) = parts.first { #expect(head.headers["if-none-match"] == ["\"e\""]) }
+    try respond(channel, "304")
+    _ = try writes(channel)
+    try channel.writeInbound(ByteBuffer(string: "GET /fast2 HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel) == [Stub.bytes("/fast2", head: false)])
   }
 }

@@ -1,0 +1,162 @@
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Answers requests from the connection's bytes, in front of NIOHTTP1's decoder, when
+/// the connection has nothing else in flight: the request is scanned where it lies in
+/// the read buffer (`WireRequestScan`) and the response is one `IOData` write that goes
+/// straight to the socket.
+///
+/// Why: a cached 1 KiB hit answered behind the decoder paid llhttp's callbacks, a String
+/// per field name and value, the request's parts through the pipeline and, behind
+/// `HTTPServerPipelineHandler`, the response's parts through five handlers: more CPU
+/// than the lookup and the write. Here it pays a scan of the head's bytes.
+///
+/// The decoder stays right because it is only ever handed whole requests that end where
+/// their head ends (`.bodiless`, or a plain request not answered here), so it is at a
+/// request's start whenever the scan runs; from the first request that may have a body,
+/// or that the scan does not fully understand, every byte goes to the decoder for the
+/// rest of the connection. Order stays right because a request is answered here only
+/// when every earlier one has been answered completely (`OpenExchanges.isIdle`); the
+/// pipelining handler never sees the requests answered here, so its bookkeeping stays idle.
+final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
+  typealias InboundIn = ByteBuffer
+  typealias InboundOut = ByteBuffer
+  typealias OutboundOut = IOData
+
+  private let responder: any ImmediateResponder
+  private let shuttingDown: Flag
+  private let exchanges: OpenExchanges
+  /// The longest head scanned here; a longer one goes to the decoder, which applies the
+  /// server's limits.
+  private let maxHeadBytes: Int
+  private var memo = ImmediateConnectionMemo()
+  /// The start of a request whose head has not all arrived.
+  private var partial: ByteBuffer?
+  /// The decoder has the input from here on.
+  private var decoderOnly = false
+  /// A response from here said Connection: close: later requests are dropped, as the
+  /// handlers behind drop them when they close.
+  private var closing = false
+  /// Responses written since the last flush: flushed once per read, so pipelined hits
+  /// share one syscall.
+  private var unflushed = false
+  /// Something went on to the decoder since the last read completed. Why: when a read
+  /// brought only requests answered here, its completion is not passed on; it would walk
+  /// six handlers to the async channel's, which would find nothing to deliver.
+  private var forwarded = false
+  /// As `ImmediateResponseHandler`'s: large responses not yet handed whole to the socket.
+  private var largeWritesInFlight = 0
+  private var closeWhenWritten = false
+
+  init(responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges, maxHeadBytes: Int) {
+    self.responder = responder
+    self.shuttingDown = shuttingDown
+    self.exchanges = exchanges
+    self.maxHeadBytes = maxHeadBytes
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    if closing { return }
+    if decoderOnly {
+      forward(context, data)
+      return
+    }
+    var input = unwrapInboundIn(data)
+    if var earlier = partial {
+      partial = nil
+      earlier.writeBuffer(&input)
+      input = earlier
+    }
+    while input.readableBytes > 0 {
+      let scan = input.withUnsafeReadableBytes { WireRequestScan.scan($0, maxHeadBytes: maxHeadBytes) }
+      switch scan {
+      case .incomplete:
+        partial = input
+        return
+      case .other:
+        decoderOnly = true
+        forward(context, wrapInboundOut(input))
+        return
+      case .bodiless(let length):
+        forward(context, wrapInboundOut(input.readSlice(length: length) ?? ByteBuffer()))
+      case .plain(let plain, let length):
+        let head = input.readSlice(length: length) ?? ByteBuffer()
+        if !answer(plain, head: head, context: context) { forward(context, wrapInboundOut(head)) }
+        if closing { return }
+      }
+      // A parser error behind (400 and close) ends the connection; nothing may follow.
+      guard context.channel.isActive, !exchanges.failed else { return }
+    }
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    if unflushed {
+      unflushed = false
+      context.flush()
+    }
+    guard forwarded else { return }
+    forwarded = false
+    context.fireChannelReadComplete()
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if case ChannelEvent.inputClosed = event, let partial {
+      // The client half-closed after part of a request: the decoder reports it.
+      self.partial = nil
+      decoderOnly = true
+      forward(context, wrapInboundOut(partial))
+    }
+    guard event is ImmediateResponseHandler.CloseWhenWritten, largeWritesInFlight > 0 else {
+      context.fireUserInboundEventTriggered(event)
+      return
+    }
+    // Passed on (to `ImmediateResponseHandler`, which closes) once they are written.
+    closeWhenWritten = true
+  }
+
+  private func forward(_ context: ChannelHandlerContext, _ data: NIOAny) {
+    forwarded = true
+    context.fireChannelRead(data)
+  }
+
+  /// Writes the responder's answer; false when it has none, or must not answer now.
+  private func answer(_ plain: WireRequestScan.Plain, head: ByteBuffer, context: ChannelHandlerContext) -> Bool {
+    guard exchanges.isIdle, context.channel.isWritable else { return false }
+    let request = WireRequest(plain, bytes: head)
+    let keepAlive = plain.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed)
+    guard let response = responder.wireResponse(to: request, keepAlive: keepAlive, connection: &memo),
+      case .encoded(let bytes) = response.head
+    else { return false }
+    write(response, head: bytes, context: context)
+    return true
+  }
+
+  private func write(_ response: ImmediateResponse, head: ByteBuffer, context: ChannelHandlerContext) {
+    var last = head
+    var bodyBytes = 0
+    for chunk in response.body {
+      context.write(wrapOutboundOut(.byteBuffer(last)), promise: nil)
+      bodyBytes += chunk.readableBytes
+      last = chunk
+    }
+    if !response.keepAlive {
+      closing = true
+      exchanges.closing = true
+      let channel = context.channel
+      context.writeAndFlush(wrapOutboundOut(.byteBuffer(last))).whenComplete { _ in channel.close(promise: nil) }
+    } else if bodyBytes >= ImmediateResponseHandler.trackedBodyBytes {
+      largeWritesInFlight += 1
+      context.writeAndFlush(wrapOutboundOut(.byteBuffer(last))).assumeIsolated().whenComplete { [self] _ in
+        largeWritesInFlight -= 1
+        if closeWhenWritten, largeWritesInFlight == 0 {
+          closeWhenWritten = false
+          context.fireUserInboundEventTriggered(ImmediateResponseHandler.CloseWhenWritten())
+        }
+      }
+    } else {
+      context.write(wrapOutboundOut(.byteBuffer(last)), promise: nil)
+      unflushed = true
+    }
+  }
+}
