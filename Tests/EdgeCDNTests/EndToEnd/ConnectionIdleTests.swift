@@ -11,16 +11,7 @@ import Testing
     try await ProxyHarness.run(configure: { $0.idleTimeoutSeconds = 4 }) { h in
       // Stored directly: a miss would leave the client's connection silent while the origin
       // answers, which on a loaded machine can itself last a timeout.
-      let now = CacheTime.now()
-      let meta = CacheMeta(
-        freshUntil: now.adding(seconds: 60), created: now,
-        response: .init(status: 200, reason: "OK", fields: [.init("Content-Length", "1")]),
-        extensions: EntryExtensions().encoded())
-      let key = CachingProxy<MemoryStore>.cacheKey(
-        for: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/i", headers: ["Host": "example.test"]))
-      let writer = try await h.store.missHandler(for: key, meta: meta)
-      try await writer.writeBody(ByteBuffer(string: "i"), eof: true)
-      _ = try await writer.finish()
+      try await h.store("/i", body: "i", fields: [.init("Content-Length", "1")])
       // A run whose check a stall voided proves nothing: another, on a new connection, a
       // few times at most; the test fails rather than pass unchecked.
       var checked: (client: RawClient, lastSent: ContinuousClock.Instant)?
