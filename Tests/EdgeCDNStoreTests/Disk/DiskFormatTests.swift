@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import StorageConformance
+import TestSupport
 import Testing
 
 @testable import EdgeCDNStore

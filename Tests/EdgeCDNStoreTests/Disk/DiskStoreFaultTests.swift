@@ -2,6 +2,7 @@ import Foundation
 import MetricsTestKit
 import NIOCore
 import StorageConformance
+import TestSupport
 import Testing
 
 @testable import EdgeCDNStore
