@@ -79,14 +79,4 @@ struct YAMLFileTests {
     let list = try #require(try loadError(file: "- 1\n- 2\n", named: "edge-cdn.yaml"))
     #expect(list.allowed.hasPrefix("a YAML mapping at the top level"))
   }
-
-  @Test("examples/edge-cdn.yaml holds the same store settings as examples/edge-cdn.json")
-  func exampleMatchesJSON() throws {
-    let root = ExampleFileTests.packageRoot.appendingPathComponent("examples")
-    let yaml = try SettingsReader(
-      sources: ConfigurationSources(file: root.appendingPathComponent("edge-cdn.yaml").path, arguments: ["edge-cdn"]))
-    let json = try SettingsReader(
-      sources: ConfigurationSources(file: root.appendingPathComponent("edge-cdn.json").path, arguments: ["edge-cdn"]))
-    #expect(try StoreConfiguration(reading: yaml) == StoreConfiguration(reading: json))
-  }
 }
