@@ -69,11 +69,30 @@ struct DiskWriteThroughput {
     return nil
   }
 
+  /// Whether the file system of `folder` takes O_DIRECT (tmpfs does not): opens a file there with it.
+  static func takesDirectWrites(_ folder: String) -> Bool {
+    let probe = folder + "/direct-probe"
+    let fd = open(probe, O_WRONLY | O_CREAT | O_CLOEXEC | directFlag, 0o644)
+    if fd >= 0 { close(fd) }
+    unlink(probe)
+    return fd >= 0
+  }
+
   /// Runs the rounds and records the figures.
   func run(into report: inout BenchReport) async throws {
     let fio = Self.fioPath()
+    let direct = Self.takesDirectWrites(folder)
+    var skipped: [Writer] = []
+    if fio == nil {
+      print("fio not found on PATH: the fio writers are skipped")
+      skipped += [.fioDirect, .fioBuffered]
+    }
+    if !direct {
+      print("\(folder) refuses O_DIRECT (tmpfs?): the raw direct writer is skipped")
+      skipped.append(.rawDirect)
+    }
     let writers = Writer.allCases.filter {
-      (fio != nil || ($0 != .fioDirect && $0 != .fioBuffered)) && (only.isEmpty || only.contains($0.rawValue))
+      !skipped.contains($0) && (only.isEmpty || only.contains($0.rawValue))
     }
     var series: [Writer: Series] = [:]
     var storeDirect = false
@@ -113,7 +132,7 @@ struct DiskWriteThroughput {
             direct: writer == .rawDirect)
           unlink(path)
         case .fioDirect, .fioBuffered:
-          guard let fio else { continue }
+          guard let fio else { continue }  // filtered out above
           let path = folder + "/fio.data"
           megabytesPerSecond = try Self.fioWrite(
             fio: fio, path: path, megabytes: megabytes, direct: writer == .fioDirect)
