@@ -78,7 +78,8 @@ struct DiskWriteThroughput {
     return fd >= 0
   }
 
-  /// Runs the rounds and records the figures.
+  /// Runs the rounds and records the figures of the writers that ran (a writer left
+  /// out by `only`, or skipped, has no figures rather than zeros).
   func run(into report: inout BenchReport) async throws {
     let fio = Self.fioPath()
     let direct = Self.takesDirectWrites(folder)
@@ -147,30 +148,40 @@ struct DiskWriteThroughput {
       }
       print("round \(round + 1) MB/s: " + line.joined(separator: ", "))
     }
-    func median(_ writer: Writer) -> Double { DiskBenchmark.median(series[writer]?.megabytesPerSecond ?? []) }
-    func cpu(_ writer: Writer) -> Double { DiskBenchmark.median(series[writer]?.cpuSeconds ?? []) }
-    // The yardstick: fio when installed (the issue's choice), else the bench's own
-    // writer; direct when the store writes direct, so both skip the page cache or both
-    // go through it.
-    let yardstick: Writer =
-      fio != nil ? (storeDirect ? .fioDirect : .fioBuffered) : (storeDirect ? .rawDirect : .rawBuffered)
-    print("store writes \(storeDirect ? "direct (O_DIRECT)" : "through the page cache"); yardstick: \(yardstick.label)")
+    /// Nil for a writer that did not run.
+    func median(_ writer: Writer) -> Double? { series[writer].map { DiskBenchmark.median($0.megabytesPerSecond) } }
+    func cpu(_ writer: Writer) -> Double? { series[writer].map { DiskBenchmark.median($0.cpuSeconds) } }
     let store = median(.store)
-    report.record("disk.write_mb_s", store)
-    report.record("disk.raw_write_mb_s", median(yardstick))
-    report.record("disk.write_vs_raw", store / median(yardstick), decimals: 2)
-    report.record("disk.write_direct", storeDirect ? 1 : 0)
+    if let store {
+      // The yardstick: fio when installed (the issue's choice), else the bench's own
+      // writer; direct when the store writes direct, so both skip the page cache or both
+      // go through it.
+      let yardstick: Writer =
+        fio != nil ? (storeDirect ? .fioDirect : .fioBuffered) : (storeDirect ? .rawDirect : .rawBuffered)
+      print(
+        "store writes \(storeDirect ? "direct (O_DIRECT)" : "through the page cache"); yardstick: \(yardstick.label)")
+      report.record("disk.write_mb_s", store)
+      if let raw = median(yardstick) {
+        report.record("disk.raw_write_mb_s", raw)
+        report.record("disk.write_vs_raw", store / raw, decimals: 2)
+      }
+      report.record("disk.write_direct", storeDirect ? 1 : 0)
+    }
     for writer in writers where writer != .store {
+      guard let raw = median(writer) else { continue }
       let name = writer.label.replacingOccurrences(of: " ", with: "_")
-      report.record("disk.raw_write_\(name)_mb_s", median(writer))
-      report.record("disk.write_vs_\(name)", store / median(writer), decimals: 2)
+      report.record("disk.raw_write_\(name)_mb_s", raw)
+      if let store { report.record("disk.write_vs_\(name)", store / raw, decimals: 2) }
     }
     // CPU time (user + system, all threads) of each writer: on a shared machine the
     // wall-clock figures swing with the neighbours, this much less. fio runs in a child
     // process: its CPU is not counted here.
-    report.record("disk.write_cpu_s", cpu(.store), decimals: 3)
-    report.record("disk.raw_write_direct_cpu_s", cpu(.rawDirect), decimals: 3)
-    report.record("disk.raw_write_buffered_cpu_s", cpu(.rawBuffered), decimals: 3)
+    for (writer, name) in [
+      (Writer.store, "disk.write_cpu_s"), (.rawDirect, "disk.raw_write_direct_cpu_s"),
+      (.rawBuffered, "disk.raw_write_buffered_cpu_s"),
+    ] {
+      if let seconds = cpu(writer) { report.record(name, seconds, decimals: 3) }
+    }
   }
 
   /// Writes `megabytes` MiB sequentially in 4 MiB pwrites, into a file preallocated to
