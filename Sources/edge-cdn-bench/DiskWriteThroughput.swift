@@ -102,7 +102,7 @@ struct DiskWriteThroughput {
       var line: [String] = []
       for step in 0..<writers.count {
         let writer = writers[(step + round) % writers.count]
-        let cpuBefore = DiskBenchmark.cpuSeconds()
+        let cpuBefore = ProcessCPUTime.seconds()
         let megabytesPerSecond: Double
         switch writer {
         case .store:
@@ -111,7 +111,7 @@ struct DiskWriteThroughput {
               path: throughputPath, size: storeSize, regionSize: regionSize, directWrites: directWrites))
           storeDirect = store.writesDirect
           let body = ByteBuffer(repeating: 0x5A, count: 64 << 10)
-          let cpuStart = DiskBenchmark.cpuSeconds()
+          let cpuStart = ProcessCPUTime.seconds()
           let start = ContinuousClock.now
           for i in 0..<megabytes {
             let handler = try await store.missHandler(for: DiskBenchmark.key("mb-\(i)"), meta: DiskBenchmark.meta)
@@ -120,9 +120,9 @@ struct DiskWriteThroughput {
           }
           try await store.flush()
           megabytesPerSecond =
-            Double(megabytes << 20) / 1e6 / DiskBenchmark.secondsIn(ContinuousClock.now - start)
+            Double(megabytes << 20) / 1e6 / Measure.seconds(ContinuousClock.now - start)
           series[writer, default: Series(name: writer.label)].cpuSeconds.append(
-            DiskBenchmark.cpuSeconds() - cpuStart)
+            ProcessCPUTime.seconds() - cpuStart)
           // Closed and deleted before the next writer starts, so it holds nothing.
           try await store.close()
           DiskBenchmark.removeTree(throughputPath)
@@ -141,7 +141,7 @@ struct DiskWriteThroughput {
         }
         if writer != .store {
           series[writer, default: Series(name: writer.label)].cpuSeconds.append(
-            DiskBenchmark.cpuSeconds() - cpuBefore)
+            ProcessCPUTime.seconds() - cpuBefore)
         }
         series[writer, default: Series(name: writer.label)].megabytesPerSecond.append(megabytesPerSecond)
         line.append("\(writer.label) \(BenchReport.format(megabytesPerSecond, decimals: 1))")
@@ -149,8 +149,8 @@ struct DiskWriteThroughput {
       print("round \(round + 1) MB/s: " + line.joined(separator: ", "))
     }
     /// Nil for a writer that did not run.
-    func median(_ writer: Writer) -> Double? { series[writer].map { DiskBenchmark.median($0.megabytesPerSecond) } }
-    func cpu(_ writer: Writer) -> Double? { series[writer].map { DiskBenchmark.median($0.cpuSeconds) } }
+    func median(_ writer: Writer) -> Double? { series[writer].map { Measure.median($0.megabytesPerSecond) } }
+    func cpu(_ writer: Writer) -> Double? { series[writer].map { Measure.median($0.cpuSeconds) } }
     let store = median(.store)
     if let store {
       // The yardstick: fio when installed (the choice), else the bench's own
@@ -211,7 +211,7 @@ struct DiskWriteThroughput {
       }
     }
     fdatasync(fd)
-    return Double(megabytes << 20) / 1e6 / DiskBenchmark.secondsIn(ContinuousClock.now - start)
+    return Double(megabytes << 20) / 1e6 / Measure.seconds(ContinuousClock.now - start)
   }
 
   #if arch(x86_64) || arch(i386)
