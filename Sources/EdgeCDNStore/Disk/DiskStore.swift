@@ -244,14 +244,12 @@ public final class DiskStore: Storage {
       do throws(CacheError) {
         meta = try CacheMeta(decoding: head.metaBytes, key: hash)
       } catch {
-        dropCorrupt(
-          hash, at: offset, weight: head.metaBytes.readableBytes + head.bodyLength, reason: error.description)
+        dropCorrupt(hash, at: offset, weight: head.weight, reason: error.description)
         continue
       }
       index.markAccessed(hash, at: offset)
-      let weight = head.metaBytes.readableBytes + head.bodyLength
-      evictionManager?.access(key.compact, size: weight, freshUntil: meta.freshUntil)
-      return CacheHit(meta: meta, handler: DiskHitHandler(store: self, head: head, weight: weight))
+      evictionManager?.access(key.compact, size: head.weight, freshUntil: meta.freshUntil)
+      return CacheHit(meta: meta, handler: DiskHitHandler(store: self, head: head, weight: head.weight))
     }
     return nil
   }
@@ -276,7 +274,7 @@ public final class DiskStore: Storage {
       for offset in index.candidates(hash) {
         do throws(CacheError) {
           if let head = try await readHead(hash, at: offset) {
-            target = (offset, head.metaBytes.readableBytes + head.bodyLength)
+            target = (offset, head.weight)
             break
           }
         } catch {
@@ -327,7 +325,7 @@ public final class DiskStore: Storage {
         let outcome = index.move(hash, from: offset, onlyIfAccessed: false) {
           writer.tryAppend(
             kind: .head, hash: hash, payload: payload, payloadCRC: crc, dependsOn: head.fragments,
-            weight: metaBytes.readableBytes + head.bodyLength)
+            weight: HeadRecord.weight(metaLength: metaBytes.readableBytes, bodyLength: head.bodyLength))
         }
         switch outcome {
         case nil, .fragmentsLost: return false

@@ -245,6 +245,13 @@ struct HeadRecord: Sendable {
   /// Fragment `i` covers body bytes [fragmentStarts[i], fragmentStarts[i] + length).
   var fragmentedLength: Int { fragments.reduce(0) { $0 + $1.length } }
 
+  /// Meta plus body bytes: what an object is charged (eviction, removal reports), the
+  /// same whether it is written, read back, replayed or has its meta replaced.
+  static func weight(metaLength: Int, bodyLength: Int) -> Int { metaLength + bodyLength }
+
+  /// The weight this object was charged (see `weight(metaLength:bodyLength:)`).
+  var weight: Int { Self.weight(metaLength: metaBytes.readableBytes, bodyLength: bodyLength) }
+
   static func payloadSize(metaLength: Int, fragmentCount: Int, blockCount: Int, inlineLength: Int) -> Int {
     maxFixedSize + metaLength + fragmentCount * 20 + blockCount * 4 + inlineLength
   }
@@ -280,7 +287,7 @@ struct HeadRecord: Sendable {
       let bodyLength = Varint.read(payload, at: &cursor), metaLength <= UInt64(Int.max / 4),
       bodyLength <= UInt64(Int.max / 4)
     else { return nil }
-    return Int(metaLength) + Int(bodyLength)
+    return weight(metaLength: Int(metaLength), bodyLength: Int(bodyLength))
   }
 
   /// Decodes a payload whose CRC was already checked; nil when lengths are inconsistent.

@@ -182,8 +182,7 @@ enum Recovery {
             dependents.append(
               (
                 r,
-                RegionDependent(
-                  hash: header.hash, headOffset: offset, weight: head.metaBytes.readableBytes + head.bodyLength)
+                RegionDependent(hash: header.hash, headOffset: offset, weight: head.weight)
               ))
           }
         }
