@@ -267,27 +267,19 @@ public final class DiskStore: Storage {
     try checkOpen()
     let hash = key.combinedHash
     // The tombstone makes the purge survive a restart; the entry leaves RAM at once.
+    // The head is read once, and again only when the entry moved: waiting for room or
+    // for a write in flight leaves it where it was.
+    var target = await purgeTarget(hash)
     for _ in 0..<(2 * writer.regionCount) {
-      // The key's head (not another key's of the same tag) and its weight, for the
-      // removal report. When it cannot be read the entry still goes, reported at weight 0.
-      var target: (offset: Int, weight: Int)?
-      for offset in index.candidates(hash) {
-        do throws(CacheError) {
-          if let head = try await readHead(hash, at: offset) {
-            target = (offset, head.weight)
-            break
-          }
-        } catch {
-          target = (offset, 0)
-          break
-        }
-      }
-      guard let target else { return false }
-      let removal = index.remove(hash, ifAt: target.offset) {
+      guard let current = target else { return false }
+      let removal = index.remove(hash, ifAt: current.offset) {
         writer.tryAppend(kind: .tombstone, hash: hash, payload: ByteBuffer(), payloadCRC: 0)
       }
       // Moved (rewritten, meta updated) or dropped since it was read: look again.
-      guard let (outcome, _) = removal else { continue }
+      guard let (outcome, _) = removal else {
+        target = await purgeTarget(hash)
+        continue
+      }
       switch outcome {
       case .appended:
         counters.count(counters.purges)
@@ -295,7 +287,7 @@ public final class DiskStore: Storage {
         observer?.storage(
           Self.tierName,
           removed: StorageRemoval(
-            key: key, weight: target.weight, reason: reason == .eviction ? .evictionPurge : .invalidation))
+            key: key, weight: current.weight, reason: reason == .eviction ? .evictionPurge : .invalidation))
         return true
       case .needsRoom:
         try await reclaimOldest(for: hash)
@@ -306,6 +298,19 @@ public final class DiskStore: Storage {
       }
     }
     throw .insufficientSpace(key: hash, needed: RecordFormat.recordHeaderSize, budget: capacityBytes)
+  }
+
+  /// The key's head (not another key's of the same tag) and its weight, for the removal
+  /// report. When it cannot be read the entry still goes, reported at weight 0.
+  private func purgeTarget(_ hash: CacheHash) async -> (offset: Int, weight: Int)? {
+    for offset in index.candidates(hash) {
+      do throws(CacheError) {
+        if let head = try await readHead(hash, at: offset) { return (offset, head.weight) }
+      } catch {
+        return (offset, 0)
+      }
+    }
+    return nil
   }
 
   public func updateMeta(_ key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Bool {
