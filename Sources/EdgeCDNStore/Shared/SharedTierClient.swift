@@ -94,7 +94,7 @@ public final class SharedTierClient: Sendable {
   /// task, which then goes on reading the body one chunk ahead of the reader (see
   /// `TimedBodyStream`). Nil when the tier has no such object (or it was replaced
   /// between the two).
-  func open(_ key: CacheKey) async throws(CacheError) -> (head: SharedObjectHead, body: any SharedBodyStream)? {
+  func open(_ key: CacheKey) async throws(CacheError) -> (head: SharedObjectHead, body: TimedBodyStream)? {
     let tier = self.tier
     let stream = TimedBodyStream(client: self)
     let head = try await call(

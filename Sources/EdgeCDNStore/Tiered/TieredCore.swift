@@ -110,7 +110,7 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     TieredHitHandler<Memory, Disk>
   >? {
     let head: SharedObjectHead
-    let stream: any SharedBodyStream
+    let stream: TimedBodyStream
     do {
       guard let opened = try await shared.open(key) else { return nil }
       (head, stream) = opened
