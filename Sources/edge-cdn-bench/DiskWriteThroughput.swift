@@ -158,8 +158,10 @@ struct DiskWriteThroughput {
       // go through it.
       let yardstick: Writer =
         fio != nil ? (storeDirect ? .fioDirect : .fioBuffered) : (storeDirect ? .rawDirect : .rawBuffered)
+      let ran = series[yardstick] == nil ? " (not run)" : ""
       print(
-        "store writes \(storeDirect ? "direct (O_DIRECT)" : "through the page cache"); yardstick: \(yardstick.label)")
+        "store writes \(storeDirect ? "direct (O_DIRECT)" : "through the page cache"); yardstick: \(yardstick.label)\(ran)"
+      )
       report.record("disk.write_mb_s", store)
       if let raw = median(yardstick) {
         report.record("disk.raw_write_mb_s", raw)
