@@ -69,6 +69,8 @@ let package = Package(
       path: "Tests/StorageConformance",
       swiftSettings: swiftSettings
     ),
+    // What every test target needs alike (a temporary folder), kept once.
+    .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
     // Replays request traces and seeded synthetic workloads through eviction managers:
     // what `edge-cdn-bench simulate` runs, kept in a library so that it is tested.
     .target(
@@ -110,6 +112,7 @@ let package = Package(
       name: "EdgeCDNConfigurationTests",
       dependencies: [
         "EdgeCDNConfiguration",
+        "TestSupport",
         "EdgeCDNStore",
         .product(name: "Configuration", package: "swift-configuration"),
       ],
@@ -158,6 +161,7 @@ let package = Package(
       name: "EdgeCDNTests",
       dependencies: [
         "EdgeCDN",
+        "TestSupport",
         "EdgeCDNStore",
         "EdgeCDNConfiguration",
         .product(name: "NIOCore", package: "swift-nio"),
@@ -173,6 +177,7 @@ let package = Package(
       dependencies: [
         "EdgeCDNStore",
         "StorageConformance",
+        "TestSupport",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),

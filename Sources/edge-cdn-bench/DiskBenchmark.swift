@@ -150,7 +150,7 @@ struct DiskBenchmark: AsyncParsableCommand {
       _ = try await handler.finish()
     }
     try await small.flush()
-    let writeRate = Double(objects) / secondsIn(ContinuousClock.now - writeStart)
+    let writeRate = Double(objects) / Measure.seconds(ContinuousClock.now - writeStart)
     let stats = small.statistics
     let indexPerObject = Double(stats.indexBytes) / Double(max(1, stats.objects))
     let amplification = Double(stats.filledBytes) / Double(objects * 1024)
@@ -210,11 +210,6 @@ struct DiskBenchmark: AsyncParsableCommand {
 
   static func key(_ name: String) -> CacheKey { CacheKey(namespace: "bench", primary: name) }
 
-  static func secondsIn(_ duration: Duration) -> Double {
-    let parts = duration.components
-    return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-  }
-
   /// Random hits on `count` objects by `tasks` concurrent tasks for `seconds`.
   static func hits(
     store: DiskStore, label: String, count: Int, size: Int, tasks: Int, seconds: Double
@@ -235,7 +230,7 @@ struct DiskBenchmark: AsyncParsableCommand {
             var read = 0
             while let chunk = try await hit.handler.readBody() { read += chunk.readableBytes }
             precondition(read == size, "hit of \(label)-\(i) (task \(t)) read \(read) of \(size) bytes")
-            samples.append(Self.secondsIn(ContinuousClock.now - began) * 1e6)
+            samples.append(Measure.seconds(ContinuousClock.now - began) * 1e6)
           }
           return samples
         }
@@ -244,15 +239,10 @@ struct DiskBenchmark: AsyncParsableCommand {
       for try await samples in group { all += samples }
       return all
     }
-    let elapsed = secondsIn(ContinuousClock.now - start)
+    let elapsed = Measure.seconds(ContinuousClock.now - start)
     let sorted = latencies.sorted()
     let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
     return (Double(latencies.count) / elapsed, p99)
-  }
-
-  static func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
   }
 
   static func dumpLargeMappings(_ label: String) {
@@ -276,14 +266,6 @@ struct DiskBenchmark: AsyncParsableCommand {
         print("\(label): \(kb) kB \(mapping)")
       }
     }
-  }
-
-  /// User plus system CPU seconds of this process so far (all threads).
-  static func cpuSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-      + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
   }
 
   static func residentBytes() -> Int {
@@ -351,7 +333,7 @@ struct DiskReopenProbe: AsyncParsableCommand {
     let before = DiskBenchmark.residentBytes()
     let start = ContinuousClock.now
     let store = try await DiskStore.open(configuration: configuration)
-    let seconds = DiskBenchmark.secondsIn(ContinuousClock.now - start)
+    let seconds = Measure.seconds(ContinuousClock.now - start)
     DiskBenchmark.trim()
     DiskBenchmark.dumpLargeMappings("probe after open")
     let after = DiskBenchmark.residentBytes()

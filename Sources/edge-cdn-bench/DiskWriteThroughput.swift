@@ -69,11 +69,31 @@ struct DiskWriteThroughput {
     return nil
   }
 
-  /// Runs the rounds and records the figures.
+  /// Whether the file system of `folder` takes O_DIRECT (tmpfs does not): opens a file there with it.
+  static func takesDirectWrites(_ folder: String) -> Bool {
+    let probe = folder + "/direct-probe"
+    let fd = open(probe, O_WRONLY | O_CREAT | O_CLOEXEC | directFlag, 0o644)
+    if fd >= 0 { close(fd) }
+    unlink(probe)
+    return fd >= 0
+  }
+
+  /// Runs the rounds and records the figures of the writers that ran (a writer left
+  /// out by `only`, or skipped, has no figures rather than zeros).
   func run(into report: inout BenchReport) async throws {
     let fio = Self.fioPath()
+    let direct = Self.takesDirectWrites(folder)
+    var skipped: [Writer] = []
+    if fio == nil {
+      print("fio not found on PATH: the fio writers are skipped")
+      skipped += [.fioDirect, .fioBuffered]
+    }
+    if !direct {
+      print("\(folder) refuses O_DIRECT (tmpfs?): the raw direct writer is skipped")
+      skipped.append(.rawDirect)
+    }
     let writers = Writer.allCases.filter {
-      (fio != nil || ($0 != .fioDirect && $0 != .fioBuffered)) && (only.isEmpty || only.contains($0.rawValue))
+      !skipped.contains($0) && (only.isEmpty || only.contains($0.rawValue))
     }
     var series: [Writer: Series] = [:]
     var storeDirect = false
@@ -82,7 +102,7 @@ struct DiskWriteThroughput {
       var line: [String] = []
       for step in 0..<writers.count {
         let writer = writers[(step + round) % writers.count]
-        let cpuBefore = DiskBenchmark.cpuSeconds()
+        let cpuBefore = ProcessCPUTime.seconds()
         let megabytesPerSecond: Double
         switch writer {
         case .store:
@@ -91,7 +111,7 @@ struct DiskWriteThroughput {
               path: throughputPath, size: storeSize, regionSize: regionSize, directWrites: directWrites))
           storeDirect = store.writesDirect
           let body = ByteBuffer(repeating: 0x5A, count: 64 << 10)
-          let cpuStart = DiskBenchmark.cpuSeconds()
+          let cpuStart = ProcessCPUTime.seconds()
           let start = ContinuousClock.now
           for i in 0..<megabytes {
             let handler = try await store.missHandler(for: DiskBenchmark.key("mb-\(i)"), meta: DiskBenchmark.meta)
@@ -100,9 +120,9 @@ struct DiskWriteThroughput {
           }
           try await store.flush()
           megabytesPerSecond =
-            Double(megabytes << 20) / 1e6 / DiskBenchmark.secondsIn(ContinuousClock.now - start)
+            Double(megabytes << 20) / 1e6 / Measure.seconds(ContinuousClock.now - start)
           series[writer, default: Series(name: writer.label)].cpuSeconds.append(
-            DiskBenchmark.cpuSeconds() - cpuStart)
+            ProcessCPUTime.seconds() - cpuStart)
           // Closed and deleted before the next writer starts, so it holds nothing.
           try await store.close()
           DiskBenchmark.removeTree(throughputPath)
@@ -113,7 +133,7 @@ struct DiskWriteThroughput {
             direct: writer == .rawDirect)
           unlink(path)
         case .fioDirect, .fioBuffered:
-          guard let fio else { continue }
+          guard let fio else { continue }  // filtered out above
           let path = folder + "/fio.data"
           megabytesPerSecond = try Self.fioWrite(
             fio: fio, path: path, megabytes: megabytes, direct: writer == .fioDirect)
@@ -121,37 +141,49 @@ struct DiskWriteThroughput {
         }
         if writer != .store {
           series[writer, default: Series(name: writer.label)].cpuSeconds.append(
-            DiskBenchmark.cpuSeconds() - cpuBefore)
+            ProcessCPUTime.seconds() - cpuBefore)
         }
         series[writer, default: Series(name: writer.label)].megabytesPerSecond.append(megabytesPerSecond)
         line.append("\(writer.label) \(BenchReport.format(megabytesPerSecond, decimals: 1))")
       }
       print("round \(round + 1) MB/s: " + line.joined(separator: ", "))
     }
-    func median(_ writer: Writer) -> Double { DiskBenchmark.median(series[writer]?.megabytesPerSecond ?? []) }
-    func cpu(_ writer: Writer) -> Double { DiskBenchmark.median(series[writer]?.cpuSeconds ?? []) }
-    // The yardstick: fio when installed (the issue's choice), else the bench's own
-    // writer; direct when the store writes direct, so both skip the page cache or both
-    // go through it.
-    let yardstick: Writer =
-      fio != nil ? (storeDirect ? .fioDirect : .fioBuffered) : (storeDirect ? .rawDirect : .rawBuffered)
-    print("store writes \(storeDirect ? "direct (O_DIRECT)" : "through the page cache"); yardstick: \(yardstick.label)")
+    /// Nil for a writer that did not run.
+    func median(_ writer: Writer) -> Double? { series[writer].map { Measure.median($0.megabytesPerSecond) } }
+    func cpu(_ writer: Writer) -> Double? { series[writer].map { Measure.median($0.cpuSeconds) } }
     let store = median(.store)
-    report.record("disk.write_mb_s", store)
-    report.record("disk.raw_write_mb_s", median(yardstick))
-    report.record("disk.write_vs_raw", store / median(yardstick), decimals: 2)
-    report.record("disk.write_direct", storeDirect ? 1 : 0)
+    if let store {
+      // The yardstick: fio when installed (the issue's choice), else the bench's own
+      // writer; direct when the store writes direct, so both skip the page cache or both
+      // go through it.
+      let yardstick: Writer =
+        fio != nil ? (storeDirect ? .fioDirect : .fioBuffered) : (storeDirect ? .rawDirect : .rawBuffered)
+      let ran = series[yardstick] == nil ? " (not run)" : ""
+      print(
+        "store writes \(storeDirect ? "direct (O_DIRECT)" : "through the page cache"); yardstick: \(yardstick.label)\(ran)"
+      )
+      report.record("disk.write_mb_s", store)
+      if let raw = median(yardstick) {
+        report.record("disk.raw_write_mb_s", raw)
+        report.record("disk.write_vs_raw", store / raw, decimals: 2)
+      }
+      report.record("disk.write_direct", storeDirect ? 1 : 0)
+    }
     for writer in writers where writer != .store {
+      guard let raw = median(writer) else { continue }
       let name = writer.label.replacingOccurrences(of: " ", with: "_")
-      report.record("disk.raw_write_\(name)_mb_s", median(writer))
-      report.record("disk.write_vs_\(name)", store / median(writer), decimals: 2)
+      report.record("disk.raw_write_\(name)_mb_s", raw)
+      if let store { report.record("disk.write_vs_\(name)", store / raw, decimals: 2) }
     }
     // CPU time (user + system, all threads) of each writer: on a shared machine the
     // wall-clock figures swing with the neighbours, this much less. fio runs in a child
     // process: its CPU is not counted here.
-    report.record("disk.write_cpu_s", cpu(.store), decimals: 3)
-    report.record("disk.raw_write_direct_cpu_s", cpu(.rawDirect), decimals: 3)
-    report.record("disk.raw_write_buffered_cpu_s", cpu(.rawBuffered), decimals: 3)
+    for (writer, name) in [
+      (Writer.store, "disk.write_cpu_s"), (.rawDirect, "disk.raw_write_direct_cpu_s"),
+      (.rawBuffered, "disk.raw_write_buffered_cpu_s"),
+    ] {
+      if let seconds = cpu(writer) { report.record(name, seconds, decimals: 3) }
+    }
   }
 
   /// Writes `megabytes` MiB sequentially in 4 MiB pwrites, into a file preallocated to
@@ -181,7 +213,7 @@ struct DiskWriteThroughput {
       }
     }
     fdatasync(fd)
-    return Double(megabytes << 20) / 1e6 / DiskBenchmark.secondsIn(ContinuousClock.now - start)
+    return Double(megabytes << 20) / 1e6 / Measure.seconds(ContinuousClock.now - start)
   }
 
   #if arch(x86_64) || arch(i386)

@@ -123,7 +123,7 @@ struct EvictionBenchmark: AsyncParsableCommand {
       }
       return await group.reduce(into: [Duration]()) { $0.append($1) }
     }
-    let nanoseconds = durations.map { Double($0.components.seconds) * 1e9 + Double($0.components.attoseconds) * 1e-9 }
+    let nanoseconds = durations.map { Measure.seconds($0) * 1e9 }
     return nanoseconds.reduce(0, +) / Double(durations.count) / Double(max(1, operations))
   }
 }

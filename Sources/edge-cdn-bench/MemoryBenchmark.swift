@@ -195,23 +195,11 @@ struct Throughput {
   /// two variants are compared on CPU time per operation.
   var cpuNanoseconds: Int64 = 0
 
-  var seconds: Double {
-    Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-  }
+  var seconds: Double { Measure.seconds(elapsed) }
 
   var opsPerSecond: Double { Double(operations) / seconds }
   var nanosecondsPerOperation: Double { seconds * 1e9 / Double(max(operations, 1)) }
   var cpuNanosecondsPerOperation: Double { Double(cpuNanoseconds) / Double(max(operations, 1)) }
-}
-
-/// The process's CPU time, from `getrusage`.
-enum ProcessCPUTime {
-  static func nanoseconds() -> Int64 {
-    var usage = rusage()
-    guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
-    func ns(_ time: timeval) -> Int64 { Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_usec) * 1000 }
-    return ns(usage.ru_utime) + ns(usage.ru_stime)
-  }
 }
 
 extension BenchReport {

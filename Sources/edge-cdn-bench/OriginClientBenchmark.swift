@@ -117,10 +117,10 @@ struct OriginClientBenchmark: AsyncParsableCommand {
         let runs = batches[key] ?? []
         let latencies = runs.flatMap(\.latencies).sorted()
         let p99 = latencies.isEmpty ? Duration.zero : latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
-        report.record("origin_client.\(key).rps", Self.median(runs.map(\.requestsPerSecond)), decimals: 0)
-        report.record("origin_client.\(key).p99_ms", Double(p99.nanoseconds) / 1e6, decimals: 3)
+        report.record("origin_client.\(key).rps", Measure.median(runs.map(\.requestsPerSecond)), decimals: 0)
+        report.record("origin_client.\(key).p99_ms", Measure.seconds(p99) * 1e3, decimals: 3)
         report.record(
-          "origin_client.\(key).cpu_us_per_req", Self.median(runs.map(\.cpuMicrosecondsPerRequest)), decimals: 1)
+          "origin_client.\(key).cpu_us_per_req", Measure.median(runs.map(\.cpuMicrosecondsPerRequest)), decimals: 1)
       }
     }
     #if OriginClientComparison
@@ -159,14 +159,8 @@ struct OriginClientBenchmark: AsyncParsableCommand {
     let elapsed = ContinuousClock.now - start
     let cpu = ProcessCPUTime.nanoseconds() - cpuBefore
     return Batch(
-      requestsPerSecond: Double(count) / (Double(elapsed.nanoseconds) / 1e9),
+      requestsPerSecond: Double(count) / Measure.seconds(elapsed),
       cpuMicrosecondsPerRequest: Double(cpu) / 1000 / Double(count), latencies: latencies)
-  }
-
-  static func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    guard !sorted.isEmpty else { return .nan }
-    return sorted[sorted.count / 2]
   }
 
   /// Hands out request numbers to the batch's tasks.
@@ -189,12 +183,5 @@ struct FixedOrigin: HTTPRequestHandler {
     writer.writeHead(status: .ok, headers: ["Content-Length": "\(body.readableBytes)"])
     try await writer.writeBody(body)
     try await writer.end()
-  }
-}
-
-extension Duration {
-  fileprivate var nanoseconds: Int64 {
-    let (seconds, attoseconds) = components
-    return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
   }
 }

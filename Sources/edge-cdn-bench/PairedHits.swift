@@ -62,25 +62,16 @@ struct PairedHits {
           candidateTime = clock.now - start
         }
       }
-      wallRatios.append(seconds(candidateTime) / seconds(baselineTime))
+      wallRatios.append(Measure.seconds(candidateTime) / Measure.seconds(baselineTime))
       guard pthread_equal(thread, pthread_self()) != 0, baselineNanos > 0, candidateNanos > 0 else { continue }
       cpuRatios.append(Double(candidateNanos) / Double(baselineNanos))
       baselineCPU.append(Double(baselineNanos) / Double(batchSize))
       candidateCPU.append(Double(candidateNanos) / Double(batchSize))
     }
     return PairedHits(
-      cpuPercent: (median(cpuRatios) - 1) * 100, wallPercent: (median(wallRatios) - 1) * 100,
-      baselineCPUNanoseconds: median(baselineCPU), candidateCPUNanoseconds: median(candidateCPU),
+      cpuPercent: (Measure.median(cpuRatios) - 1) * 100, wallPercent: (Measure.median(wallRatios) - 1) * 100,
+      baselineCPUNanoseconds: Measure.median(baselineCPU), candidateCPUNanoseconds: Measure.median(candidateCPU),
       pairs: cpuRatios.count)
-  }
-
-  private static func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-  }
-
-  private static func median(_ values: [Double]) -> Double {
-    guard !values.isEmpty else { return .nan }
-    return values.sorted()[values.count / 2]
   }
 }
 

@@ -7,25 +7,6 @@ import Testing
 /// as written, what is allowed and where the value came from.
 @Suite("Configuration errors")
 struct ErrorMessageTests {
-  func loadError(
-    file contents: String? = nil, environment: [String: String] = [:], arguments: [String] = []
-  ) throws -> ConfigurationError? {
-    let directory = try TemporaryDirectory()
-    var path: String?
-    if let contents {
-      path = directory.path + "/edge-cdn.json"
-      try contents.write(toFile: directory.path + "/edge-cdn.json", atomically: true, encoding: .utf8)
-    }
-    do {
-      let configuration = try StoreConfiguration.load(
-        file: path, environment: environment, arguments: ["edge-cdn"] + arguments)
-      Issue.record("loaded \(configuration)")
-      return nil
-    } catch {
-      return error
-    }
-  }
-
   @Test("an unparsable size in the environment names the variable")
   func badSizeInEnvironment() throws {
     let error = try #require(try loadError(environment: ["EDGE_CDN_MEMORY_BYTE_BUDGET": "12XB"]))

@@ -1,6 +1,7 @@
 import EdgeCDNConfiguration
 import EdgeCDNStore
 import Foundation
+import TestSupport
 import Testing
 
 /// examples/edge-cdn.json must load, and a configuration written out as JSON must read back equal.

@@ -1,6 +1,7 @@
 import EdgeCDNConfiguration
 import EdgeCDNStore
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("Configuration precedence")

@@ -2,6 +2,7 @@ import Configuration
 import EdgeCDNConfiguration
 import EdgeCDNStore
 import Foundation
+import TestSupport
 import Testing
 
 /// The typed getters other tiers will use (durations, booleans, lists, choices), driven through

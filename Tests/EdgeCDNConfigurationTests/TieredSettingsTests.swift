@@ -1,6 +1,7 @@
 import EdgeCDNConfiguration
 import EdgeCDNStore
 import Foundation
+import TestSupport
 import Testing
 
 /// The tiered store's settings (`tiered.*`) and the shared tier client's (`shared.*`): read with
@@ -11,16 +12,6 @@ struct TieredSettingsTests {
     environment: [String: String] = [:], arguments: [String] = []
   ) throws(ConfigurationError) -> StoreConfiguration {
     try StoreConfiguration.load(file: nil, environment: environment, arguments: ["edge-cdn"] + arguments)
-  }
-
-  func loadError(environment: [String: String] = [:], arguments: [String] = []) -> ConfigurationError? {
-    do {
-      let configuration = try load(environment: environment, arguments: arguments)
-      Issue.record("loaded \(configuration.tiered)")
-      return nil
-    } catch {
-      return error
-    }
   }
 
   @Test("defaults are TieredStoreConfiguration() and validate")
@@ -88,7 +79,7 @@ struct TieredSettingsTests {
       ("EDGE_CDN_SHARED_RETRY_BACKOFF", "2m", "shared.retryBackoff", "2m", "0s...1m"),
     ] as [(String, String, String, String, String)])
   func outOfRange(variable: String, text: String, setting: String, value: String, allowed: String) throws {
-    let error = try #require(loadError(environment: [variable: text]))
+    let error = try #require(try loadError(environment: [variable: text]))
     #expect(error.setting == setting)
     #expect(error.value == value)
     #expect(error.allowed == allowed)
@@ -99,20 +90,20 @@ struct TieredSettingsTests {
 
   @Test("malformed values are refused by type, with the option's name")
   func malformed() throws {
-    let noUnit = try #require(loadError(arguments: ["--shared-call-timeout", "250"]))
+    let noUnit = try #require(try loadError(arguments: ["--shared-call-timeout", "250"]))
     #expect(noUnit.setting == "shared.callTimeout")
     #expect(noUnit.allowed.contains("a unit after every number"))
     #expect(noUnit.source == "command-line option --shared-call-timeout")
-    let rule = try #require(loadError(arguments: ["--tiered-promotion", "sometimes"]))
+    let rule = try #require(try loadError(arguments: ["--tiered-promotion", "sometimes"]))
     #expect(rule.setting == "tiered.promotion")
     #expect(rule.allowed == "one of always, never, on-hit")
-    let flag = try #require(loadError(environment: ["EDGE_CDN_TIERED_WRITE_BEHIND": "maybe"]))
+    let flag = try #require(try loadError(environment: ["EDGE_CDN_TIERED_WRITE_BEHIND": "maybe"]))
     #expect(flag.setting == "tiered.writeBehind")
   }
 
   @Test("a misspelt tiered or shared key is refused with a suggestion")
   func typo() throws {
-    let error = try #require(loadError(environment: ["EDGE_CDN_SHARED_CALL_TIMOUT": "1s"]))
+    let error = try #require(try loadError(environment: ["EDGE_CDN_SHARED_CALL_TIMOUT": "1s"]))
     #expect(error.allowed.hasSuffix("did you mean EDGE_CDN_SHARED_CALL_TIMEOUT?"))
   }
 
@@ -132,7 +123,7 @@ struct TieredSettingsTests {
     let small = try load(arguments: ["--memory-byte-budget", "8MiB"])
     #expect(small.memory.maxObjectSize == 8 << 20)
     let error = try #require(
-      loadError(arguments: ["--memory-byte-budget", "8MiB", "--memory-max-object-size", "9MiB"]))
+      try loadError(arguments: ["--memory-byte-budget", "8MiB", "--memory-max-object-size", "9MiB"]))
     #expect(error.setting == "memory.maxObjectSize")
   }
 }

@@ -1,6 +1,7 @@
 import EdgeCDNConfiguration
 import EdgeCDNStore
 import Foundation
+import TestSupport
 import Testing
 
 /// A file whose name ends in .yaml or .yml is read as YAML, with the JSON file's rules: same keys,
@@ -11,18 +12,6 @@ struct YAMLFileTests {
     let path = directory.path + "/" + name
     try contents.write(toFile: path, atomically: true, encoding: .utf8)
     return path
-  }
-
-  func loadError(_ contents: String) throws -> ConfigurationError? {
-    let directory = try TemporaryDirectory()
-    let path = try write(contents, in: directory)
-    do {
-      let configuration = try StoreConfiguration.load(file: path, environment: [:], arguments: ["edge-cdn"])
-      Issue.record("loaded \(configuration)")
-      return nil
-    } catch {
-      return error
-    }
   }
 
   @Test("YAML values are read like text from the environment, and precedence holds", arguments: ["yaml", "yml"])
@@ -62,7 +51,7 @@ struct YAMLFileTests {
 
   @Test("a misspelt YAML key is refused with a suggestion")
   func typo() throws {
-    let error = try #require(try loadError("memory:\n  shardCont: 8\n"))
+    let error = try #require(try loadError(file: "memory:\n  shardCont: 8\n", named: "edge-cdn.yaml"))
     #expect(error.setting == "memory.shardCont")
     #expect(error.value == "\"8\"")
     #expect(error.allowed.hasSuffix("did you mean memory.shardCount?"))
@@ -71,33 +60,23 @@ struct YAMLFileTests {
 
   @Test("a wrong YAML value names the file and key")
   func wrongValue() throws {
-    let error = try #require(try loadError("memory:\n  shardCount: true\n"))
+    let error = try #require(try loadError(file: "memory:\n  shardCount: true\n", named: "edge-cdn.yaml"))
     #expect(error.setting == "memory.shardCount")
     #expect(error.value == "\"true\"")
     #expect(error.allowed == "an integer")
     #expect(error.source?.hasSuffix("edge-cdn.yaml, key memory.shardCount") == true)
-    let range = try #require(try loadError("shared:\n  maxAttempts: 0\n"))
+    let range = try #require(try loadError(file: "shared:\n  maxAttempts: 0\n", named: "edge-cdn.yaml"))
     #expect(range.setting == "shared.maxAttempts")
     #expect(range.source?.hasSuffix("edge-cdn.yaml, key shared.maxAttempts") == true)
   }
 
   @Test("malformed YAML and a top level that is not a mapping are refused with the path")
   func malformed() throws {
-    let broken = try #require(try loadError("memory:\n  byteBudget: [1GiB\n"))
+    let broken = try #require(try loadError(file: "memory:\n  byteBudget: [1GiB\n", named: "edge-cdn.yaml"))
     #expect(broken.setting == "configuration file")
     #expect(broken.value.hasSuffix("edge-cdn.yaml\""))
     #expect(broken.allowed.hasPrefix("well-formed YAML ("))
-    let list = try #require(try loadError("- 1\n- 2\n"))
+    let list = try #require(try loadError(file: "- 1\n- 2\n", named: "edge-cdn.yaml"))
     #expect(list.allowed.hasPrefix("a YAML mapping at the top level"))
-  }
-
-  @Test("examples/edge-cdn.yaml holds the same store settings as examples/edge-cdn.json")
-  func exampleMatchesJSON() throws {
-    let root = ExampleFileTests.packageRoot.appendingPathComponent("examples")
-    let yaml = try SettingsReader(
-      sources: ConfigurationSources(file: root.appendingPathComponent("edge-cdn.yaml").path, arguments: ["edge-cdn"]))
-    let json = try SettingsReader(
-      sources: ConfigurationSources(file: root.appendingPathComponent("edge-cdn.json").path, arguments: ["edge-cdn"]))
-    #expect(try StoreConfiguration(reading: yaml) == StoreConfiguration(reading: json))
   }
 }

@@ -18,8 +18,8 @@ extension TieredStoreConfiguration {
   /// passes on when it builds the store.
   public init(reading settings: SettingsReader, shared: SettingsReader) throws(ConfigurationError) {
     let defaults = TieredStoreConfiguration()
-    var defaultHits = 2
-    var defaultWindow = Duration.seconds(60)
+    var defaultHits = PromotionRule.defaultHitCount
+    var defaultWindow = PromotionRule.defaultWindow
     let defaultKind: PromotionSetting
     switch defaults.promotion {
     case .always: defaultKind = .always

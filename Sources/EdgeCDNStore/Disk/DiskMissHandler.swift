@@ -186,7 +186,7 @@ public final class DiskMissHandler: MissHandler {
       let (fragments, crcs, bodyLength) = state.withLock { ($0.fragments, $0.blockCRCs, $0.bodyLength) }
       let payload = HeadRecord.encodePayload(
         meta: metaBytes, bodyLength: bodyLength, fragments: fragments, blockCRCs: crcs, inline: tail)
-      let weight = metaBytes.readableBytes + bodyLength
+      let weight = HeadRecord.weight(metaLength: metaBytes.readableBytes, bodyLength: bodyLength)
       try await store.commitHead(key: key, payload: payload, fragments: fragments, weight: weight, meta: meta)
       state.withLock { $0.phase = .finished }
       // The head payload holds a copy of the tail.

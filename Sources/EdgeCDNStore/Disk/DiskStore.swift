@@ -244,14 +244,12 @@ public final class DiskStore: Storage {
       do throws(CacheError) {
         meta = try CacheMeta(decoding: head.metaBytes, key: hash)
       } catch {
-        dropCorrupt(
-          hash, at: offset, weight: head.metaBytes.readableBytes + head.bodyLength, reason: error.description)
+        dropCorrupt(hash, at: offset, weight: head.weight, reason: error.description)
         continue
       }
       index.markAccessed(hash, at: offset)
-      let weight = head.metaBytes.readableBytes + head.bodyLength
-      evictionManager?.access(key.compact, size: weight, freshUntil: meta.freshUntil)
-      return CacheHit(meta: meta, handler: DiskHitHandler(store: self, head: head, weight: weight))
+      evictionManager?.access(key.compact, size: head.weight, freshUntil: meta.freshUntil)
+      return CacheHit(meta: meta, handler: DiskHitHandler(store: self, head: head, weight: head.weight))
     }
     return nil
   }
@@ -269,27 +267,19 @@ public final class DiskStore: Storage {
     try checkOpen()
     let hash = key.combinedHash
     // The tombstone makes the purge survive a restart; the entry leaves RAM at once.
+    // The head is read once, and again only when the entry moved: waiting for room or
+    // for a write in flight leaves it where it was.
+    var target = await purgeTarget(hash)
     for _ in 0..<(2 * writer.regionCount) {
-      // The key's head (not another key's of the same tag) and its weight, for the
-      // removal report. When it cannot be read the entry still goes, reported at weight 0.
-      var target: (offset: Int, weight: Int)?
-      for offset in index.candidates(hash) {
-        do throws(CacheError) {
-          if let head = try await readHead(hash, at: offset) {
-            target = (offset, head.metaBytes.readableBytes + head.bodyLength)
-            break
-          }
-        } catch {
-          target = (offset, 0)
-          break
-        }
-      }
-      guard let target else { return false }
-      let removal = index.remove(hash, ifAt: target.offset) {
+      guard let current = target else { return false }
+      let removal = index.remove(hash, ifAt: current.offset) {
         writer.tryAppend(kind: .tombstone, hash: hash, payload: ByteBuffer(), payloadCRC: 0)
       }
       // Moved (rewritten, meta updated) or dropped since it was read: look again.
-      guard let (outcome, _) = removal else { continue }
+      guard let (outcome, _) = removal else {
+        target = await purgeTarget(hash)
+        continue
+      }
       switch outcome {
       case .appended:
         counters.count(counters.purges)
@@ -297,7 +287,7 @@ public final class DiskStore: Storage {
         observer?.storage(
           Self.tierName,
           removed: StorageRemoval(
-            key: key, weight: target.weight, reason: reason == .eviction ? .evictionPurge : .invalidation))
+            key: key, weight: current.weight, reason: reason == .eviction ? .evictionPurge : .invalidation))
         return true
       case .needsRoom:
         try await reclaimOldest(for: hash)
@@ -308,6 +298,19 @@ public final class DiskStore: Storage {
       }
     }
     throw .insufficientSpace(key: hash, needed: RecordFormat.recordHeaderSize, budget: capacityBytes)
+  }
+
+  /// The key's head (not another key's of the same tag) and its weight, for the removal
+  /// report. When it cannot be read the entry still goes, reported at weight 0.
+  private func purgeTarget(_ hash: CacheHash) async -> (offset: Int, weight: Int)? {
+    for offset in index.candidates(hash) {
+      do throws(CacheError) {
+        if let head = try await readHead(hash, at: offset) { return (offset, head.weight) }
+      } catch {
+        return (offset, 0)
+      }
+    }
+    return nil
   }
 
   public func updateMeta(_ key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Bool {
@@ -327,7 +330,7 @@ public final class DiskStore: Storage {
         let outcome = index.move(hash, from: offset, onlyIfAccessed: false) {
           writer.tryAppend(
             kind: .head, hash: hash, payload: payload, payloadCRC: crc, dependsOn: head.fragments,
-            weight: metaBytes.readableBytes + head.bodyLength)
+            weight: HeadRecord.weight(metaLength: metaBytes.readableBytes, bodyLength: head.bodyLength))
         }
         switch outcome {
         case nil, .fragmentsLost: return false

@@ -88,11 +88,7 @@ enum RecordFormat {
 
     /// nil when the bytes are not a valid header of this version.
     init?(_ bytes: UnsafeRawBufferPointer) {
-      guard bytes.count >= 36 else { return nil }
-      let r = ByteReader(bytes)
-      guard r.u32(0) == RecordFormat.fileMagic, r.u16(4) == RecordFormat.version,
-        CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<32])) == r.u32(32)
-      else { return nil }
+      guard let r = Self.checked(bytes), r.u16(4) == RecordFormat.version else { return nil }
       let size = r.u64(8)
       let count = r.u64(16)
       guard size <= UInt64(Int.max), count <= UInt64(Int.max) else { return nil }
@@ -102,12 +98,18 @@ enum RecordFormat {
     /// The format version of a checked header of any version: tells an old cache file
     /// (refused, and said so in the log) from a file that is no cache at all.
     static func version(of bytes: UnsafeRawBufferPointer) -> UInt16? {
+      checked(bytes)?.u16(4)
+    }
+
+    /// A reader of the bytes when they hold a file header of any version: long enough,
+    /// the magic, and the CRC over the first 32 bytes.
+    private static func checked(_ bytes: UnsafeRawBufferPointer) -> ByteReader? {
       guard bytes.count >= 36 else { return nil }
       let r = ByteReader(bytes)
       guard r.u32(0) == RecordFormat.fileMagic,
         CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<32])) == r.u32(32)
       else { return nil }
-      return r.u16(4)
+      return r
     }
   }
 
@@ -245,6 +247,13 @@ struct HeadRecord: Sendable {
   /// Fragment `i` covers body bytes [fragmentStarts[i], fragmentStarts[i] + length).
   var fragmentedLength: Int { fragments.reduce(0) { $0 + $1.length } }
 
+  /// Meta plus body bytes: what an object is charged (eviction, removal reports), the
+  /// same whether it is written, read back, replayed or has its meta replaced.
+  static func weight(metaLength: Int, bodyLength: Int) -> Int { metaLength + bodyLength }
+
+  /// The weight this object was charged (see `weight(metaLength:bodyLength:)`).
+  var weight: Int { Self.weight(metaLength: metaBytes.readableBytes, bodyLength: bodyLength) }
+
   static func payloadSize(metaLength: Int, fragmentCount: Int, blockCount: Int, inlineLength: Int) -> Int {
     maxFixedSize + metaLength + fragmentCount * 20 + blockCount * 4 + inlineLength
   }
@@ -280,7 +289,7 @@ struct HeadRecord: Sendable {
       let bodyLength = Varint.read(payload, at: &cursor), metaLength <= UInt64(Int.max / 4),
       bodyLength <= UInt64(Int.max / 4)
     else { return nil }
-    return Int(metaLength) + Int(bodyLength)
+    return weight(metaLength: Int(metaLength), bodyLength: Int(bodyLength))
   }
 
   /// Decodes a payload whose CRC was already checked; nil when lengths are inconsistent.

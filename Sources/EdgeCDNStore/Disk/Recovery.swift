@@ -31,6 +31,18 @@ public struct RecoveryReport: Sendable, Hashable {
   /// The cache file was written in this format version, which this build does not
   /// read: the file was started afresh (and that was logged).
   public var rejectedFormatVersion: UInt16?
+
+  /// Adds the counts of another part of the same scan (one region's).
+  mutating func merge(_ other: RecoveryReport) {
+    regionsScanned += other.regionsScanned
+    objectsIndexed += other.objectsIndexed
+    tombstones += other.tombstones
+    corruptRecords += other.corruptRecords
+    incompleteObjects += other.incompleteObjects
+    bytesRead += other.bytesRead
+    fromSnapshot = fromSnapshot || other.fromSnapshot
+    rejectedFormatVersion = rejectedFormatVersion ?? other.rejectedFormatVersion
+  }
 }
 
 /// Rebuilds the index by replaying the log: regions in sequence order, records in
@@ -125,12 +137,7 @@ enum Recovery {
         case .remove(let hash): index.remove(hash)
         }
       }
-      report.regionsScanned += found.regionsScanned
-      report.bytesRead += found.bytesRead
-      report.tombstones += found.tombstones
-      report.corruptRecords += found.corruptRecords
-      report.incompleteObjects += found.incompleteObjects
-      report.objectsIndexed += found.objectsIndexed
+      report.merge(found)
       for (r, dependent) in dependents { recovered.dependents[r].append(dependent) }
     }
     return (recovered, report)
@@ -182,8 +189,7 @@ enum Recovery {
             dependents.append(
               (
                 r,
-                RegionDependent(
-                  hash: header.hash, headOffset: offset, weight: head.metaBytes.readableBytes + head.bodyLength)
+                RegionDependent(hash: header.hash, headOffset: offset, weight: head.weight)
               ))
           }
         }

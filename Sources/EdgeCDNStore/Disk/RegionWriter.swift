@@ -8,7 +8,10 @@ import Synchronization
 /// bytes are only ever written below the region's `used` mark while the writer's
 /// mutex is held, and `used` only grows, so anyone who read `used` under that mutex
 /// may read the bytes below it at leisure (flusher, readers): they never change again.
-/// Bytes at or above `used` are never read by anyone but the appender.
+/// Bytes at or above `used` are never read by anyone but the appender, with one
+/// exception once the region is sealed (no append touches it again): its direct write
+/// zero-fills the tail of its last block in place, past `used`, where the end marker
+/// goes (`RegionWriter.writeBlocks`).
 final class RegionBuffer: @unchecked Sendable {
   let region: Int
   let sequence: UInt64

@@ -18,7 +18,7 @@ import Synchronization
 /// whether the caller got it: a call can so go on working for its caller (reading a
 /// body ahead) without a task of its own.
 func withDeadline<T: Sendable>(
-  _ timeout: Duration, tier: String, operation: String,
+  _ timeout: Duration, tier: String, operation: String, watch deadlines: DeadlineWatch = .shared,
   then: (@Sendable (_ delivered: Bool) async -> Void)? = nil,
   _ body: @escaping @Sendable () async throws(CacheError) -> T
 ) async throws(CacheError) -> T {
@@ -26,18 +26,18 @@ func withDeadline<T: Sendable>(
   let result = await withTaskCancellationHandler {
     await withCheckedContinuation { continuation in
       once.install(continuation)
-      let watch = DeadlineWatch.shared.add(after: timeout) {
+      let watch = deadlines.add(after: timeout) {
         once.offer(.failure(.unavailable(tier: tier, reason: "\(operation) timed out after \(timeout)")))
       }
       let work = Task {
         let outcome: Result<T, CacheError>
         do throws(CacheError) { outcome = .success(try await body()) } catch { outcome = .failure(error) }
-        DeadlineWatch.shared.remove(watch)
+        deadlines.remove(watch)
         let delivered = once.offer(outcome, fromWork: true)
         await then?(delivered)
       }
       once.onTimeout {
-        DeadlineWatch.shared.remove(watch)
+        deadlines.remove(watch)
         work.cancel()
       }
     }

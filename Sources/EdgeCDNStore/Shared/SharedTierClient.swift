@@ -44,12 +44,19 @@ public final class SharedTierClient: Sendable {
   public let configuration: SharedTierConfiguration
   public let breaker: CircuitBreaker
   let metrics: TieredMetrics
+  /// Where the time limits of its calls and body reads wait: the process's one watch,
+  /// or (tests) a watch of its own, so that what it leaves pending can be counted.
+  let deadlines: DeadlineWatch
 
-  init(tier: any SharedTier, configuration: SharedTierConfiguration, metrics: TieredMetrics) {
+  init(
+    tier: any SharedTier, configuration: SharedTierConfiguration, metrics: TieredMetrics,
+    deadlines: DeadlineWatch = .shared
+  ) {
     self.tier = tier
     self.configuration = configuration
     self.breaker = CircuitBreaker(configuration: configuration.breaker)
     self.metrics = metrics
+    self.deadlines = deadlines
   }
 
   public var name: String { tier.name }
@@ -68,7 +75,8 @@ public final class SharedTierClient: Sendable {
     }
     do {
       let value = try await withDeadline(
-        timeout ?? configuration.callTimeout, tier: tier.name, operation: operation, then: then, body)
+        timeout ?? configuration.callTimeout, tier: tier.name, operation: operation, watch: deadlines, then: then,
+        body)
       breaker.recordSuccess()
       return value
     } catch {
@@ -86,7 +94,7 @@ public final class SharedTierClient: Sendable {
   /// task, which then goes on reading the body one chunk ahead of the reader (see
   /// `TimedBodyStream`). Nil when the tier has no such object (or it was replaced
   /// between the two).
-  func open(_ key: CacheKey) async throws(CacheError) -> (head: SharedObjectHead, body: any SharedBodyStream)? {
+  func open(_ key: CacheKey) async throws(CacheError) -> (head: SharedObjectHead, body: TimedBodyStream)? {
     let tier = self.tier
     let stream = TimedBodyStream(client: self)
     let head = try await call(
@@ -130,7 +138,9 @@ public final class SharedTierClient: Sendable {
     }
     let tier = self.tier
     do {
-      var report = try await withDeadline(configuration.callTimeout, tier: tier.name, operation: "health") {
+      var report = try await withDeadline(
+        configuration.callTimeout, tier: tier.name, operation: "health", watch: deadlines
+      ) {
         () async throws(CacheError) -> TierHealth in await tier.health()
       }
       report.tier = "shared"

@@ -95,7 +95,7 @@ final class TimedBodyStream: SharedBodyStream {
       if chunk != nil { state.ahead = chunk }
       return (nil, nil, chunk != nil)
     }
-    if let watch { DeadlineWatch.shared.remove(watch) }
+    if let watch { client.deadlines.remove(watch) }
     reader?.resume(returning: .success(chunk))
     return goOn
   }
@@ -120,7 +120,7 @@ final class TimedBodyStream: SharedBodyStream {
       return (state.reader, state.readerWatch, state.pump)
     }
     guard let (reader, watch, pump) = ended else { return false }
-    if let watch { DeadlineWatch.shared.remove(watch) }
+    if let watch { client.deadlines.remove(watch) }
     if let reader {
       switch end {
       case .finished: reader.resume(returning: .success(nil))
@@ -159,7 +159,7 @@ final class TimedBodyStream: SharedBodyStream {
           continuation.resume(returning: result)
           pump?.resume(returning: true)
         case .wait(let wait):
-          let watch = DeadlineWatch.shared.add(after: client.configuration.chunkTimeout) { [weak self] in
+          let watch = client.deadlines.add(after: client.configuration.chunkTimeout) { [weak self] in
             self?.timeOut(wait)
           }
           // The chunk may have come (or the stream ended) while the watch was added.
@@ -168,7 +168,7 @@ final class TimedBodyStream: SharedBodyStream {
             state.readerWatch = watch
             return true
           }
-          if !keep { DeadlineWatch.shared.remove(watch) }
+          if !keep { client.deadlines.remove(watch) }
         }
       }
     } onCancel: {

@@ -11,6 +11,13 @@ public enum PromotionRule: Sendable, Hashable {
   case never
   /// Promote on the `count`-th disk hit of a key within `window` of its first.
   case onHit(count: Int, within: Duration)
+
+  /// The hits and window of the default rule, also what `onHit` takes when it is
+  /// configured without them.
+  public static let defaultHitCount = 2
+  public static let defaultWindow = Duration.seconds(60)
+  /// The default: the second disk hit within a minute promotes.
+  public static let `default` = PromotionRule.onHit(count: defaultHitCount, within: defaultWindow)
 }
 
 /// Counts recent disk hits per key for `PromotionRule.onHit`, in shards of bounded size.

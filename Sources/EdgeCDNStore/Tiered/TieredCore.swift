@@ -25,7 +25,7 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
 
   init(
     memory: Memory, disk: Disk?, shared: (any SharedTier)?, configuration: TieredStoreConfiguration,
-    metrics: TieredMetrics, logger: Logger
+    metrics: TieredMetrics, logger: Logger, deadlines: DeadlineWatch = .shared
   ) {
     self.memory = memory
     self.disk = disk
@@ -35,7 +35,8 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     self.promotion = PromotionCounter(rule: configuration.promotion, capacity: configuration.promotionTrackedKeys)
     self.memoryLimit = configuration.memoryMaxObjectSize ?? (memory as? MemoryStore)?.configuration.maxObjectSize
     if let shared {
-      let client = SharedTierClient(tier: shared, configuration: configuration.shared, metrics: metrics)
+      let client = SharedTierClient(
+        tier: shared, configuration: configuration.shared, metrics: metrics, deadlines: deadlines)
       let worker = SharedWorker(
         memory: memory, disk: disk, client: client, registry: UploadRegistry(), metrics: metrics, logger: logger)
       self.shared = client
@@ -109,7 +110,7 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     TieredHitHandler<Memory, Disk>
   >? {
     let head: SharedObjectHead
-    let stream: any SharedBodyStream
+    let stream: TimedBodyStream
     do {
       guard let opened = try await shared.open(key) else { return nil }
       (head, stream) = opened

@@ -122,7 +122,9 @@ public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
 public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
   enum Source: Sendable {
     case disk(Disk.Hit)
-    case shared(any SharedBodyStream, size: Int?)
+    /// The client's own stream (not any tier's), so that a dropped reader can end it
+    /// without waiting (`close`, in `deinit`).
+    case shared(TimedBodyStream, size: Int?)
   }
 
   var source: Source
@@ -245,6 +247,6 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
 
   /// A reader dropped without `finish` still releases a shared body's read-ahead.
   deinit {
-    if case .shared(let stream, _) = source, let timed = stream as? TimedBodyStream { timed.close() }
+    if case .shared(let stream, _) = source { stream.close() }
   }
 }

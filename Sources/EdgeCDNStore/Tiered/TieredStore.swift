@@ -33,10 +33,20 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
     metricsFactory: any MetricsFactory = MetricsSystem.factory,
     logger: Logger = Logger(label: "edge-cdn-store.tiered")
   ) {
+    self.init(
+      memory: memory, disk: disk, shared: shared, configuration: configuration, metricsFactory: metricsFactory,
+      logger: logger, deadlines: .shared)
+  }
+
+  /// `deadlines`: where the shared tier's time limits wait (tests give a watch of their own).
+  init(
+    memory: Memory, disk: Disk?, shared: (any SharedTier)?, configuration: TieredStoreConfiguration,
+    metricsFactory: any MetricsFactory, logger: Logger, deadlines: DeadlineWatch
+  ) {
     self.memory = memory
     self.core = TieredCore(
       memory: memory, disk: disk, shared: shared, configuration: configuration,
-      metrics: TieredMetrics(factory: metricsFactory), logger: logger)
+      metrics: TieredMetrics(factory: metricsFactory), logger: logger, deadlines: deadlines)
   }
 
   public var memoryTier: Memory { memory }

@@ -14,7 +14,7 @@ public struct TieredStoreConfiguration: Sendable, Hashable {
   public var shared: SharedTierConfiguration
 
   public init(
-    promotion: PromotionRule = .onHit(count: 2, within: .seconds(60)), promotionTrackedKeys: Int = 65_536,
+    promotion: PromotionRule = .default, promotionTrackedKeys: Int = 65_536,
     memoryMaxObjectSize: Int? = nil, fillFromShared: Bool = true, writeBehind: Bool = true,
     shared: SharedTierConfiguration = SharedTierConfiguration()
   ) {

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import StorageConformance
+import TestSupport
 import Testing
 
 @testable import EdgeCDNStore
@@ -118,6 +119,7 @@ struct DiskFormatTests {
   @Test("direct writes: a flush whose end marker crosses a 4 KiB block boundary keeps every record")
   func directTailAcrossBlocks() async throws {
     let directory = try TemporaryDirectory()
+    try DirectWrites.skipUnlessAvailable(true, in: directory.path)
     var configuration = DiskFixture.configuration(path: directory.path)
     configuration.flushIntervalMilliseconds = 60_000
     // Regions full of 0xFF, so zeros where the end marker belongs were written by the store.
@@ -128,14 +130,7 @@ struct DiskFormatTests {
     try handle.write(contentsOf: Data(repeating: 0xFF, count: DiskFixture.size - RecordFormat.fileHeaderSize))
     try handle.close()
     let store = try await DiskStore.open(configuration: configuration)
-    #if canImport(Glibc)
-      // The store writes direct exactly when the folder's file system takes O_DIRECT.
-      let probe = directory.path + "/probe"
-      let fd = open(probe, O_WRONLY | O_CREAT | O_CLOEXEC | FileDiskIO.directFlag, 0o644)
-      #expect(store.writesDirect == (fd >= 0))
-      if fd >= 0 { close(fd) }
-      unlink(probe)
-    #endif
+    #expect(store.writesDirect, "region writes go \(DirectWrites.path(store.writesDirect))")
     // Region header (32) + one 48-byte record + 125 empty tombstones (32 each) = 4080:
     // the end marker then spans bytes 4080..<4112, across the first block's end.
     guard
@@ -158,6 +153,7 @@ struct DiskFormatTests {
     let data = try Data(contentsOf: URL(fileURLWithPath: path))
     #expect(data[(regionStart + 4080)..<(regionStart + 4112)].allSatisfy { $0 == 0 }, "end marker")
     #expect(data[(regionStart + 80)..<(regionStart + 112)].contains { $0 != 0 }, "a tombstone's header")
+    #expect(store.writesDirect, "the flush went \(DirectWrites.path(store.writesDirect))")
     // More records after that flush, then objects, then a crash (a copy of the file).
     for i in 0..<6 { try await T.write(store, T.key("after-\(i)"), T.body(size: 9000 + i * 1000, seed: UInt8(i))) }
     try await store.flush()
@@ -177,6 +173,7 @@ struct DiskFormatTests {
     arguments: [false, true])
   func endMarkersNeverClobberRecords(direct: Bool) async throws {
     let directory = try TemporaryDirectory()
+    try DirectWrites.skipUnlessAvailable(direct, in: directory.path)
     let copy = try TemporaryDirectory()
     let io = try FaultyDiskIO(path: directory.path + "/cache.data", direct: direct)
     // Slow end markers: a marker written by a flush would land after the sealed region's
@@ -197,6 +194,8 @@ struct DiskFormatTests {
     }
     try await store.flush()
     #expect(ContinuousClock.now - began < .seconds(120))
+    let wentDirect = io.directBlockSize != nil
+    #expect(wentDirect == direct, "region writes went \(DirectWrites.path(wentDirect))")
     // The file as a kill -9 now would leave it (no close, no snapshot): a full replay.
     try FileManager.default.copyItem(atPath: directory.path + "/cache.data", toPath: copy.path + "/cache.data")
     let reopened = try await DiskStore.open(configuration: DiskFixture.configuration(path: copy.path))

@@ -2,6 +2,7 @@ import EdgeCDNStore
 import Foundation
 import StorageConformance
 import Synchronization
+import TestSupport
 import Testing
 
 /// Builds small disk stores in temporary folders for the conformance suite and the

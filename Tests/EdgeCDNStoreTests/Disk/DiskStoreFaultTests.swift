@@ -2,6 +2,7 @@ import Foundation
 import MetricsTestKit
 import NIOCore
 import StorageConformance
+import TestSupport
 import Testing
 
 @testable import EdgeCDNStore
@@ -212,6 +213,7 @@ struct DiskStoreFaultTests {
     arguments: [false, true])
   func diskFull(direct: Bool) async throws {
     let directory = try TemporaryDirectory()
+    try DirectWrites.skipUnlessAvailable(direct, in: directory.path)
     let io = try FaultyDiskIO(path: directory.path + "/cache.data", direct: direct)
     let store = try await DiskStore.open(configuration: DiskFixture.configuration(path: directory.path), io: io)
     for i in 0..<10 { try await T.write(store, T.key("before-\(i)"), T.body(size: 100_000, seed: UInt8(i))) }
@@ -249,6 +251,8 @@ struct DiskStoreFaultTests {
     #expect(store.isHealthy)
     #expect(await store.overallStatus() == .ok)
     #expect(try await T.read(store, T.key("after"))?.body == T.body(size: 10_000, seed: 5))
+    let wentDirect = io.directBlockSize != nil
+    #expect(wentDirect == direct, "region writes went \(DirectWrites.path(wentDirect))")
     try await store.close()
   }
 

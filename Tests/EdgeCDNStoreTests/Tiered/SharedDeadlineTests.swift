@@ -1,3 +1,5 @@
+import CoreMetrics
+import Logging
 import MetricsTestKit
 import NIOCore
 import Synchronization
@@ -97,22 +99,29 @@ struct SharedDeadlineTests {
     for (index, body) in bodies.enumerated() {
       try await TieredFixture.write(SharedAsStorage(shared: shared), CacheKey(primary: "shared-\(index)"), body)
     }
+    // A watch of its own: the process's one is shared with every test running meanwhile.
+    let deadlines = DeadlineWatch()
     let store = Tiered(
       memory: try TieredFixture.memory(), disk: nil, shared: shared,
       // Long limits: the shared tier's deadlines run on an event loop, so a cooperative
       // pool starved by the whole suite on 2 cores can make a call miss a short one.
       configuration: .init(
         fillFromShared: false, writeBehind: false,
-        shared: .init(callTimeout: .seconds(30), chunkTimeout: .seconds(30))))
-    for _ in 0..<3 {
+        shared: .init(callTimeout: .seconds(30), chunkTimeout: .seconds(30))),
+      metricsFactory: MetricsSystem.factory, logger: Logger(label: "shared-deadline-test"), deadlines: deadlines)
+    for round in 0..<3 {
       for (index, body) in bodies.enumerated() {
         #expect(try await TieredFixture.read(store, CacheKey(primary: "shared-\(index)")) == body)
+        // A call's deadline goes when its result is offered, a read's when its chunk comes:
+        // both before the reader resumes, so none is left once the body was read.
+        #expect(deadlines.pendingCount == 0, "round \(round), object \(index)")
       }
     }
-    // An early finish releases the stream too.
+    // An early finish releases the stream, and its pending read's deadline, too.
     var hit = try #require(try await store.lookup(CacheKey(primary: "shared-7")))
     _ = try await hit.handler.readBody()
     try await hit.handler.finish()
+    #expect(deadlines.pendingCount == 0, "after an early finish")
     try await TieredFixture.close(store)
   }
 }

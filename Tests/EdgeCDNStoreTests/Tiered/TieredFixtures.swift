@@ -2,6 +2,7 @@ import EdgeCDNStore
 import NIOCore
 import StorageConformance
 import Synchronization
+import TestSupport
 
 typealias Tiered = TieredStore<MemoryStore, DiskStore>
 

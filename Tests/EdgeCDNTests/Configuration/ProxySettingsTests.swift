@@ -3,6 +3,7 @@ import EdgeCDNConfiguration
 import EdgeCDNStore
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 /// The proxy's settings (`proxy.*`) read through the store's configuration system: same
@@ -14,20 +15,15 @@ struct ProxySettingsTests {
   static let origin = ["EDGE_CDN_PROXY_ORIGIN_URL": "http://127.0.0.1:8080"]
 
   /// A file in a fresh folder that lives as long as the value.
-  final class SettingsFile: Sendable {
-    let directory: String
+  struct SettingsFile: Sendable {
+    let directory: TemporaryDirectory
     let path: String
 
     init(_ contents: String) throws {
-      directory =
-        FileManager.default.temporaryDirectory.appendingPathComponent("edge-cdn-test-\(UUID().uuidString)")
-        .path
-      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-      path = directory + "/edge-cdn.json"
+      directory = try TemporaryDirectory()
+      path = directory.path + "/edge-cdn.json"
       try contents.write(toFile: path, atomically: true, encoding: .utf8)
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
   }
 
   func load(

@@ -48,20 +48,10 @@ import Testing
         return reply
       }
       // A stale entry written straight into the store: no sleeping, whatever the machine's load.
-      let now = CacheTime.now()
-      var ext = EntryExtensions()
-      ext.bodySize = 6
-      let meta = CacheMeta(
-        freshUntil: now.adding(seconds: -5), created: now.adding(seconds: -65),
-        response: .init(
-          status: 200, reason: "OK",
-          fields: [.init("Content-Length", "6"), .init("ETag", "\"s1\""), .init("Cache-Control", "max-age=60")]),
-        extensions: ext.encoded())
-      let key = CachingProxy<MemoryStore>.cacheKey(
-        for: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/stale", headers: ["Host": "example.test"]))
-      let writer = try await h.store.missHandler(for: key, meta: meta)
-      try await writer.writeBody(ByteBuffer(string: "stored"), eof: true)
-      _ = try await writer.finish()
+      try await h.store(
+        "/stale", body: "stored",
+        fields: [.init("Content-Length", "6"), .init("ETag", "\"s1\""), .init("Cache-Control", "max-age=60")],
+        secondsAgo: 65)
       let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
         for _ in 0..<8 { group.addTask { try await h.get("/stale") } }
         var all: [TestResponse] = []

@@ -142,15 +142,7 @@ import Testing
     try await ProxyHarness.run { h in
       h.origin.route("/s") { _, n in .text("v\(n)", ["Cache-Control": "max-age=60"]) }
       // A stale entry written straight into the store: no sleeping, whatever the machine's load.
-      let now = CacheTime.now()
-      var ext = EntryExtensions()
-      ext.bodySize = 2
-      let meta = CacheMeta(
-        freshUntil: now.adding(seconds: -5), created: now.adding(seconds: -65),
-        response: .init(status: 200, reason: "OK", fields: [.init("Content-Length", "2")]), extensions: ext.encoded())
-      let writer = try await h.store.missHandler(for: CachingProxy<MemoryStore>.cacheKey(for: head("/s")), meta: meta)
-      try await writer.writeBody(ByteBuffer(string: "v0"), eof: true)
-      _ = try await writer.finish()
+      try await h.store("/s", body: "v0", fields: [.init("Content-Length", "2")], secondsAgo: 65)
       let hitsBefore = h.app.proxy.stats[.hits]
       #expect(try immediate(h, head("/s")) == nil)
       #expect(h.app.proxy.stats[.hits] == hitsBefore, "a declined stale entry counts nothing")
@@ -277,23 +269,6 @@ import Testing
     return String(buffer: bytes) + response.body.map { String(buffer: $0) }.joined()
   }
 
-  /// A stored entry written straight into the store, `secondsAgo` old.
-  func store(
-    _ h: ProxyHarness, _ uri: String, body: String, fields: [CacheMeta.Field], secondsAgo: Int64 = 0,
-    initialAge: Int64 = 0
-  ) async throws {
-    let now = CacheTime.now()
-    var ext = EntryExtensions()
-    ext.bodySize = body.utf8.count
-    ext.initialAge = initialAge
-    let meta = CacheMeta(
-      freshUntil: now.adding(seconds: 60 - secondsAgo), created: now.adding(seconds: -secondsAgo),
-      response: .init(status: 200, reason: "OK", fields: fields), extensions: ext.encoded())
-    let writer = try await h.store.missHandler(for: CachingProxy<MemoryStore>.cacheKey(for: head(uri)), meta: meta)
-    try await writer.writeBody(ByteBuffer(string: body), eof: true)
-    _ = try await writer.finish()
-  }
-
   @Test(arguments: [
     (HTTPMethod.GET, HTTPVersion.http1_1, true), (.HEAD, .http1_1, true), (.GET, .http1_1, false),
     (.GET, .http1_0, true), (.GET, .http1_0, false),
@@ -330,7 +305,7 @@ import Testing
 
   @Test func theSerialisedHeadIsKeptPerStoredVersion() async throws {
     try await ProxyHarness.run { h in
-      try await store(h, "/v", body: "one", fields: [.init("Content-Length", "3"), .init("X-Version", "1")])
+      try await h.store("/v", body: "one", fields: [.init("Content-Length", "3"), .init("X-Version", "1")])
       let key = CachingProxy<MemoryStore>.cacheKey(for: head("/v"))
       func kept() -> ByteBuffer? {
         h.store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: false) { _, _, _ in true }?
@@ -342,7 +317,7 @@ import Testing
       #expect(first.parsed.body == "one")
       #expect(kept().map { String(buffer: $0) }?.contains("X-Version: 1\r\n") == true)
       // A new version of the object: its own head, never the old one's.
-      try await store(h, "/v", body: "two!", fields: [.init("Content-Length", "4"), .init("X-Version", "2")])
+      try await h.store("/v", body: "two!", fields: [.init("Content-Length", "4"), .init("X-Version", "2")])
       #expect(kept() == nil)
       let second = try #require(try immediate(h, head("/v")))
       #expect(second.parsed.headers.first(name: "x-version") == "2")
@@ -353,8 +328,8 @@ import Testing
 
   @Test func ageIsComputedPerHitOverTheKeptHead() async throws {
     try await ProxyHarness.run { h in
-      try await store(
-        h, "/age", body: "aged", fields: [.init("Content-Length", "4"), .init("Age", "3")], secondsAgo: 10,
+      try await h.store(
+        "/age", body: "aged", fields: [.init("Content-Length", "4"), .init("Age", "3")], secondsAgo: 10,
         initialAge: 3)
       let stored = ContinuousClock.now
       for _ in 0..<2 {
@@ -376,7 +351,7 @@ import Testing
   @Test func headsThatCannotBeSerialisedTakeTheFieldsPath() async throws {
     try await ProxyHarness.run { h in
       // No Content-Length: NIOHTTP1 frames it (chunked), so it is not pre-encoded.
-      try await store(h, "/nolen", body: "abc", fields: [.init("X-A", "1")])
+      try await h.store("/nolen", body: "abc", fields: [.init("X-A", "1")])
       let response = try #require(try immediate(h, head("/nolen")))
       guard case .fields = response.head else {
         Issue.record("expected a fields head")
@@ -401,8 +376,8 @@ import Testing
   /// (wrapped for latency metrics): a pre-encoded hit, or nil with nothing counted.
   @Test func theServersResponderAnswersPreEncodedOnlyWhenItCan() async throws {
     try await ProxyHarness.run { h in
-      try await store(h, "/len", body: "abc", fields: [.init("Content-Length", "3")])
-      try await store(h, "/nolen", body: "abc", fields: [.init("X-A", "1")])
+      try await h.store("/len", body: "abc", fields: [.init("Content-Length", "3")])
+      try await h.store("/nolen", body: "abc", fields: [.init("X-A", "1")])
       let responder = try #require(h.app.proxy.immediateResponder)
       var memo = ImmediateConnectionMemo()
       let hitsBefore = h.app.proxy.stats[.hits]

@@ -1,5 +1,6 @@
 import CoreMetrics
 import EdgeCDN
+import EdgeCDNStore
 import NIOCore
 import NIOHTTP1
 import Prometheus
@@ -40,7 +41,9 @@ import Testing
       let missStart = clock.now
       #expect(try await h.get("/slow").status == 200)
       let missTook = clock.now - missStart
-      try await h.eventually("the fill committed") { h.app.proxy.stats[.misses] == 1 }
+      // The miss is counted when it is answered, its fill commits later: a hit needs the
+      // object in the store.
+      try await h.eventually("the fill committed") { h.store.objectCount == 1 }
       for _ in 0..<3 { #expect(try await h.get("/slow").body == "slow body") }
       #expect(try await h.request("/post", method: .POST).body == "posted")
 
@@ -76,7 +79,7 @@ import Testing
     try await ProxyHarness.run(metrics: RegistryExposition(registry: registry), proxyMetrics: proxyMetrics) { h in
       h.origin.route("/a", reply: .text("a", ["Cache-Control": "max-age=600"]))
       _ = try await h.get("/a")
-      try await h.eventually("the fill committed") { h.app.proxy.stats[.misses] == 1 }
+      try await h.eventually("the fill committed") { h.store.objectCount == 1 }
       for _ in 0..<8 { _ = try await h.get("/a") }
       let text = try await h.admin("/metrics").body
       let hits = Self.sample(text, "\(ProxyMetrics.headDurationLabel)_count", #"outcome="hit""#)

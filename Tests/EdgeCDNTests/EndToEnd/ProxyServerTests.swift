@@ -129,18 +129,9 @@ import Testing
       // of a client that does not read yet hold (loopback's send buffer grows to 4 MiB by
       // default): the rest waits in NIO.
       let size = 6 << 20
-      let now = CacheTime.now()
-      var ext = EntryExtensions()
-      ext.bodySize = size
-      let meta = CacheMeta(
-        freshUntil: now.adding(seconds: 60), created: now,
-        response: .init(status: 200, reason: "OK", fields: [.init("Content-Length", "\(size)")]),
-        extensions: ext.encoded())
-      let key = CachingProxy<MemoryStore>.cacheKey(
-        for: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/big", headers: ["Host": "x"]))
-      let writer = try await h.store.missHandler(for: key, meta: meta)
-      try await writer.writeBody(ByteBuffer(repeating: UInt8(ascii: "b"), count: size), eof: true)
-      _ = try await writer.finish()
+      try await h.store(
+        "/big", host: "x", body: ByteBuffer(repeating: UInt8(ascii: "b"), count: size),
+        fields: [.init("Content-Length", "\(size)")])
       let client = try await RawClient(port: proxyPort(h), autoRead: false)
       try await client.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
       // The hit is counted on the event loop as its response is written: a fixed sleep here

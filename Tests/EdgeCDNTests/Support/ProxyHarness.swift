@@ -203,6 +203,34 @@ struct ProxyHarness: Sendable {
     try await request(path, method: method, headers: headers, via: adminClient)
   }
 
+  /// Writes a 200 entry for GET `uri` straight into the store, `secondsAgo` old and fresh
+  /// for 60 s from then (so stale past 60): no origin and no sleeping, whatever the load.
+  func store(
+    _ uri: String, host: String = "example.test", body: ByteBuffer, fields: [CacheMeta.Field],
+    secondsAgo: Int64 = 0, initialAge: Int64 = 0
+  ) async throws {
+    let now = CacheTime.now()
+    var ext = EntryExtensions()
+    ext.bodySize = body.readableBytes
+    ext.initialAge = initialAge
+    let meta = CacheMeta(
+      freshUntil: now.adding(seconds: 60 - secondsAgo), created: now.adding(seconds: -secondsAgo),
+      response: .init(status: 200, reason: "OK", fields: fields), extensions: ext.encoded())
+    let key = CachingProxy<MemoryStore>.cacheKey(
+      for: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": host]))
+    let writer = try await store.missHandler(for: key, meta: meta)
+    try await writer.writeBody(body, eof: true)
+    _ = try await writer.finish()
+  }
+
+  func store(
+    _ uri: String, host: String = "example.test", body: String, fields: [CacheMeta.Field], secondsAgo: Int64 = 0,
+    initialAge: Int64 = 0
+  ) async throws {
+    try await store(
+      uri, host: host, body: ByteBuffer(string: body), fields: fields, secondsAgo: secondsAgo, initialAge: initialAge)
+  }
+
   /// Waits (bounded) until `condition` holds; fills and background refreshes are async.
   func eventually(_ what: String, _ condition: @Sendable () async -> Bool) async throws {
     for _ in 0..<200 {

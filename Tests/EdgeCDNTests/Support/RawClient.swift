@@ -12,6 +12,8 @@ final class RawClient: Sendable {
     typealias InboundIn = ByteBuffer
     let received = Mutex<[UInt8]>([])
     let closed = Mutex<Bool>(false)
+    /// When the connection closed, as its event loop saw it.
+    let closedAt = Mutex<NIODeadline?>(nil)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
       let buffer = unwrapInboundIn(data)
@@ -19,6 +21,7 @@ final class RawClient: Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+      closedAt.withLock { $0 = .now() }
       closed.withLock { $0 = true }
     }
   }
@@ -60,6 +63,26 @@ final class RawClient: Sendable {
       left -= n
     }
   }
+
+  /// Writes `text` `count` times, `interval` apart, from the connection's event loop, so
+  /// that a starved cooperative pool (which stalls a test's task for seconds on a loaded
+  /// machine) does not space the writes out. Returns when each was written, as the loop saw it.
+  func send(_ text: String, count: Int, every interval: TimeAmount) async throws -> [NIODeadline] {
+    let channel = self.channel
+    let loop = channel.eventLoop
+    let promise = loop.makePromise(of: [NIODeadline].self)
+    let request = ByteBuffer(string: text)
+    @Sendable func write(_ sent: [NIODeadline]) {
+      channel.writeAndFlush(request, promise: nil)
+      let sent = sent + [.now()]
+      guard sent.count < count else { return promise.succeed(sent) }
+      loop.scheduleTask(in: interval) { write(sent) }
+    }
+    loop.execute { write([]) }
+    return try await promise.futureResult.get()
+  }
+
+  var closedAt: NIODeadline? { collector.closedAt.withLock { $0 } }
 
   var text: String { String(decoding: collector.received.withLock { $0 }, as: UTF8.self) }
   var isClosed: Bool { collector.closed.withLock { $0 } }
