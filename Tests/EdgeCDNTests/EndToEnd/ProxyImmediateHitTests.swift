@@ -418,7 +418,7 @@ import Testing
   /// is not kept yet.
   @Test func aHeadThatCannotBeSerialisedIsLookedUpOnce() async throws {
     try await ProxyHarness.run { h in
-      try await store(h, "/nolen", body: "abc", fields: [.init("X-A", "1")])
+      try await h.store("/nolen", body: "abc", fields: [.init("X-A", "1")])
       let lookup = CountingLookup(base: h.store)
       let responder = FreshHitResponder(
         store: lookup, counters: ProxyCounters(), maxBodyBytes: 1 << 20, cacheName: "edge", logger: Logger(label: "t"),
