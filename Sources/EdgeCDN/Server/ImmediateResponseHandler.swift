@@ -27,14 +27,6 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
   /// Set once a response said Connection: close; later requests are dropped, as the
   /// async path drops them when it closes.
   private var closing = false
-  /// Large fast responses not yet handed whole to the socket: a graceful shutdown closes
-  /// the connection after them (closing drops what NIO still queues for a slow client).
-  /// Small ones are not counted, to keep a promise and a callback off the hot 1 KiB hit:
-  /// they reach the socket buffer in the write itself unless the client stopped reading.
-  private var largeWritesInFlight = 0
-  private var closeWhenWritten = false
-  static let trackedBodyBytes = 16 << 10
-
   /// Sent by the server at graceful shutdown to a connection with no request in the
   /// async path: close now, or once the large responses in flight are written.
   struct CloseWhenWritten: Sendable {}
@@ -92,11 +84,7 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
       context.fireUserInboundEventTriggered(event)
       return
     }
-    if largeWritesInFlight == 0 {
-      context.close(promise: nil)
-    } else {
-      closeWhenWritten = true
-    }
+    exchanges.closeWhenWritten(context: context)
   }
 
   private func write(_ response: ImmediateResponse, context: ChannelHandlerContext) {
@@ -116,15 +104,8 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
       bodyBytes += chunk.readableBytes
       context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
     }
-    if response.keepAlive, bodyBytes >= Self.trackedBodyBytes {
-      largeWritesInFlight += 1
-      let channel = context.channel
-      context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
-        largeWritesInFlight -= 1
-        if closeWhenWritten, largeWritesInFlight == 0 { channel.close(promise: nil) }
-      }
-    } else if response.keepAlive {
-      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    if response.keepAlive {
+      exchanges.writeLast(wrapOutboundOut(.end(nil)), bodyBytes: bodyBytes, context: context)
     } else {
       let channel = context.channel
       context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// What a connection's handlers share about its exchanges, so that `WireResponder`,
 /// in front of the decoder, answers only when doing so cannot reorder responses.
 ///
@@ -14,6 +16,42 @@ final class OpenExchanges {
   var failed = false
 
   init() {}
+
+  /// Large responses written on the event loop (by `WireResponder` or
+  /// `ImmediateResponseHandler`) not yet handed whole to the socket: a graceful shutdown
+  /// closes the connection after them (closing drops what NIO still queues for a slow
+  /// client). Small ones are not counted, to keep a promise and a callback off the hot
+  /// 1 KiB hit: they reach the socket buffer in the write itself unless the client
+  /// stopped reading.
+  private var largeWritesInFlight = 0
+  private var closeWhenWritten = false
+  /// Bodies from this size on are tracked.
+  static let trackedBodyBytes = 16 << 10
+
+  /// Writes and flushes `data`, the last part of a fast response, tracking it when the
+  /// response's body is large.
+  func writeLast(_ data: NIOAny, bodyBytes: Int, context: ChannelHandlerContext) {
+    guard bodyBytes >= Self.trackedBodyBytes else {
+      context.writeAndFlush(data, promise: nil)
+      return
+    }
+    largeWritesInFlight += 1
+    let channel = context.channel
+    context.writeAndFlush(data).assumeIsolated().whenComplete { [self] _ in
+      largeWritesInFlight -= 1
+      if closeWhenWritten, largeWritesInFlight == 0 { channel.close(promise: nil) }
+    }
+  }
+
+  /// The server's graceful shutdown, on a connection with no request in the async path:
+  /// closes now, or once the large fast responses in flight are written.
+  func closeWhenWritten(context: ChannelHandlerContext) {
+    if largeWritesInFlight == 0 {
+      context.close(promise: nil)
+    } else {
+      closeWhenWritten = true
+    }
+  }
 
   /// Whether a request arriving now may be answered ahead of the pipelining handler.
   var isIdle: Bool { open == 0 && !closing && !failed }

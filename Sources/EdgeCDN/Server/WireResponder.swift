@@ -45,9 +45,6 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   /// brought only requests answered here, its completion is not passed on; it would walk
   /// six handlers to the async channel's, which would find nothing to deliver.
   private var forwarded = false
-  /// As `ImmediateResponseHandler`'s: large responses not yet handed whole to the socket.
-  private var largeWritesInFlight = 0
-  private var closeWhenWritten = false
 
   init(responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges, maxHeadBytes: Int) {
     self.responder = responder
@@ -107,12 +104,7 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
       decoderOnly = true
       forward(context, wrapInboundOut(partial))
     }
-    guard event is ImmediateResponseHandler.CloseWhenWritten, largeWritesInFlight > 0 else {
-      context.fireUserInboundEventTriggered(event)
-      return
-    }
-    // Passed on (to `ImmediateResponseHandler`, which closes) once they are written.
-    closeWhenWritten = true
+    context.fireUserInboundEventTriggered(event)
   }
 
   private func forward(_ context: ChannelHandlerContext, _ data: NIOAny) {
@@ -145,15 +137,8 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
       exchanges.closing = true
       let channel = context.channel
       context.writeAndFlush(wrapOutboundOut(.byteBuffer(last))).whenComplete { _ in channel.close(promise: nil) }
-    } else if bodyBytes >= ImmediateResponseHandler.trackedBodyBytes {
-      largeWritesInFlight += 1
-      context.writeAndFlush(wrapOutboundOut(.byteBuffer(last))).assumeIsolated().whenComplete { [self] _ in
-        largeWritesInFlight -= 1
-        if closeWhenWritten, largeWritesInFlight == 0 {
-          closeWhenWritten = false
-          context.fireUserInboundEventTriggered(ImmediateResponseHandler.CloseWhenWritten())
-        }
-      }
+    } else if bodyBytes >= OpenExchanges.trackedBodyBytes {
+      exchanges.writeLast(wrapOutboundOut(.byteBuffer(last)), bodyBytes: bodyBytes, context: context)
     } else {
       context.write(wrapOutboundOut(.byteBuffer(last)), promise: nil)
       unflushed = true
