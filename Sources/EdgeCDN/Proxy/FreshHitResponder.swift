@@ -58,8 +58,10 @@ final class FreshHitResponder: ImmediateResponder {
       }
     }
     let key = LastKey.key(host: host, uri: head.uri, memo: &connection)
+    var fieldsOnly = false
     return response(
-      key: key, isHEAD: head.method == .HEAD, version: head.version, keepAlive: keepAlive, encodedOnly: false
+      key: key, isHEAD: head.method == .HEAD, version: head.version, keepAlive: keepAlive, encodedOnly: false,
+      fieldsOnly: &fieldsOnly
     ) { head.uri }
   }
 
@@ -67,17 +69,25 @@ final class FreshHitResponder: ImmediateResponder {
   func wireResponse(
     to request: WireRequest, keepAlive: Bool, connection: inout ImmediateConnectionMemo
   ) -> ImmediateResponse? {
-    guard encodesHeads else { return nil }
+    guard encodesHeads else {
+      connection.answerableBehind = true
+      return nil
+    }
     let key = LastKey.key(of: request, memo: &connection)
-    return response(
-      key: key, isHEAD: request.isHEAD, version: request.version, keepAlive: keepAlive, encodedOnly: true
+    var fieldsOnly = false
+    let answer = response(
+      key: key, isHEAD: request.isHEAD, version: request.version, keepAlive: keepAlive, encodedOnly: true,
+      fieldsOnly: &fieldsOnly
     ) { request.uri }
+    if fieldsOnly { connection.answerableBehind = true }
+    return answer
   }
 
   /// `encodedOnly`: nil, before the store counts anything, when the hit's head is not
-  /// serialised. `uri` is read only for the access log.
+  /// serialised (then `fieldsOnly` is set). `uri` is read only for the access log.
   private func response(
-    key: CacheKey, isHEAD: Bool, version: HTTPVersion, keepAlive: Bool, encodedOnly: Bool, uri: () -> String
+    key: CacheKey, isHEAD: Bool, version: HTTPVersion, keepAlive: Bool, encodedOnly: Bool, fieldsOnly: inout Bool,
+    uri: () -> String
   ) -> ImmediateResponse? {
     let now = CacheTime.now()
     var facts = EntryExtensions.HitFacts()
@@ -87,7 +97,11 @@ final class FreshHitResponder: ImmediateResponder {
       facts = EntryExtensions.hitFacts(of: meta.extensions)
       guard !facts.isVaryIndex else { return false }
       if encodesHeads { stored = encodedHead(of: meta.response, bodySize: bodySize, memo: memo) }
-      return stored != nil || !encodedOnly
+      if stored == nil, encodedOnly {
+        fieldsOnly = true
+        return false
+      }
+      return true
     }
     guard let hit = found else { return nil }
     counters.count(.hits)

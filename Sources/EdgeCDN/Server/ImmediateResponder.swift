@@ -19,7 +19,8 @@ public protocol ImmediateResponder: Sendable {
 
   /// The response to a plain GET or HEAD read from the connection's bytes, ahead of
   /// NIOHTTP1's decoder (`WireResponder`), when its head is `.encoded` (written as it
-  /// is); nil, with no effect (no counter, no log), for anything else. No default: a
+  /// is); nil, with no effect (no counter, no log), for anything else, setting
+  /// `connection.answerableBehind` when `immediateResponse` would answer it. No default: a
   /// wrapper that forgot it would silently send every hit the longer way.
   func wireResponse(
     to request: WireRequest, keepAlive: Bool, connection: inout ImmediateConnectionMemo
@@ -39,6 +40,11 @@ extension ImmediateResponder {
 /// Lives in the connection's pipeline, on its event loop: never shared.
 public struct ImmediateConnectionMemo {
   public var value: AnyObject?
+  /// Set by `wireResponse` when it declines a request that `immediateResponse` would
+  /// answer (a hit whose head is not pre-encoded): the server then asks again behind the
+  /// pipelining handler. Left false, a declined request is not asked about again there
+  /// (a miss would otherwise be keyed and looked up twice on the event loop).
+  public var answerableBehind = false
 
   public init() {}
 }

@@ -57,7 +57,7 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         return
       }
       held = nil
-      if depth < Self.maxDepth, context.channel.isWritable,
+      if depth < Self.maxDepth, context.channel.isWritable, !exchanges.declinedInFront,
         let response = responder.immediateResponse(
           to: head, keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed), connection: &memo)
       {

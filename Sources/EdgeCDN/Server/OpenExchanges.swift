@@ -12,6 +12,11 @@ final class OpenExchanges {
   var open = 0
   /// A response said, or will say, Connection: close: nothing may follow it.
   var closing = false
+  /// Set while `WireResponder` hands the decoder a request its responder just declined:
+  /// the connection was idle, so the request goes through to `ImmediateResponseHandler`
+  /// within that call, which then does not ask the same question again (a second key
+  /// and lookup per miss). Cleared when the call returns.
+  var declinedInFront = false
   /// The decoder failed on the input (`ProtocolErrorHandler` answered 400 and closes).
   var failed = false
 

@@ -79,7 +79,14 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
         forward(context, wrapInboundOut(input.readSlice(length: length) ?? ByteBuffer()))
       case .plain(let plain, let length):
         let head = input.readSlice(length: length) ?? ByteBuffer()
-        if !answer(plain, head: head, context: context) { forward(context, wrapInboundOut(head)) }
+        switch answer(plain, head: head, context: context) {
+        case .answered: break
+        case .declined:
+          exchanges.declinedInFront = true
+          forward(context, wrapInboundOut(head))
+          exchanges.declinedInFront = false
+        case .notAsked: forward(context, wrapInboundOut(head))
+        }
         if closing { return }
       }
       // A parser error behind (400 and close) ends the connection; nothing may follow.
@@ -112,16 +119,26 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
     context.fireChannelRead(data)
   }
 
-  /// Writes the responder's answer; false when it has none, or must not answer now.
-  private func answer(_ plain: WireRequestScan.Plain, head: ByteBuffer, context: ChannelHandlerContext) -> Bool {
-    guard exchanges.isIdle, context.channel.isWritable else { return false }
+  private enum Answer {
+    /// Written here.
+    case answered
+    /// Nothing on the event loop can answer it: the handlers behind need not ask again.
+    case declined
+    /// Left to the handlers behind, `ImmediateResponseHandler` included.
+    case notAsked
+  }
+
+  /// Writes the responder's answer, if it has one and may answer now.
+  private func answer(_ plain: WireRequestScan.Plain, head: ByteBuffer, context: ChannelHandlerContext) -> Answer {
+    guard exchanges.isIdle, context.channel.isWritable else { return .notAsked }
     let request = WireRequest(plain, bytes: head)
     let keepAlive = plain.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed)
+    memo.answerableBehind = false
     guard let response = responder.wireResponse(to: request, keepAlive: keepAlive, connection: &memo),
       case .encoded(let bytes) = response.head
-    else { return false }
+    else { return memo.answerableBehind ? .notAsked : .declined }
     write(response, head: bytes, context: context)
-    return true
+    return .answered
   }
 
   private func write(_ response: ImmediateResponse, head: ByteBuffer, context: ChannelHandlerContext) {

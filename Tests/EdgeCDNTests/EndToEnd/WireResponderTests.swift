@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -12,6 +13,9 @@ import Testing
   /// Answers `/fast*` with fixed bytes (a head without body for HEAD); `/fields` only as
   /// fields (so only `immediateResponse` answers it); everything else is declined.
   struct Stub: ImmediateResponder {
+    /// The requests `immediateResponse` was asked about, behind the pipelining handler.
+    let askedBehind = NIOLockedValueBox<[String]>([])
+
     static func bytes(_ uri: String, head: Bool) -> String {
       let body = "<\(uri)>"
       return "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + (head ? "" : body)
@@ -20,6 +24,7 @@ import Testing
     func immediateResponse(
       to head: HTTPRequestHead, keepAlive: Bool, connection: inout ImmediateConnectionMemo
     ) -> ImmediateResponse? {
+      askedBehind.withLockedValue { $0.append(head.uri) }
       if head.uri == "/fields" {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Length", value: "3")
@@ -33,7 +38,8 @@ import Testing
     func wireResponse(
       to request: WireRequest, keepAlive: Bool, connection: inout ImmediateConnectionMemo
     ) -> ImmediateResponse? {
-      answer(request.uri, isHEAD: request.isHEAD, keepAlive: keepAlive)
+      if request.uri == "/fields" { connection.answerableBehind = true }
+      return answer(request.uri, isHEAD: request.isHEAD, keepAlive: keepAlive)
     }
 
     func answer(_ uri: String, isHEAD: Bool, keepAlive: Bool) -> ImmediateResponse? {
@@ -44,17 +50,17 @@ import Testing
   }
 
   /// The server's pipeline as `HTTPServer` builds it with a responder.
-  func serverChannel(behind: Bool = true) throws -> (EmbeddedChannel, OpenExchanges) {
+  func serverChannel(behind: Bool = true, stub: Stub = Stub()) throws -> (EmbeddedChannel, OpenExchanges) {
     let channel = EmbeddedChannel()
     try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     let exchanges = OpenExchanges()
     let flag = Flag()
     try ResponseEncoder.configureServerPipeline(
       channel.pipeline.syncOperations, exchanges: exchanges,
-      front: WireResponder(responder: Stub(), shuttingDown: flag, exchanges: exchanges, maxHeadBytes: 1 << 10))
+      front: WireResponder(responder: stub, shuttingDown: flag, exchanges: exchanges, maxHeadBytes: 1 << 10))
     if behind {
       try channel.pipeline.syncOperations.addHandler(
-        ImmediateResponseHandler(responder: Stub(), shuttingDown: flag, exchanges: exchanges))
+        ImmediateResponseHandler(responder: stub, shuttingDown: flag, exchanges: exchanges))
     }
     return (channel, exchanges)
   }
@@ -240,5 +246,22 @@ import Testing
     _ = try writes(channel)
     try channel.writeInbound(ByteBuffer(string: "GET /fast2 HTTP/1.1\r\n\r\n"))
     #expect(try writes(channel) == [Stub.bytes("/fast2", head: false)])
+  }
+
+  /// A request declined in front is not asked about again behind, unless the responder
+  /// said it would answer it there (a hit it answers only as fields).
+  @Test func aDeclinedRequestIsAskedOnceUnlessAnswerableBehind() throws {
+    let stub = Stub()
+    let (channel, _) = try serverChannel(stub: stub)
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(ByteBuffer(string: "GET /miss HTTP/1.1\r\n\r\n"))
+    #expect(try inbound(channel).count == 2, "the miss goes on to the async path")
+    #expect(stub.askedBehind.withLockedValue { $0 }.isEmpty)
+    try respond(channel, "m")
+    _ = try writes(channel)
+    try channel.writeInbound(ByteBuffer(string: "GET /fields HTTP/1.1\r\n\r\n"))
+    #expect(stub.askedBehind.withLockedValue { $0 } == ["/fields"])
+    #expect(try writes(channel).joined() == "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nfld")
+    #expect(try inbound(channel).isEmpty)
   }
 }
