@@ -11,9 +11,12 @@ import NIOHTTP1
 /// its own). A hit adds Age, Cache-Status, Connection and the blank line.
 ///
 /// Only heads that NIOHTTP1 would send unchanged are encoded: a status that may have a
-/// body, exactly one Content-Length equal to the stored body's size, no Connection or
-/// Transfer-Encoding field, every field valid to send. Any other head is memoised as
-/// not encodable, and its hits take the HTTPHeaders path, as before.
+/// body, at most one Content-Length, equal to the stored body's size, no Connection or
+/// Transfer-Encoding field, every field valid to send. A head without Content-Length
+/// (its origin sent the body chunked, or until close) gets one: the stored body is
+/// complete, so its length is known, and a hit need not be chunked (nginx's cached
+/// responses do the same). Any other head is memoised as not encodable, and its hits
+/// take the HTTPHeaders path.
 final class EncodedResponseHead: Sendable {
   /// Nil when the head is not encodable.
   let bytes: ByteBuffer?
@@ -41,7 +44,9 @@ final class EncodedResponseHead: Sendable {
       }
       size += field.name.utf8.count + field.value.utf8.count + 4
     }
-    guard contentLengths == 1 else { return nil }
+    guard contentLengths <= 1 else { return nil }
+    let addedLength = contentLengths == 0 ? String(bodySize) : nil
+    if let addedLength { size += 18 + addedLength.utf8.count }
     var buffer = ByteBufferAllocator().buffer(capacity: size)
     buffer.writeStaticString("HTTP/1.1 ")
     buffer.writeString(String(status.code))
@@ -52,6 +57,11 @@ final class EncodedResponseHead: Sendable {
       buffer.writeString(field.name)
       buffer.writeStaticString(": ")
       buffer.writeString(field.value)
+      buffer.writeStaticString("\r\n")
+    }
+    if let addedLength {
+      buffer.writeStaticString("Content-Length: ")
+      buffer.writeString(addedLength)
       buffer.writeStaticString("\r\n")
     }
     return buffer

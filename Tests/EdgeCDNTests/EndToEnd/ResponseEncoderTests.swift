@@ -133,7 +133,10 @@ import Testing
         != nil
     }
     #expect(encodable([("Content-Length", "2")]))
-    #expect(!encodable([]), "no length: NIOHTTP1 would chunk")
+    #expect(encodable([]), "no length: the stored body's is added")
+    #expect(
+      EncodedResponseHead(.init(status: 200, fields: [.init("X-A", "1")]), bodySize: 7).bytes.map { String(buffer: $0) }
+        == "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 7\r\n")
     #expect(!encodable([("Content-Length", "3")]), "a length that is not the body's")
     #expect(!encodable([("Content-Length", "2"), ("content-length", "2")]))
     #expect(!encodable([("Content-Length", "2"), ("Transfer-Encoding", "chunked")]))

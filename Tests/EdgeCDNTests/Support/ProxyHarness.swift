@@ -206,7 +206,7 @@ struct ProxyHarness: Sendable {
   /// Writes a 200 entry for GET `uri` straight into the store, `secondsAgo` old and fresh
   /// for 60 s from then (so stale past 60): no origin and no sleeping, whatever the load.
   func store(
-    _ uri: String, host: String = "example.test", body: ByteBuffer, fields: [CacheMeta.Field],
+    _ uri: String, host: String = "example.test", status: UInt16 = 200, body: ByteBuffer, fields: [CacheMeta.Field],
     secondsAgo: Int64 = 0, initialAge: Int64 = 0
   ) async throws {
     let now = CacheTime.now()
@@ -215,7 +215,9 @@ struct ProxyHarness: Sendable {
     ext.initialAge = initialAge
     let meta = CacheMeta(
       freshUntil: now.adding(seconds: 60 - secondsAgo), created: now.adding(seconds: -secondsAgo),
-      response: .init(status: 200, reason: "OK", fields: fields), extensions: ext.encoded())
+      response: .init(
+        status: status, reason: HTTPResponseStatus(statusCode: Int(status)).reasonPhrase, fields: fields),
+      extensions: ext.encoded())
     let key = CachingProxy<MemoryStore>.cacheKey(
       for: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": host]))
     let writer = try await store.missHandler(for: key, meta: meta)
@@ -224,11 +226,12 @@ struct ProxyHarness: Sendable {
   }
 
   func store(
-    _ uri: String, host: String = "example.test", body: String, fields: [CacheMeta.Field], secondsAgo: Int64 = 0,
-    initialAge: Int64 = 0
+    _ uri: String, host: String = "example.test", status: UInt16 = 200, body: String, fields: [CacheMeta.Field],
+    secondsAgo: Int64 = 0, initialAge: Int64 = 0
   ) async throws {
     try await store(
-      uri, host: host, body: ByteBuffer(string: body), fields: fields, secondsAgo: secondsAgo, initialAge: initialAge)
+      uri, host: host, status: status, body: ByteBuffer(string: body), fields: fields, secondsAgo: secondsAgo,
+      initialAge: initialAge)
   }
 
   /// Waits (bounded) until `condition` holds; fills and background refreshes are async.
