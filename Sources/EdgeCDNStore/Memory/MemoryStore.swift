@@ -106,7 +106,9 @@ public final class MemoryStore: Storage {
     /// Charges the memo before keeping it; with no room even after eviction, the value
     /// is returned unkept (the caller uses it once, the next hit builds it again).
     func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T? {
-      guard let store else { return memoSlot.keep(value) }
+      // A write in progress, or a version that has left the index: nothing to charge
+      // (nor to evict others for).
+      guard let store, memoCharge.load(ordering: .relaxed) != Self.retired else { return memoSlot.keep(value) }
       if memoSlot.isSet { return memoSlot.value(as: T.self) }
       let bytes = (value as? any MemoFootprint)?.heapFootprint ?? HeapFootprint.object(storedBytes: 8)
       guard store.chargeMemo(bytes) else { return value }
