@@ -9,7 +9,7 @@ struct EdgeCDNBench: AsyncParsableCommand {
     abstract: "Benchmarks of edge-cdn-store. Run in release builds: swift run -c release edge-cdn-bench <area>.",
     subcommands: [
       MemoryBenchmark.self, SimulateCommand.self, EvictionBenchmark.self, DiskBenchmark.self, DiskCrashWriter.self,
-      DiskReopenProbe.self, TieredBenchmark.self, OriginClientBenchmark.self,
+      DiskReopenProbe.self, TieredBenchmark.self, OriginClientBenchmark.self, ProxyFootprint.self,
     ]
   )
 }

@@ -32,6 +32,9 @@ struct MemoryBenchmark: AsyncParsableCommand {
   @Option(help: "Objects of 1 KiB written for the RAM-per-object figures (0 skips them).")
   var footprintObjects: Int = 100_000
 
+  @Flag(help: "Build the RAM-per-object figures' field values at run time, as a parser does, not from literals.")
+  var parsedFields = false
+
   @Option(
     help: ArgumentHelp("Only loop 1 KiB hits on `bare`, `noop` or `prometheus` (for a profiler).", visibility: .hidden))
   var profile: String?
@@ -46,10 +49,16 @@ struct MemoryBenchmark: AsyncParsableCommand {
     var report = BenchReport()
     // First, in a fresh heap: what the other figures allocate and free would blur it.
     if profile == nil, footprintObjects > 0 {
-      let footprint = try await MemoryFootprint.measure(objects: footprintObjects)
+      let footprint = try await MemoryFootprint.measure(objects: footprintObjects, parsedFields: parsedFields)
       report.record("memory.footprint_objects", footprint.objects)
       report.record("memory.rss_bytes_per_object", footprint.residentBytesPerObject, decimals: 0)
       report.record("memory.charged_bytes_per_object", footprint.chargedBytesPerObject, decimals: 0)
+      report.record(
+        "memory.rss_over_charged", footprint.residentBytesPerObject / max(footprint.chargedBytesPerObject, 1),
+        decimals: 2)
+      report.record("memory.charged.entry_bytes_per_object", footprint.parts.entry)
+      report.record("memory.charged.meta_bytes_per_object", footprint.parts.meta)
+      report.record("memory.charged.body_bytes_per_object", footprint.parts.body)
     }
     let budget = Duration.milliseconds(Int64(seconds * 1000))
     let store = try MemoryStore(

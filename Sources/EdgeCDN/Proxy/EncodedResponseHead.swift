@@ -17,12 +17,20 @@ import NIOHTTP1
 /// complete, so its length is known, and a hit need not be chunked (nginx's cached
 /// responses do the same). Any other head is memoised as not encodable, and its hits
 /// take the HTTPHeaders path.
-final class EncodedResponseHead: Sendable {
+///
+/// Kept for as long as the entry, so its bytes are in storage of exactly their size (NIO
+/// would round a 300-byte head up to 512), and it tells the store what it holds
+/// (`MemoFootprint`), which charges it to the RAM tier's budget.
+final class EncodedResponseHead: MemoFootprint {
   /// Nil when the head is not encodable.
   let bytes: ByteBuffer?
 
   init(_ response: CacheMeta.ResponseHeader, bodySize: Int) {
-    self.bytes = Self.encode(response, bodySize: bodySize)
+    self.bytes = Self.encode(response, bodySize: bodySize).map(ExactBuffer.copy)
+  }
+
+  var heapFootprint: Int {
+    HeapFootprint.object(storedBytes: MemoryLayout<ByteBuffer?>.stride) + (bytes.map(HeapFootprint.byteBuffer) ?? 0)
   }
 
   private static func encode(_ response: CacheMeta.ResponseHeader, bodySize: Int) -> ByteBuffer? {

@@ -16,6 +16,15 @@ public protocol EntryMemo: AnyObject, Sendable {
   func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T?
 }
 
+/// A memo that says what it holds on the heap. Why: a store with a byte budget charges
+/// a memo for as long as it keeps it, so that the budget covers what an object really
+/// costs (a serialised response head is a quarter of a small object). A memo that does
+/// not conform is charged as a bare object.
+public protocol MemoFootprint: AnyObject, Sendable {
+  /// Heap bytes held by the memo, itself included (see `HeapFootprint`).
+  var heapFootprint: Int { get }
+}
+
 /// The storage of an `EntryMemo`: one word in the entry, set once, read without a lock.
 public struct EntryMemoSlot: ~Copyable, @unchecked Sendable {
   // Holds one retained reference, to a Sendable value (the only kind `keep` takes),
@@ -27,6 +36,9 @@ public struct EntryMemoSlot: ~Copyable, @unchecked Sendable {
   deinit {
     slot.load(ordering: .acquiring)?.release()
   }
+
+  /// Whether a value is kept.
+  public var isSet: Bool { slot.load(ordering: .acquiring) != nil }
 
   public func value<T: AnyObject & Sendable>(as type: T.Type) -> T? {
     slot.load(ordering: .acquiring).flatMap { Self.cast($0.takeUnretainedValue(), to: T.self) }

@@ -44,4 +44,14 @@ public protocol EvictionManager: Sendable {
   /// Restores a saved state. A missing file leaves the manager empty; a corrupt,
   /// truncated or foreign one throws and leaves it empty too.
   func load(from directory: String) async throws(CacheError)
+
+  /// RAM the manager spends per tracked key, ghost and sketch included, at a typical
+  /// load: what a store charges per object for it, so that its budget covers the
+  /// manager too (see `edge-cdn-bench eviction` for the measured figures).
+  var trackingBytesPerKey: Int { get }
+}
+
+extension EvictionManager {
+  /// A manager that does not say: charged like the most expensive of ours, the LRU.
+  public var trackingBytesPerKey: Int { 72 }
 }

@@ -44,4 +44,7 @@ public class S3FIFOFamily: EvictionManager, @unchecked Sendable {
 
   /// Bytes of RAM per tracked key, from the structures' capacities.
   public var bytesPerKey: Double { engine.bytesPerKey }
+
+  /// The bench's 43 to 48 bytes per key (S3-FIFO; TinyUFO's sketch adds a few), rounded up.
+  public var trackingBytesPerKey: Int { 48 }
 }

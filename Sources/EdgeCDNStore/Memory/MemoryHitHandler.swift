@@ -7,7 +7,9 @@ import Synchronization
 /// no lock at all; an object still being written is read under its lock, chunk by
 /// chunk, waiting for the writer when the reader catches up.
 public struct MemoryHitHandler: HitHandler {
-  let object: MemoryObject
+  let hash: CacheHash
+  /// The write being read; nil for a committed object, whose body is the snapshot.
+  let object: MemoryObject?
   /// Set once the body is known complete; from then on reads take no lock.
   private var snapshot: MemoryBody?
   private var position = 0
@@ -16,7 +18,8 @@ public struct MemoryHitHandler: HitHandler {
   private var seeked = false
   public let evictionWeight: Int
 
-  init(object: MemoryObject, snapshot: MemoryBody?, weight: Int) {
+  init(hash: CacheHash, object: MemoryObject?, snapshot: MemoryBody?, weight: Int) {
+    self.hash = hash
     self.object = object
     self.snapshot = snapshot
     self.evictionWeight = weight
@@ -29,6 +32,8 @@ public struct MemoryHitHandler: HitHandler {
         guard position < snapshot.size else { return nil }
         return take(from: snapshot)
       }
+      // Without a snapshot there is a write to read (see `MemoryStore.handler(for:)`).
+      guard let object else { return nil }
       enum Step {
         case chunk(MemoryBody)
         case done(MemoryBody)
@@ -72,11 +77,11 @@ public struct MemoryHitHandler: HitHandler {
   /// written so far waits for the writer; the range is checked once the size is known.
   public mutating func seek(start: Int, end: Int?) async throws(CacheError) {
     guard start >= 0, end.map({ $0 > start }) ?? true else {
-      throw .invalidRange(key: object.hash, start: start, end: end, bodySize: snapshot?.size ?? -1)
+      throw .invalidRange(key: hash, start: start, end: end, bodySize: snapshot?.size ?? -1)
     }
     try await waitUntilWritten(past: start)
     if let snapshot, start >= snapshot.size {
-      throw .invalidRange(key: object.hash, start: start, end: end, bodySize: snapshot.size)
+      throw .invalidRange(key: hash, start: start, end: end, bodySize: snapshot.size)
     }
     position = start
     self.end = end
@@ -85,7 +90,7 @@ public struct MemoryHitHandler: HitHandler {
 
   /// Returns once byte `offset` is written or the body is complete (then `snapshot` is set).
   private mutating func waitUntilWritten(past offset: Int) async throws(CacheError) {
-    while snapshot == nil {
+    while snapshot == nil, let object {
       enum Known { case complete(MemoryBody), written, wait(Int), failed(CacheError) }
       let known = object.state.withLock { state -> Known in
         switch state.phase {

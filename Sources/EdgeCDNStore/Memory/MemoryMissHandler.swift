@@ -2,7 +2,8 @@ public import NIOCore
 import Synchronization
 
 /// Writes one object into RAM. Each chunk is charged to the store's byte budget
-/// before it is kept, so the budget holds even while writes are in flight.
+/// before it is kept, so the budget holds even while writes are in flight; the entry
+/// and meta are charged up front, and the exact heap footprint at commit.
 ///
 /// Released without `finish()`, the deinit aborts the write: nothing is committed,
 /// the bytes are given back, and partial readers get `writerFailed`.
@@ -27,12 +28,12 @@ public final class MemoryMissHandler: MissHandler {
   let object: MemoryObject
   private let state: Mutex<State>
 
-  init(store: MemoryStore, key: CacheKey, meta: CacheMeta, object: MemoryObject, chargedForMeta: Int) {
+  init(store: MemoryStore, key: CacheKey, meta: CacheMeta, object: MemoryObject, chargedUpFront: Int) {
     self.store = store
     self.key = key
     self.meta = meta
     self.object = object
-    self.state = Mutex(State(charged: chargedForMeta))
+    self.state = Mutex(State(charged: chargedUpFront))
   }
 
   deinit {
@@ -60,11 +61,15 @@ public final class MemoryMissHandler: MissHandler {
       }
       return .success(total)
     }
-    if case .failure(let error) = admitted {
+    let total: Int
+    switch admitted {
+    case .success(let bytes): total = bytes
+    case .failure(let error):
       if case .objectTooLarge = error { await abort(reason: error.description) }
       throw error
     }
-    let chunk = store.retainable(data)
+    // A small body is joined into one buffer at commit; a large one is kept as its chunks.
+    let chunk = total > MemoryStore.joinLimit ? store.retainable(data) : data
     if size > 0 {
       do throws(CacheError) {
         try store.charge(size, for: key.combinedHash)
@@ -98,8 +103,7 @@ public final class MemoryMissHandler: MissHandler {
       throw .invalidState(key: key.combinedHash, reason: "finish after finish or abort")
     }
     object.complete()
-    store.commit(key: key, meta: meta, object: object, weight: charged)
-    return .created(size: charged)
+    return .created(size: try store.commit(key: key, meta: meta, object: object, charged: charged))
   }
 
   public func abort(reason: String) async {

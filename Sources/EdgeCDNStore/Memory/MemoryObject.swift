@@ -3,23 +3,44 @@ import Synchronization
 
 /// The chunks of a body with their cumulative end offsets, so a reader finds the
 /// chunk holding any position by binary search and slices it without copying.
+///
+/// A body of one chunk (every small object once committed) keeps no offsets: one array
+/// of one buffer is all it holds beside the bytes.
 struct MemoryBody: Sendable {
-  var chunks: [ByteBuffer] = []
-  /// ends[i] is the offset just past chunk i.
-  var ends: [Int] = []
+  private(set) var chunks: [ByteBuffer] = []
+  /// ends[i] is the offset just past chunk i; empty while there is at most one chunk.
+  private var ends: [Int] = []
+  private(set) var size = 0
 
-  var size: Int { ends.last ?? 0 }
+  init() {}
+
+  /// A body held in one buffer.
+  init(whole: ByteBuffer) {
+    guard whole.readableBytes > 0 else { return }
+    chunks = [whole]
+    size = whole.readableBytes
+  }
 
   mutating func append(_ chunk: ByteBuffer) {
     guard chunk.readableBytes > 0 else { return }
+    if chunks.count == 1 { ends = [size] }
     chunks.append(chunk)
-    ends.append(size + chunk.readableBytes)
+    size += chunk.readableBytes
+    if !ends.isEmpty { ends.append(size) }
   }
 
   /// The bytes from `position` to the end of its chunk, capped at `limit`.
   /// `hint` is the chunk index where the previous read ended, so sequential reads
   /// skip the search. Precondition: position < size.
   func slice(from position: Int, limit: Int, hint: inout Int) -> ByteBuffer {
+    if ends.isEmpty {
+      // One chunk (position < size, so there is one).
+      hint = 0
+      let chunk = chunks[0]
+      let upTo = min(size, limit)
+      if position == 0 && upTo == size { return chunk }
+      return chunk.getSlice(at: chunk.readerIndex + position, length: upTo - position) ?? ByteBuffer()
+    }
     if !(hint < ends.count && position < ends[hint] && (hint == 0 || ends[hint - 1] <= position)) {
       var low = 0
       var high = ends.count - 1
@@ -36,6 +57,30 @@ struct MemoryBody: Sendable {
     if position == chunkStart && upTo == chunkEnd { return chunk }
     // In bounds by construction: chunkStart <= position < upTo <= chunkEnd.
     return chunk.getSlice(at: chunk.readerIndex + position - chunkStart, length: upTo - position) ?? ByteBuffer()
+  }
+
+  /// The body as it will be kept once committed. Up to `joinLimit` bytes, one buffer of
+  /// exactly its size: per-chunk overheads and NIO's power-of-two capacities would cost a
+  /// small object as much as its bytes. Larger, the chunks as they are, each one that
+  /// pins much more storage than its bytes copied (`retainable`).
+  func compacted(joinLimit: Int, retainable: (ByteBuffer) -> ByteBuffer) -> MemoryBody {
+    guard size > 0 else { return MemoryBody() }
+    if size <= joinLimit {
+      if chunks.count == 1, ExactBuffer.isExact(chunks[0]), chunks.capacity == 1 { return self }
+      return MemoryBody(whole: ExactBuffer.joining(chunks))
+    }
+    var kept = MemoryBody()
+    kept.chunks.reserveCapacity(chunks.count)
+    kept.ends.reserveCapacity(chunks.count)
+    for chunk in chunks { kept.append(retainable(chunk)) }
+    return kept
+  }
+
+  /// Heap bytes the body holds: each chunk's whole storage and the two arrays.
+  var heapFootprint: Int {
+    var bytes = HeapFootprint.array(chunks) + HeapFootprint.array(ends)
+    for chunk in chunks { bytes += HeapFootprint.byteBuffer(chunk) }
+    return bytes
   }
 }
 

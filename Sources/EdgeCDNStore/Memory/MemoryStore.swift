@@ -2,8 +2,7 @@ public import Logging
 import NIOCore
 import Synchronization
 
-/// The RAM tier: objects held as the `ByteBuffer`s they arrived in, in a sharded
-/// index, within a hard byte budget.
+/// The RAM tier: objects in a sharded index, within a hard byte budget.
 ///
 /// - Concurrency: the index is split into shards, each behind a `Mutex`; a hit takes
 ///   one shard lock to find the object and none to read a complete body. The budget
@@ -11,6 +10,11 @@ import Synchronization
 /// - Budget: every chunk is charged before it is kept, so the budget is never
 ///   exceeded, in-flight writes included. When a charge does not fit, the embedded
 ///   eviction manager names victims, they are removed and reported to the observer.
+/// - What is charged is what an object holds on the heap (`HeapFootprint`): its body's
+///   storage, its decoded meta's arrays and strings, its entry, index slot and eviction
+///   key, and the memo a reader keeps in it; not only body and meta bytes, which for a
+///   1 KiB object missed a third of its real cost. A committed body of up to `joinLimit`
+///   bytes is one buffer of exactly its size.
 /// - Streaming partial writes: a write in progress is visible to lookups (preferred
 ///   over the committed object, as pingora does, so a refresh is seen at once), and
 ///   its readers wait for the writer without polling.
@@ -31,33 +35,102 @@ public final class MemoryStore: Storage {
   private let committedWeight = Atomic<Int>(0)
   private let logger: Logger
   private let nextTag = Atomic<UInt64>(0)
-  private let allocator = ByteBufferAllocator()
+  /// Heap bytes of a committed entry beside its meta's and body's own allocations:
+  /// the entry object, its slot in the shard's dictionary and its key in the eviction
+  /// manager.
+  let entryOverhead: Int
+  /// Shares the storage of equal field strings among the stored metas.
+  private let interner = FieldInterner()
+  /// Bodies up to this size are joined into one exactly sized buffer at commit.
+  static let joinLimit = 64 << 10
+  /// A slot of the shard dictionary (16-byte key, 8-byte value) at a load of one half:
+  /// Swift's dictionaries run between 3/8 and 3/4 full.
+  static let indexSlotBytes = 48
 
   /// One stored or in-progress object. A class so that a lookup copies one reference
   /// out of the shard lock, not the meta's fields; immutable, so updateMeta swaps in a
-  /// new entry. A committed entry carries its complete body, so a hit on it needs no
-  /// lock on the object at all. Its memo lives and dies with this version of the meta.
+  /// new entry. A committed entry carries its complete body and no write state, so a
+  /// hit on it needs no lock on the object at all. Its memo lives and dies with this
+  /// version of the meta, and is charged to the budget while the entry is indexed.
   final class Entry: EntryMemo {
-    let object: MemoryObject
+    /// The write this entry shows while in progress; nil once committed.
+    let object: MemoryObject?
+    let tag: StreamingWriteTag
     let meta: CacheMeta
     let weight: Int
     let completeBody: MemoryBody?
+    /// Where a memo is charged; nil for a write in progress (no reader gets its memo).
+    private weak let store: MemoryStore?
     private let memoSlot = EntryMemoSlot()
+    /// Budget bytes charged for the memo; `retired` once the entry left the index.
+    private let memoCharge = Atomic<Int>(0)
+    private static let retired = -1
 
-    init(object: MemoryObject, meta: CacheMeta, weight: Int, completeBody: MemoryBody? = nil) {
+    /// Stored bytes of an instance, for `HeapFootprint.object` (all 8-byte aligned).
+    static let storedBytes =
+      MemoryLayout<MemoryObject?>.stride + MemoryLayout<StreamingWriteTag>.stride + MemoryLayout<CacheMeta>.stride
+      + MemoryLayout<Int>.stride + MemoryLayout<MemoryBody?>.stride + MemoryLayout<MemoryStore?>.stride
+      + MemoryLayout<EntryMemoSlot>.stride + MemoryLayout<Atomic<Int>>.stride
+
+    /// A write in progress.
+    init(writing object: MemoryObject, meta: CacheMeta, weight: Int) {
       self.object = object
+      self.tag = object.tag
       self.meta = meta
       self.weight = weight
-      self.completeBody = completeBody
+      self.completeBody = nil
+      self.store = nil
     }
 
-    func with(meta: CacheMeta, weight: Int) -> Entry {
-      Entry(object: object, meta: meta, weight: weight, completeBody: completeBody)
+    /// A committed version.
+    init(tag: StreamingWriteTag, meta: CacheMeta, weight: Int, body: MemoryBody, store: MemoryStore) {
+      self.object = nil
+      self.tag = tag
+      self.meta = meta
+      self.weight = weight
+      self.completeBody = body
+      self.store = store
     }
+
+    /// The same object with another meta: a new version, without a memo.
+    func with(meta: CacheMeta, weight: Int) -> Entry? {
+      guard let store, let completeBody else { return nil }
+      return Entry(tag: tag, meta: meta, weight: weight, body: completeBody, store: store)
+    }
+
+    /// Budget bytes charged for the memo now.
+    var memoWeight: Int { max(0, memoCharge.load(ordering: .relaxed)) }
 
     func memo<T: AnyObject & Sendable>(as type: T.Type) -> T? { memoSlot.value(as: type) }
 
-    func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T? { memoSlot.keep(value) }
+    /// Charges the memo before keeping it; with no room even after eviction, the value
+    /// is returned unkept (the caller uses it once, the next hit builds it again).
+    func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T? {
+      // A write in progress, or a version that has left the index: nothing to charge
+      // (nor to evict others for).
+      guard let store, memoCharge.load(ordering: .relaxed) != Self.retired else { return memoSlot.keep(value) }
+      if memoSlot.isSet { return memoSlot.value(as: T.self) }
+      let bytes = (value as? any MemoFootprint)?.heapFootprint ?? HeapFootprint.object(storedBytes: 8)
+      guard store.chargeMemo(bytes) else { return value }
+      let kept = memoSlot.keep(value)
+      guard kept === value else {
+        // Another reader's memo is kept, charged by that reader.
+        store.release(bytes)
+        return kept
+      }
+      let (charged, _) = memoCharge.compareExchange(expected: 0, desired: bytes, ordering: .acquiringAndReleasing)
+      if charged {
+        store.committedMemo(bytes)
+      } else {
+        // Retired meanwhile: the entry left the index and nothing else will give these back.
+        store.release(bytes)
+      }
+      return kept
+    }
+
+    /// Marks the entry as out of the index: no memo is charged from now on. Returns the
+    /// memo bytes charged so far, which the caller gives back with the entry's weight.
+    func retire() -> Int { max(0, memoCharge.exchange(Self.retired, ordering: .acquiringAndReleasing)) }
   }
 
   struct ShardState: Sendable {
@@ -87,6 +160,9 @@ public final class MemoryStore: Storage {
     self.observer = observer
     self.logger = logger
     self.shards = (0..<configuration.shardCount).map { _ in Shard() }
+    self.entryOverhead =
+      HeapFootprint.object(storedBytes: Entry.storedBytes) + Self.indexSlotBytes
+      + self.evictionManager.trackingBytesPerKey
   }
 
   /// Bytes charged now: committed objects and writes in flight.
@@ -105,13 +181,13 @@ public final class MemoryStore: Storage {
 
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<MemoryHitHandler>? {
     guard let entry = find(key) else { return nil }
-    return CacheHit(meta: entry.meta, handler: handler(for: entry))
+    return CacheHit(meta: entry.meta, handler: handler(for: entry, hash: key.combinedHash))
   }
 
   /// The same lookup as `lookup`, without building a `CacheHit` (see `Storage.lookupParts`).
   public func lookupParts(_ key: CacheKey) async throws(CacheError) -> (meta: CacheMeta, handler: MemoryHitHandler)? {
     guard let entry = find(key) else { return nil }
-    return (entry.meta, handler(for: entry))
+    return (entry.meta, handler(for: entry, hash: key.combinedHash))
   }
 
   /// The entry a lookup of `key` serves (a write in progress first), its access counted.
@@ -134,31 +210,30 @@ public final class MemoryStore: Storage {
     guard let tag else { return try await lookup(key) }
     let hash = key.combinedHash
     let entry = shard(for: hash).state.withLock { state -> Entry? in
-      if let partial = state.writing[hash]?.first(where: { $0.object.tag == tag }) { return partial }
-      if let committed = state.committed[hash], committed.object.tag == tag { return committed }
+      if let partial = state.writing[hash]?.first(where: { $0.tag == tag }) { return partial }
+      if let committed = state.committed[hash], committed.tag == tag { return committed }
       return nil
     }
-    return entry.map(hit)
+    return entry.map { CacheHit(meta: $0.meta, handler: handler(for: $0, hash: hash)) }
   }
 
-  private func hit(_ entry: Entry) -> CacheHit<MemoryHitHandler> {
-    CacheHit(meta: entry.meta, handler: handler(for: entry))
-  }
-
-  private func handler(for entry: Entry) -> MemoryHitHandler {
+  private func handler(for entry: Entry, hash: CacheHash) -> MemoryHitHandler {
     MemoryHitHandler(
-      object: entry.object, snapshot: entry.completeBody ?? entry.object.completeBody, weight: entry.weight)
+      hash: hash, object: entry.object, snapshot: entry.completeBody ?? entry.object?.completeBody,
+      weight: entry.weight)
   }
 
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> MemoryMissHandler {
     let hash = key.combinedHash
-    let metaWeight = meta.encodedSizeEstimate
-    try charge(metaWeight, for: hash)
+    let meta = interner.intern(meta)
+    // The entry and the meta now; the body chunk by chunk; the exact figure at commit.
+    let upFront = entryOverhead + meta.heapFootprint
+    try charge(upFront, for: hash)
     let tag = StreamingWriteTag(rawValue: nextTag.add(1, ordering: .relaxed).newValue)
     let object = MemoryObject(hash: hash, tag: tag)
-    let entry = Entry(object: object, meta: meta, weight: metaWeight)
+    let entry = Entry(writing: object, meta: meta, weight: upFront)
     shard(for: hash).state.withLock { $0.writing[hash, default: []].append(entry) }
-    return MemoryMissHandler(store: self, key: key, meta: meta, object: object, chargedForMeta: metaWeight)
+    return MemoryMissHandler(store: self, key: key, meta: meta, object: object, chargedUpFront: upFront)
   }
 
   public func purge(_ key: CompactCacheKey, reason: PurgeReason) async throws(CacheError) -> Bool {
@@ -168,8 +243,7 @@ public final class MemoryStore: Storage {
     }
     if let committed {
       objects.subtract(1, ordering: .relaxed)
-      committedWeight.subtract(committed.weight, ordering: .relaxed)
-      release(committed.weight)
+      releaseCommitted(committed)
       evictionManager.remove(key)
       observer?.storage(
         Self.tierName,
@@ -181,26 +255,29 @@ public final class MemoryStore: Storage {
 
   public func updateMeta(_ key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Bool {
     let hash = key.combinedHash
-    let newMetaWeight = meta.encodedSizeEstimate
+    let meta = interner.intern(meta)
+    let newMetaWeight = meta.heapFootprint
     // Charge a growth before taking the lock, so a full budget evicts others first.
-    let current = shard(for: hash).state.withLock { $0.committed[hash]?.meta.encodedSizeEstimate }
+    let current = shard(for: hash).state.withLock { $0.committed[hash]?.meta.heapFootprint }
     guard let current else { return false }
     let growth = max(0, newMetaWeight - current)
     if growth > 0 { try charge(growth, for: hash) }
-    let outcome = shard(for: hash).state.withLock { state -> (delta: Int, weight: Int)? in
+    let outcome = shard(for: hash).state.withLock { state -> (delta: Int, weight: Int, replaced: Entry)? in
       guard let entry = state.committed[hash] else { return nil }
-      let delta = newMetaWeight - entry.meta.encodedSizeEstimate
-      let updated = entry.with(meta: meta, weight: entry.weight + delta)
+      let delta = newMetaWeight - entry.meta.heapFootprint
+      guard let updated = entry.with(meta: meta, weight: entry.weight + delta) else { return nil }
       state.committed[hash] = updated
-      return (delta, updated.weight)
+      return (delta, updated.weight, entry)
     }
     guard let outcome else {
       release(growth)
       return false
     }
-    // We charged `growth`; the real change is `delta`: give back the difference.
-    release(growth - outcome.delta)
-    committedWeight.add(outcome.delta, ordering: .relaxed)
+    // We charged `growth`; the real change is `delta`: give back the difference, and the
+    // memo of the version replaced.
+    let memo = outcome.replaced.retire()
+    release(growth - outcome.delta + memo)
+    committedWeight.add(outcome.delta - memo, ordering: .relaxed)
     removeVictims(evictionManager.admit(key.compact, size: outcome.weight, freshUntil: meta.freshUntil))
     return true
   }
@@ -235,25 +312,61 @@ public final class MemoryStore: Storage {
     if bytes != 0 { charged.subtract(bytes, ordering: .relaxed) }
   }
 
-  /// Makes a finished write the committed object of its key (the last to finish wins).
-  func commit(key: CacheKey, meta: CacheMeta, object: MemoryObject, weight: Int) {
+  /// Makes a finished write the committed object of its key (the last to finish wins),
+  /// its body compacted and its charge made exact; returns the object's weight. Throws
+  /// (the write abandoned) when the exact charge is larger and cannot be made.
+  func commit(key: CacheKey, meta: CacheMeta, object: MemoryObject, charged: Int) throws(CacheError) -> Int {
     let hash = key.combinedHash
-    let entry = Entry(object: object, meta: meta, weight: weight, completeBody: object.completeBody)
+    let body = (object.completeBody ?? MemoryBody()).compacted(joinLimit: Self.joinLimit, retainable: retainable)
+    let weight = entryOverhead + meta.heapFootprint + body.heapFootprint
+    if weight > charged {
+      do throws(CacheError) {
+        try charge(weight - charged, for: hash)
+      } catch {
+        abandonWrite(of: key, object: object, charged: charged, reason: error.description)
+        throw error
+      }
+    } else {
+      release(charged - weight)
+    }
+    let entry = Entry(tag: object.tag, meta: meta, weight: weight, body: body, store: self)
     let replaced = shard(for: hash).state.withLock { state -> Entry? in
       Self.removeWrite(object, of: hash, from: &state)
       return state.committed.updateValue(entry, forKey: hash)
     }
     committedWeight.add(weight, ordering: .relaxed)
     if let replaced {
-      committedWeight.subtract(replaced.weight, ordering: .relaxed)
-      release(replaced.weight)
+      releaseCommitted(replaced)
       observer?.storage(
         Self.tierName, removed: StorageRemoval(key: key.compact, weight: replaced.weight, reason: .replaced))
     } else {
       objects.add(1, ordering: .relaxed)
     }
     removeVictims(evictionManager.admit(key.compact, size: weight, freshUntil: meta.freshUntil))
+    return weight
   }
+
+  /// Gives back what an entry that left the index was charged, its weight and its memo;
+  /// returns the bytes.
+  @discardableResult
+  private func releaseCommitted(_ entry: Entry) -> Int {
+    let total = entry.weight + entry.retire()
+    committedWeight.subtract(total, ordering: .relaxed)
+    release(total)
+    return total
+  }
+
+  /// Charges a memo kept in an entry; false when even eviction cannot make room.
+  func chargeMemo(_ bytes: Int) -> Bool {
+    do throws(CacheError) {
+      try charge(bytes, for: CacheHash(high: 0, low: 0))
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  func committedMemo(_ bytes: Int) { committedWeight.add(bytes, ordering: .relaxed) }
 
   /// Forgets a write that will not finish, gives its bytes back and fails its readers.
   func abandonWrite(of key: CacheKey, object: MemoryObject, charged bytes: Int, reason: String) {
@@ -265,13 +378,12 @@ public final class MemoryStore: Storage {
       "write abandoned", metadata: ["tier": "\(Self.tierName)", "key": "\(hash.hex)", "reason": "\(reason)"])
   }
 
-  /// Chunks that pin a much larger allocation (a slice of a socket read buffer, say)
-  /// are copied, so the budget counts what is really held.
+  /// Chunks that pin a larger allocation (a slice of a socket read buffer, a buffer
+  /// NIO rounded up to a power of two) by more than an eighth are copied into storage of
+  /// their size, so what is held is what is charged.
   func retainable(_ chunk: ByteBuffer) -> ByteBuffer {
-    guard chunk.storageCapacity > 2 * chunk.readableBytes + 1024 else { return chunk }
-    var copy = allocator.buffer(capacity: chunk.readableBytes)
-    copy.writeImmutableBuffer(chunk)
-    return copy
+    guard chunk.storageCapacity > chunk.readableBytes + chunk.readableBytes / 8 + 64 else { return chunk }
+    return ExactBuffer.copy(chunk)
   }
 
   private static func removeWrite(_ object: MemoryObject, of hash: CacheHash, from state: inout ShardState) {
@@ -288,15 +400,45 @@ public final class MemoryStore: Storage {
       let hash = victim.combinedHash
       guard let entry = shard(for: hash).state.withLock({ $0.committed.removeValue(forKey: hash) }) else { continue }
       objects.subtract(1, ordering: .relaxed)
-      committedWeight.subtract(entry.weight, ordering: .relaxed)
-      release(entry.weight)
-      freed += entry.weight
+      freed += releaseCommitted(entry)
       logger.debug(
         "evicted for capacity",
         metadata: ["tier": "\(Self.tierName)", "key": "\(hash.hex)", "weight": "\(entry.weight)"])
       observer?.storage(Self.tierName, removed: StorageRemoval(key: victim, weight: entry.weight, reason: .capacity))
     }
     return freed
+  }
+}
+
+extension MemoryStore {
+  /// What one committed object is charged for, by part (see `HeapFootprint`).
+  public struct ObjectFootprint: Sendable, Equatable {
+    /// The entry object, its index slot and its eviction key.
+    public var entry: Int
+    /// The decoded meta's arrays and strings.
+    public var meta: Int
+    /// The body's storage and chunk list.
+    public var body: Int
+    /// The memo a reader keeps in the entry (a serialised response head), once kept.
+    public var memo: Int
+
+    public var total: Int { entry + meta + body + memo }
+
+    public init(entry: Int, meta: Int, body: Int, memo: Int) {
+      self.entry = entry
+      self.meta = meta
+      self.body = body
+      self.memo = memo
+    }
+  }
+
+  /// The charge of `key`'s committed object, by part; nil when none is committed.
+  public func footprint(of key: CacheKey) -> ObjectFootprint? {
+    let hash = key.combinedHash
+    guard let entry = shard(for: hash).state.withLock({ $0.committed[hash] }) else { return nil }
+    return ObjectFootprint(
+      entry: entryOverhead, meta: entry.meta.heapFootprint, body: entry.completeBody?.heapFootprint ?? 0,
+      memo: entry.memoWeight)
   }
 }
 
