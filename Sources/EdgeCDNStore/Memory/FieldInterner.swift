@@ -34,10 +34,14 @@ final class FieldInterner: Sendable {
     stripes = (0..<stripeCount).map { _ in Stripe(count: slotsPerStripe) }
   }
 
+  /// The longest string held: bounds the table to about 4096 x 128 bytes.
+  static let maxInternedBytes = 128
+
   /// `text`, or an equal string already held, sharing its storage.
   func intern(_ text: String) -> String {
-    // Small strings are held inline: nothing to share.
-    guard text.utf8.count > 15 else { return text }
+    // Small strings are held inline: nothing to share. Long ones are not held: the table
+    // is outside the budget, and a long value (a policy, a cookie) is seldom repeated.
+    guard (16...Self.maxInternedBytes).contains(text.utf8.count) else { return text }
     let hash = UInt(bitPattern: text.hashValue)
     let stripe = Int(hash % UInt(stripes.count))
     let slot = Int((hash / UInt(stripes.count)) % UInt(slotsPerStripe))

@@ -103,8 +103,8 @@ public final class MemoryStore: Storage {
 
     func memo<T: AnyObject & Sendable>(as type: T.Type) -> T? { memoSlot.value(as: type) }
 
-    /// Charges the memo before keeping it; with no room even after eviction, the value
-    /// is returned unkept (the caller uses it once, the next hit builds it again).
+    /// Charges the memo before keeping it; without room in the budget, the value is
+    /// returned unkept (the caller uses it once, the next hit builds it again).
     func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T? {
       // A write in progress, or a version that has left the index: nothing to charge
       // (nor to evict others for).
@@ -357,13 +357,20 @@ public final class MemoryStore: Storage {
   }
 
   /// Charges a memo kept in an entry; false when even eviction cannot make room.
+  /// Charges a memo only if the budget has room now. Why not evict for it: it is kept
+  /// from a hit, and evicting could remove the very entry being hit (the next victim),
+  /// before the hit tells the eviction manager about it, which would then track a key
+  /// the store no longer holds. A memo not kept is built again by the next hit.
   func chargeMemo(_ bytes: Int) -> Bool {
-    do throws(CacheError) {
-      try charge(bytes, for: CacheHash(high: 0, low: 0))
-      return true
-    } catch {
-      return false
+    let budget = configuration.byteBudget
+    var current = charged.load(ordering: .relaxed)
+    while current + bytes <= budget {
+      let (exchanged, original) = charged.compareExchange(
+        expected: current, desired: current + bytes, ordering: .relaxed)
+      if exchanged { return true }
+      current = original
     }
+    return false
   }
 
   func committedMemo(_ bytes: Int) { committedWeight.add(bytes, ordering: .relaxed) }

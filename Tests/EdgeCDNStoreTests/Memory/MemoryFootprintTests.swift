@@ -156,16 +156,24 @@ struct MemoryFootprintTests {
     #expect(store.usedBytes == 0)
   }
 
-  @Test("a memo that would not fit even after eviction is handed back unkept")
+  @Test("a memo without room in the budget is handed back unkept, and evicts nothing")
   func memoWithoutRoom() async throws {
     let store = try MemoryStore(configuration: .init(byteBudget: 8192, maxObjectSize: 8192, shardCount: 1))
     let key = CacheKey(primary: "example.com/full")
     try await Self.write(store, key, meta: Self.nginxMeta(2))
     let memo = try Self.immediate(store, key)
+    let used = store.usedBytes
     let huge = Memo(1 << 20)
     let unkept: Memo? = memo.keepMemo(huge)
     #expect(unkept === huge)
     #expect(memo.memo(as: Memo.self) == nil)
-    #expect(store.usedBytes <= 8192)
+    #expect(store.usedBytes == used, "nothing charged, nothing evicted")
+    #expect(store.objectCount == 1)
+    // Just over the room left: still nothing evicted for it (it could be the entry itself).
+    let overRoom = Memo(8192 - used + 1)
+    let alsoUnkept: Memo? = memo.keepMemo(overRoom)
+    #expect(alsoUnkept === overRoom)
+    #expect(store.objectCount == 1)
+    #expect(try Self.immediate(store, key).memo(as: Memo.self) == nil)
   }
 }
