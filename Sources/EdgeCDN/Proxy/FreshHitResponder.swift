@@ -52,11 +52,13 @@ final class FreshHitResponder: ImmediateResponder {
     var host: String?
     for (name, value) in head.headers {
       switch RequestField.classify(name) {
-      case .host: if host == nil { host = value }
+      case .host: if host == nil { host = RequestKey.host(value) }
       case .needsFullPath: return nil
       case .other: break
       }
     }
+    // A Host that is not a host gets 400 on the async path (`HTTPServer`), never a hit.
+    if let host, !host.utf8.allSatisfy(ASCII.isHostByte) { return nil }
     let key = LastKey.key(host: host, uri: head.uri, memo: &connection)
     var fieldsOnly = false
     return response(

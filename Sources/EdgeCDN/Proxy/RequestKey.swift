@@ -5,7 +5,16 @@ import NIOHTTP1
 /// One definition for the async proxy and the event-loop fast path, which must agree.
 enum RequestKey {
   static func of(_ head: HTTPRequestHead) -> CacheKey {
-    of(host: head.headers.first(name: "host"), uri: head.uri)
+    of(host: host(head.headers.first(name: "host")), uri: head.uri)
+  }
+
+  /// A Host field's value without the trailing spaces and tabs NIOHTTP1 leaves in it
+  /// (optional whitespace, not part of the value): "a " and "a" name one host.
+  static func host(_ value: String?) -> String? {
+    guard let value, let last = value.utf8.last, last == 0x20 || last == 0x09 else { return value }
+    var bytes = Array(value.utf8)
+    while let end = bytes.last, end == 0x20 || end == 0x09 { bytes.removeLast() }
+    return String(decoding: bytes, as: UTF8.self)
   }
 
   /// Builds the primary key's bytes in one buffer; a non-ASCII host is lowercased as a

@@ -28,4 +28,21 @@ enum ASCII {
     default: false
     }
   }
+
+  /// What a Host field's value may hold (RFC 9110 §7.2: uri-host [":" port], with
+  /// RFC 3986's reg-name, IPv4 and IP-literal characters). Why it matters: the cache key
+  /// is the host then the target, so a Host with a "/" in it ("victim.test/evil" with
+  /// target "/p") would name another URL's object ("victim.test" with "/evil/p").
+  static func isHostByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+      UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+      UInt8(ascii: "~"), UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+      UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","),
+      UInt8(ascii: ";"), UInt8(ascii: "="), UInt8(ascii: "%"), UInt8(ascii: ":"), UInt8(ascii: "["),
+      UInt8(ascii: "]"):
+      true
+    default: false
+    }
+  }
 }

@@ -82,7 +82,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
             front: responder.map {
               WireResponder(
                 responder: $0, shuttingDown: shuttingDown, exchanges: exchanges,
-                maxHeadBytes: limits.maxRequestLineBytes + limits.maxHeaderBytes)
+                maxRequestLineBytes: limits.maxRequestLineBytes, maxHeaderBytes: limits.maxHeaderBytes)
             })
           if let responder {
             try channel.pipeline.syncOperations.addHandler(
@@ -238,8 +238,12 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
   /// How much of a refused body is read before closing (see the 413 above).
   static var lingerBytes: Int { 256 << 10 }
 
-  /// 414 for a request line over its limit, 431 for a header section over its limit.
+  /// 414 for a request line over its limit, 431 for a header section over its limit, 400
+  /// for a Host that is not a host (see `ASCII.isHostByte`).
   private func rejection(of head: HTTPRequestHead) -> HTTPResponseStatus? {
+    for host in head.headers["host"] where !(RequestKey.host(host) ?? "").utf8.allSatisfy(ASCII.isHostByte) {
+      return .badRequest
+    }
     if head.method.rawValue.utf8.count + head.uri.utf8.count + 10 > limits.maxRequestLineBytes { return .uriTooLong }
     var headerBytes = 0
     for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }

@@ -36,7 +36,7 @@ public struct WireRequest: Sendable {
     bytes.getString(at: bytes.readerIndex + target.lowerBound, length: target.count) ?? ""
   }
 
-  /// The Host field's value, trimmed, if there is one.
+  /// The Host field's value without surrounding whitespace, if there is one.
   public var hostValue: String? {
     host.flatMap { bytes.getString(at: bytes.readerIndex + $0.lowerBound, length: $0.count) }
   }
@@ -79,19 +79,33 @@ enum WireRequestScan: Equatable {
     var host: Range<Int>?
   }
 
-  /// Scans the request at the start of `bytes`; a head longer than `maxHeadBytes` is `other`.
-  static func scan(_ bytes: UnsafeRawBufferPointer, maxHeadBytes: Int) -> WireRequestScan {
+  /// Scans the request at the start of `bytes`. A head longer than the two limits
+  /// together is `other`; a plain request over either of them is `bodiless`, so that the
+  /// server's limits answer it (414, 431), not the fast path.
+  static func scan(
+    _ bytes: UnsafeRawBufferPointer, maxRequestLineBytes: Int, maxHeaderBytes: Int
+  ) -> WireRequestScan {
     var scanner = Scanner(bytes: bytes)
     let result = scanner.scan()
-    if result == .incomplete, bytes.count > maxHeadBytes { return .other }
-    if case .plain(_, let length) = result, length > maxHeadBytes { return .other }
-    if case .bodiless(let length) = result, length > maxHeadBytes { return .other }
-    return result
+    let maxHeadBytes = maxRequestLineBytes + maxHeaderBytes
+    switch result {
+    case .incomplete: return bytes.count > maxHeadBytes ? .other : result
+    case .bodiless(let length): return length > maxHeadBytes ? .other : result
+    case .plain(_, let length):
+      if length > maxHeadBytes { return .other }
+      if scanner.requestLineBytes > maxRequestLineBytes || length - scanner.requestLineBytes > maxHeaderBytes {
+        return .bodiless(length: length)
+      }
+      return result
+    case .other: return result
+    }
   }
 
   private struct Scanner {
     let bytes: UnsafeRawBufferPointer
     var i = 0
+    /// The request line's length, CRLF included, once scanned.
+    var requestLineBytes = 0
 
     init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -125,6 +139,7 @@ enum WireRequestScan: Equatable {
         guard byte == versionLine.utf8Start[offset] else { return .other }
       }
       i += versionLine.utf8CodeUnitCount
+      requestLineBytes = i
       // Fields.
       var plain = true
       var host: Range<Int>?
@@ -153,9 +168,14 @@ enum WireRequestScan: Equatable {
         switch name {
         case .framing: return .other
         case .host:
-          // As NIOHTTP1 reads it, trailing whitespace included: both paths must make one key.
+          // Without trailing whitespace, as `RequestKey.host`: both paths must make one key.
           if host != nil { plain = false }
-          host = valueStart..<valueEnd
+          var end = valueEnd
+          while end > valueStart, bytes[end - 1] == .space || bytes[end - 1] == .tab { end -= 1 }
+          host = valueStart..<end
+          // A value that is not a host (a "/" in it would alias another URL's key) is
+          // the path behind's to refuse.
+          for index in valueStart..<end where !ASCII.isHostByte(bytes[index]) { plain = false }
         case .connection:
           var end = valueEnd
           while end > valueStart, bytes[end - 1] == .space || bytes[end - 1] == .tab { end -= 1 }
@@ -171,6 +191,8 @@ enum WireRequestScan: Equatable {
         case .other: break
         }
       }
+      // Both tokens: llhttp's reading differs with the version; the decoder decides.
+      if close, keepAlive { plain = false }
       guard plain else { return .bodiless(length: i) }
       let request = Plain(
         isHEAD: method == .head, version: HTTPVersion(major: 1, minor: Int(minor)),
@@ -218,6 +240,8 @@ enum WireRequestScan: Equatable {
           self =
             ASCII.equals(name, "cache-control") || ASCII.equals(name, "authorization") ? .variant : .other
         case 14: self = ASCII.equals(name, "content-length") ? .framing : .other
+        // llhttp reads it as Connection; the decoder decides.
+        case 16: self = ASCII.equals(name, "proxy-connection") ? .variant : .other
         case 17: self = ASCII.equals(name, "transfer-encoding") ? .framing : .other
         default: self = .other
         }

@@ -27,9 +27,10 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   private let responder: any ImmediateResponder
   private let shuttingDown: Flag
   private let exchanges: OpenExchanges
-  /// The longest head scanned here; a longer one goes to the decoder, which applies the
-  /// server's limits.
-  private let maxHeadBytes: Int
+  /// The server's limits: a head over them goes to the decoder, and the path behind
+  /// refuses it.
+  private let maxRequestLineBytes: Int
+  private let maxHeaderBytes: Int
   private var memo = ImmediateConnectionMemo()
   /// The start of a request whose head has not all arrived.
   private var partial: ByteBuffer?
@@ -46,11 +47,15 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   /// six handlers to the async channel's, which would find nothing to deliver.
   private var forwarded = false
 
-  init(responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges, maxHeadBytes: Int) {
+  init(
+    responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges, maxRequestLineBytes: Int,
+    maxHeaderBytes: Int
+  ) {
     self.responder = responder
     self.shuttingDown = shuttingDown
     self.exchanges = exchanges
-    self.maxHeadBytes = maxHeadBytes
+    self.maxRequestLineBytes = maxRequestLineBytes
+    self.maxHeaderBytes = maxHeaderBytes
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -66,10 +71,15 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
       input = earlier
     }
     while input.readableBytes > 0 {
-      let scan = input.withUnsafeReadableBytes { WireRequestScan.scan($0, maxHeadBytes: maxHeadBytes) }
+      let scan = input.withUnsafeReadableBytes {
+        WireRequestScan.scan($0, maxRequestLineBytes: maxRequestLineBytes, maxHeaderBytes: maxHeaderBytes)
+      }
       switch scan {
       case .incomplete:
-        partial = input
+        // Copied, so the read buffer (and the requests already answered from it) is not held.
+        var rest = context.channel.allocator.buffer(capacity: input.readableBytes)
+        rest.writeBuffer(&input)
+        partial = rest
         return
       case .other:
         decoderOnly = true

@@ -384,7 +384,9 @@ import Testing
   /// A plain request as `WireResponder` hands it to the responder.
   func wire(_ uri: String, method: String = "GET") throws -> WireRequest {
     let bytes = ByteBuffer(string: "\(method) \(uri) HTTP/1.1\r\nHost: example.test\r\n\r\n")
-    let scan = bytes.withUnsafeReadableBytes { WireRequestScan.scan($0, maxHeadBytes: 1 << 10) }
+    let scan = bytes.withUnsafeReadableBytes {
+      WireRequestScan.scan($0, maxRequestLineBytes: 1 << 10, maxHeaderBytes: 1 << 10)
+    }
     guard case .plain(let plain, _) = scan else { throw WireScanFailed() }
     return WireRequest(plain, bytes: bytes)
   }

@@ -35,6 +35,32 @@ import Testing
     }
   }
 
+  /// The key is host then target: a Host with a "/" would name another URL's object
+  /// ("victim.test/evil" + "/p" is "victim.test" + "/evil/p"), so it is refused, cached
+  /// object or not, and nothing is fetched or stored for it.
+  @Test func aHostThatIsNotAHostGets400() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/evil/p", reply: .text("real", ["Cache-Control": "max-age=60"]))
+      h.origin.route("/p", reply: .text("other", ["Cache-Control": "max-age=60"]))
+      #expect(try await h.get("/evil/p", ["Host": "victim.test"]).body == "real")
+      for host in ["victim.test/evil", "victim.test/evil ", "a b", "user@victim.test"] {
+        let client = try await RawClient(port: proxyPort(h))
+        try await client.send("GET /p HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        #expect(try await client.waitFor { $0.isClosed })
+        #expect(client.text.hasPrefix("HTTP/1.1 400"), "\(host)")
+        await client.close()
+      }
+      #expect(h.origin.count("/p") == 0)
+      #expect(try await h.get("/evil/p", ["Host": "victim.test"]).body == "real")
+      let trailing = try await RawClient(port: proxyPort(h))
+      try await trailing.send("GET /evil/p HTTP/1.1\r\nHost: Victim.test \t\r\nConnection: close\r\n\r\n")
+      #expect(try await trailing.waitFor { $0.isClosed })
+      #expect(
+        trailing.text.hasPrefix("HTTP/1.1 200") && trailing.text.hasSuffix("real"),
+        "trailing whitespace is no part of the host")
+    }
+  }
+
   @Test func oversizedBodyGets413() async throws {
     try await ProxyHarness.run(configure: { $0.maxRequestBodyBytes = 10 }) { h in
       let client = try await RawClient(port: proxyPort(h))

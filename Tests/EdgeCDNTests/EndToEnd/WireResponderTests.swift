@@ -57,7 +57,9 @@ import Testing
     let flag = Flag()
     try ResponseEncoder.configureServerPipeline(
       channel.pipeline.syncOperations, exchanges: exchanges,
-      front: WireResponder(responder: stub, shuttingDown: flag, exchanges: exchanges, maxHeadBytes: 1 << 10))
+      front: WireResponder(
+        responder: stub, shuttingDown: flag, exchanges: exchanges, maxRequestLineBytes: 1 << 10,
+        maxHeaderBytes: 1 << 10))
     if behind {
       try channel.pipeline.syncOperations.addHandler(
         ImmediateResponseHandler(responder: stub, shuttingDown: flag, exchanges: exchanges))

@@ -9,8 +9,10 @@ import Testing
 /// it calls plain has the method, target, version, Host and keep-alive the decoder reads,
 /// and what it passes on whole is exactly one request to the decoder.
 @Suite struct WireRequestScanTests {
-  static func scan(_ text: String, maxHeadBytes: Int = 1 << 12) -> WireRequestScan {
-    ByteBuffer(string: text).withUnsafeReadableBytes { WireRequestScan.scan($0, maxHeadBytes: maxHeadBytes) }
+  static func scan(_ text: String, line: Int = 1 << 11, header: Int = 1 << 12) -> WireRequestScan {
+    ByteBuffer(string: text).withUnsafeReadableBytes {
+      WireRequestScan.scan($0, maxRequestLineBytes: line, maxHeaderBytes: header)
+    }
   }
 
   /// The decoder's reading of `text`: every head it produced, and whether it failed.
@@ -55,7 +57,10 @@ import Testing
       #expect(head.uri == request.uri, sourceLocation: sourceLocation)
       #expect(head.version == request.version, sourceLocation: sourceLocation)
       #expect(head.isKeepAlive == request.isKeepAlive, "\(text.debugDescription)", sourceLocation: sourceLocation)
-      #expect(head.headers.first(name: "host") == request.hostValue, sourceLocation: sourceLocation)
+      #expect(RequestKey.host(head.headers.first(name: "host")) == request.hostValue, sourceLocation: sourceLocation)
+      #expect(
+        RequestKey.of(head) == request.withTargetAndHost { RequestKey.of(host: $1, target: $0) },
+        "one key on both paths", sourceLocation: sourceLocation)
     }
     return scan
   }
@@ -81,6 +86,8 @@ import Testing
     "GET /x HTTP/1.1\r\nHost: a\r\nconnection: CLOSE\r\n\r\n",
     "GET /empty HTTP/1.1\r\nHost:\r\nX-Empty:\r\n\r\n",
     "GET /%7Ex~!$&'()*+,;=:@ HTTP/1.1\r\nHost: a\r\n\r\n",
+    "GET /x HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+    "GET /x HTTP/1.1\r\nHost: 127.0.0.1:18083\r\n\r\n",
   ])
   func plainRequestsReadAsTheDecoderReadsThem(text: String) {
     #expect(Self.isPlain(Self.checkAgainstDecoder(text)))
@@ -95,6 +102,12 @@ import Testing
     "GET /x HTTP/1.1\r\nAuthorization: Basic eA==\r\n\r\n",
     "GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     "GET /x HTTP/1.1\r\nConnection: close, te\r\n\r\n",
+    "GET /x HTTP/1.1\r\nHost: a\r\nProxy-Connection: close\r\n\r\n",
+    "GET /x HTTP/1.0\r\nHost: a\r\nProxy-Connection: keep-alive\r\n\r\n",
+    "GET /x HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+    "GET /p HTTP/1.1\r\nHost: victim.test/evil\r\n\r\n",
+    "GET /p HTTP/1.1\r\nHost: a b\r\n\r\n",
+    "GET /p HTTP/1.1\r\nHost: user@victim.test\r\n\r\n",
   ])
   func requestsForTheFullPathGoWhole(text: String) {
     #expect(Self.isBodiless(Self.checkAgainstDecoder(text)))
@@ -130,17 +143,21 @@ import Testing
     let text = "GET /path HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n"
     let bytes = Array(text.utf8)
     for end in 0..<bytes.count {
-      let scan = bytes[0..<end].withUnsafeBytes { WireRequestScan.scan($0, maxHeadBytes: 1 << 10) }
+      let scan = bytes[0..<end].withUnsafeBytes {
+        WireRequestScan.scan($0, maxRequestLineBytes: 1 << 10, maxHeaderBytes: 1 << 10)
+      }
       #expect(scan == .incomplete, "prefix of \(end) bytes")
     }
     #expect(Self.isPlain(Self.scan(text)))
   }
 
-  @Test func aHeadOverTheLimitIsTheDecoders() {
-    let text = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
-    #expect(Self.isPlain(Self.scan(text, maxHeadBytes: text.utf8.count)))
-    #expect(Self.scan(text, maxHeadBytes: text.utf8.count - 1) == .other)
-    #expect(Self.scan(String(text.dropLast(2)), maxHeadBytes: 10) == .other, "incomplete past the limit")
+  @Test func aHeadOverTheLimitsIsTheDecoders() {
+    let text = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"  // request line 17 bytes, fields 11
+    #expect(Self.isPlain(Self.scan(text, line: 17, header: 11)))
+    #expect(Self.scan(text, line: 16, header: 100) == .bodiless(length: 28), "the server answers 414")
+    #expect(Self.scan(text, line: 100, header: 10) == .bodiless(length: 28), "the server answers 431")
+    #expect(Self.scan(text, line: 10, header: 10) == .other, "longer than both together")
+    #expect(Self.scan(String(text.dropLast(2)), line: 5, header: 5) == .other, "incomplete past the limits")
   }
 
   /// Random single-byte changes of a few requests: whatever the scan takes, the decoder
@@ -169,5 +186,28 @@ import Testing
     }
     #expect(checked > 100)
     #expect(plain > 0, "some mutations stay plain")
+  }
+
+  /// Requests whose one extra field is drawn from the names llhttp or the fast path treat
+  /// specially, with values that flip their meaning: the scan must read each as the
+  /// decoder does (keep-alive above all), or leave it to the decoder.
+  @Test func specialFieldsNeverDisagreeWithTheDecoder() {
+    let names = [
+      "Connection", "connection", "Proxy-Connection", "Keep-Alive", "Host", "Content-Length", "Transfer-Encoding",
+      "Upgrade", "Expect", "Range", "If-None-Match", "Cache-Control", "Pragma", "Authorization", "TE", "Trailer",
+    ]
+    let values = ["close", "keep-alive", "Keep-Alive", "upgrade", "0", "chunked", "close, keep-alive", "x", ""]
+    var checked = 0
+    for version in ["1.0", "1.1"] {
+      for name in names {
+        for value in values {
+          Self.checkAgainstDecoder("GET /s HTTP/\(version)\r\nHost: h\r\n\(name): \(value)\r\n\r\n")
+          Self.checkAgainstDecoder(
+            "GET /s HTTP/\(version)\r\nHost: h\r\nConnection: close\r\n\(name): \(value)\r\n\r\n")
+          checked += 2
+        }
+      }
+    }
+    #expect(checked == 2 * names.count * values.count * 2)
   }
 }
