@@ -57,8 +57,6 @@ final class FreshHitResponder: ImmediateResponder {
       case .other: break
       }
     }
-    // A Host that is not a host gets 400 on the async path (`HTTPServer`), never a hit.
-    if let host, !host.utf8.allSatisfy(ASCII.isHostByte) { return nil }
     let key = LastKey.key(host: host, uri: head.uri, memo: &connection)
     var fieldsOnly = false
     return response(

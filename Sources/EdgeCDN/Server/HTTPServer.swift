@@ -33,6 +33,11 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
       self.idleTimeout = idleTimeout
       self.drainTimeout = drainTimeout
     }
+
+    /// What the server answers instead of serving `head`, if anything (`RequestRejection`).
+    func rejection(of head: HTTPRequestHead) -> HTTPResponseStatus? {
+      RequestRejection.status(of: head, maxRequestLineBytes: maxRequestLineBytes, maxHeaderBytes: maxHeaderBytes)
+    }
   }
 
   typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
@@ -86,7 +91,9 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
             })
           if let responder {
             try channel.pipeline.syncOperations.addHandler(
-              ImmediateResponseHandler(responder: responder, shuttingDown: shuttingDown, exchanges: exchanges))
+              ImmediateResponseHandler(
+                responder: responder, shuttingDown: shuttingDown, exchanges: exchanges,
+                maxRequestLineBytes: limits.maxRequestLineBytes, maxHeaderBytes: limits.maxHeaderBytes))
           }
           let connection = try Connection(wrappingChannelSynchronously: channel)
           unserved.adopt(connection)
@@ -181,7 +188,7 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
           var writer = ResponseWriter(
             outbound: outbound, keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed),
             version: head.version)
-          if let rejection = rejection(of: head) {
+          if let rejection = limits.rejection(of: head) {
             try await writer.respond(status: rejection, text: "\(rejection.reasonPhrase)\n", close: true)
             return
           }
@@ -237,19 +244,6 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
 
   /// How much of a refused body is read before closing (see the 413 above).
   static var lingerBytes: Int { 256 << 10 }
-
-  /// 414 for a request line over its limit, 431 for a header section over its limit, 400
-  /// for a Host that is not a host (see `ASCII.isHostByte`).
-  private func rejection(of head: HTTPRequestHead) -> HTTPResponseStatus? {
-    for host in head.headers["host"] where !(RequestKey.host(host) ?? "").utf8.allSatisfy(ASCII.isHostByte) {
-      return .badRequest
-    }
-    if head.method.rawValue.utf8.count + head.uri.utf8.count + 10 > limits.maxRequestLineBytes { return .uriTooLong }
-    var headerBytes = 0
-    for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
-    if headerBytes > limits.maxHeaderBytes { return .requestHeaderFieldsTooLarge }
-    return nil
-  }
 }
 
 /// Connections accepted (their NIOAsyncChannel made in the child initializer) but not yet

@@ -33,10 +33,19 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
 
   private let exchanges: OpenExchanges
 
-  init(responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges) {
+  /// The server's limits: a request over them is left to the async path, which refuses it.
+  private let maxRequestLineBytes: Int
+  private let maxHeaderBytes: Int
+
+  init(
+    responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges,
+    maxRequestLineBytes: Int, maxHeaderBytes: Int
+  ) {
     self.responder = responder
     self.shuttingDown = shuttingDown
     self.exchanges = exchanges
+    self.maxRequestLineBytes = maxRequestLineBytes
+    self.maxHeaderBytes = maxHeaderBytes
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -58,6 +67,8 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
       }
       held = nil
       if depth < Self.maxDepth, context.channel.isWritable, !exchanges.declinedInFront,
+        RequestRejection.status(of: head, maxRequestLineBytes: maxRequestLineBytes, maxHeaderBytes: maxHeaderBytes)
+          == nil,
         let response = responder.immediateResponse(
           to: head, keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed), connection: &memo)
       {

@@ -32,6 +32,19 @@ import Testing
       try await uri.send("GET /\(String(repeating: "u", count: 400)) HTTP/1.1\r\nHost: x\r\n\r\n")
       #expect(try await uri.waitFor { $0.isClosed })
       #expect(uri.text.hasPrefix("HTTP/1.1 414"))
+      // A cached object too: neither event-loop path answers a request over the limits.
+      h.origin.route("/cached", reply: .text("c", ["Cache-Control": "max-age=60"]))
+      #expect(try await h.get("/cached").body == "c")
+      #expect(try await h.get("/cached").cacheStatus.contains("hit"))
+      let big = "X-Big: \(String(repeating: "a", count: 4096))\r\n"
+      for prefix in ["", "GET /cached HTTP/1.1\r\nHost: example.test\r\n\r\n"] {
+        // WireResponder leaves it to the decoder, and ImmediateResponseHandler to the async path.
+        let cached = try await RawClient(port: proxyPort(h))
+        try await cached.send(prefix + "GET /cached HTTP/1.1\r\nHost: example.test\r\n\(big)\r\n")
+        #expect(try await cached.waitFor { $0.isClosed })
+        #expect(cached.text.contains("HTTP/1.1 431"), "\(prefix.isEmpty ? "alone" : "after a hit")")
+        #expect(cached.text.hasPrefix(prefix.isEmpty ? "HTTP/1.1 431" : "HTTP/1.1 200"))
+      }
     }
   }
 

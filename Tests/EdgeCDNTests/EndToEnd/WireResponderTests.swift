@@ -62,7 +62,9 @@ import Testing
         maxHeaderBytes: 1 << 10))
     if behind {
       try channel.pipeline.syncOperations.addHandler(
-        ImmediateResponseHandler(responder: stub, shuttingDown: flag, exchanges: exchanges))
+        ImmediateResponseHandler(
+          responder: stub, shuttingDown: flag, exchanges: exchanges, maxRequestLineBytes: 1 << 10,
+          maxHeaderBytes: 1 << 10))
     }
     return (channel, exchanges)
   }
