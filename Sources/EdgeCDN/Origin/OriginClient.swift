@@ -7,7 +7,7 @@ import Synchronization
 /// Our own rather than async-http-client: that package adds 2.5-4.5 minutes to every
 /// clean build on a 2-core machine (CI builds from scratch), and a reverse proxy needs
 /// only keep-alive HTTP/1.1 to one host, with backpressure on the body, which fits in
-/// two small files. Idle connections are reused last-in first-out (the warmest socket).
+/// a few small files. Idle connections are reused last-in first-out (the warmest socket).
 public final class OriginClient: Sendable {
   public struct Configuration: Sendable, Hashable {
     public var host: String
