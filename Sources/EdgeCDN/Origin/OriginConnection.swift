@@ -52,11 +52,13 @@ final class OriginConnection: Sendable {
       asyncChannel = try await ClientBootstrap(group: group)
         .connectTimeout(connectTimeout)
         .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        // Reads of up to 256 KiB (NIO's default stops at 64 KiB): a large body arrives in a
-        // quarter of the parts, each a syscall, a decoder pass and a hand-off less. The
-        // allocator grows only while reads fill it, so small responses keep small buffers.
+        // Reads of up to 128 KiB (NIO's default stops at 64 KiB): a large body arrives in half
+        // the parts, each a syscall, a decoder pass and a wake-up less. The allocator grows
+        // only while reads fill it, so small responses keep small buffers. (256 KiB was faster
+        // still, but let the kernel's receive-buffer autotuning hold far more of a body that
+        // a stalled client does not read: up to 27 MiB in ProxyServerTests' backpressure test.)
         .channelOption(
-          .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 << 10)
+          .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 128 << 10)
         )
         .connect(host: host, port: port) { channel in
           channel.eventLoop.makeCompletedFuture {
@@ -65,8 +67,11 @@ final class OriginConnection: Sendable {
               // Reads or writes: an upload that takes longer than this is not idle.
               IdleStateHandler(allTimeout: readIdleTimeout), CloseOnIdleHandler(),
             ])
+            // At most 4 parts (512 KiB at the largest reads) wait for a reader that does not
+            // keep up, a slow client's pass-through; NIO's default is 10.
             return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-              wrappingChannelSynchronously: channel)
+              wrappingChannelSynchronously: channel,
+              configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4)))
           }
         }
     } catch {
