@@ -91,6 +91,7 @@ public final class OriginClient: Sendable {
           {
             timer.start {
               connection.channel.eventLoop.scheduleTask(in: timeout) { [timer] in
+                guard !connection.responseHeadArrived else { return }
                 timer.fired.value.store(true, ordering: .relaxed)
                 connection.close()
               }
@@ -119,6 +120,7 @@ public final class OriginClient: Sendable {
     let fired = Flag()
     // The timer closes the connection, which fails the pending request: no task racing.
     let timer = connection.channel.eventLoop.scheduleTask(in: timeout) {
+      guard !connection.responseHeadArrived else { return }
       fired.value.store(true, ordering: .relaxed)
       connection.close()
     }

@@ -24,20 +24,27 @@ final class OriginConnection: Sendable {
   private let inbound: InboundParts
   private let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
   private let usable = Atomic<Bool>(true)
+  private let headArrived: Flag
   private let lifetime: Lifetime
   private let onIdle: @Sendable (OriginConnection) -> Void
 
   var isUsable: Bool { usable.load(ordering: .relaxed) && channel.isActive }
 
+  /// Whether the current request's final response head reached the event loop. The
+  /// response timers check it, so a head that arrived in time is not taken for a timeout
+  /// when the task that reads it is late to run (a loaded machine).
+  var responseHeadArrived: Bool { headArrived.value.load(ordering: .acquiring) }
+
   private init(
     channel: any Channel, origin: String, inbound: InboundParts,
-    outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, lifetime: Lifetime,
+    outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, headArrived: Flag, lifetime: Lifetime,
     onIdle: @escaping @Sendable (OriginConnection) -> Void
   ) {
     self.channel = channel
     self.origin = origin
     self.inbound = inbound
     self.outbound = outbound
+    self.headArrived = headArrived
     self.lifetime = lifetime
     self.onIdle = onIdle
   }
@@ -48,6 +55,7 @@ final class OriginConnection: Sendable {
   ) async throws(OriginError) -> OriginConnection {
     let origin = "\(host):\(port)"
     let asyncChannel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+    let headArrived = Flag()
     do {
       asyncChannel = try await ClientBootstrap(group: group)
         .connectTimeout(connectTimeout)
@@ -66,6 +74,7 @@ final class OriginConnection: Sendable {
             try channel.pipeline.syncOperations.addHandlers([
               // Reads or writes: an upload that takes longer than this is not idle.
               IdleStateHandler(allTimeout: readIdleTimeout), CloseOnIdleHandler(),
+              ResponseHeadWatch(arrived: headArrived),
             ])
             // At most 4 parts (512 KiB at the largest reads) wait for a reader that does not
             // keep up, a slow client's pass-through; NIO's default is 10.
@@ -88,7 +97,7 @@ final class OriginConnection: Sendable {
             try await asyncChannel.executeThenClose { inbound, outbound in
               let connection = OriginConnection(
                 channel: asyncChannel.channel, origin: origin, inbound: InboundParts(inbound.makeAsyncIterator()),
-                outbound: outbound, lifetime: lifetime, onIdle: onIdle)
+                outbound: outbound, headArrived: headArrived, lifetime: lifetime, onIdle: onIdle)
               opened.resume(with: .success(connection))
               await lifetime.wait()
             }
@@ -108,6 +117,7 @@ final class OriginConnection: Sendable {
     head: HTTPRequestHead, body: ByteBuffer?, upload: (pipe: BodyPipe, sent: @Sendable () -> Void)? = nil
   ) async throws -> OriginResponse {
     var uploading: Upload?
+    headArrived.value.store(false, ordering: .releasing)
     do {
       if let upload {
         try await outbound.write(.head(head))
@@ -275,6 +285,25 @@ final class OnceContinuation<T: Sendable>: Sendable {
       return state.continuation
     }
     continuation?.resume(with: result)
+  }
+}
+
+/// Notes on the event loop that a final response head came in (see
+/// `OriginConnection.responseHeadArrived`).
+final class ResponseHeadWatch: ChannelInboundHandler, Sendable {
+  typealias InboundIn = HTTPClientResponsePart
+  typealias InboundOut = HTTPClientResponsePart
+  let arrived: Flag
+
+  init(arrived: Flag) {
+    self.arrived = arrived
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    if case .head(let head) = unwrapInboundIn(data), head.status.code >= 200 {
+      arrived.value.store(true, ordering: .releasing)
+    }
+    context.fireChannelRead(data)
   }
 }
 
