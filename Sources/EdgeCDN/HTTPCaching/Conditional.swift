@@ -36,13 +36,37 @@ public enum Conditional {
   }
 
   /// The fields of a 304 that replace the stored ones (§4.3.4): all but the framing ones.
+  ///
+  /// Names keep their spelling (HTTPHeaders compares without case but stores what it was
+  /// given): a replaced field keeps the stored name, at the place of its first stored line;
+  /// a field the stored response lacked comes last, spelt as the 304 spelt it. A cache
+  /// that rewrote names would turn an origin's `Server` into `server` after a revalidation.
   public static func merge(notModified: HTTPHeaders, into stored: HTTPHeaders) -> HTTPHeaders {
-    var merged = stored
     let skip: Set<String> = ["content-length", "transfer-encoding", "content-encoding", "content-range"]
-    let names = Set(notModified.map { $0.name.lowercased() }).subtracting(skip).subtracting(HopByHop.names)
-    for name in names {
-      merged.remove(name: name)
-      for value in notModified[name] { merged.add(name: name, value: value) }
+    // The 304's fields by lowercased name, in the order they first appear.
+    var order: [String] = []
+    var updates: [String: [(name: String, value: String)]] = [:]
+    for (name, value) in notModified {
+      let lower = name.lowercased()
+      guard !skip.contains(lower), !HopByHop.names.contains(lower) else { continue }
+      if updates[lower] == nil { order.append(lower) }
+      updates[lower, default: []].append((name, value))
+    }
+    guard !updates.isEmpty else { return stored }
+    var merged = HTTPHeaders()
+    merged.reserveCapacity(stored.count + notModified.count)
+    var placed: Set<String> = []
+    for (name, value) in stored {
+      let lower = name.lowercased()
+      guard let replacement = updates[lower] else {
+        merged.add(name: name, value: value)
+        continue
+      }
+      guard placed.insert(lower).inserted else { continue }
+      for field in replacement { merged.add(name: name, value: field.value) }
+    }
+    for lower in order where !placed.contains(lower) {
+      for field in updates[lower] ?? [] { merged.add(name: field.name, value: field.value) }
     }
     return merged
   }

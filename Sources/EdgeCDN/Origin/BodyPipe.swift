@@ -1,13 +1,14 @@
-public import NIOCore
+import NIOCore
 import Synchronization
 
-/// A bounded hand-off of body chunks from one producer task to one consumer task.
+/// A bounded hand-off of body chunks from one producer task to one consumer task: a
+/// request body on its way to the origin (the client's side produces, the origin
+/// connection's upload task consumes).
 ///
-/// The producer (an origin connection's read loop) waits when `capacity` chunks are
-/// queued; while it waits it reads no more from the socket, so NIO stops reading and
-/// TCP flow control pushes back on the origin: the consumer's pace reaches the origin.
-/// A consumer that goes away (`cancel`, or its `OriginBody` deinit) makes `send` return
-/// false so the producer can drop the connection instead of reading to the end.
+/// The producer waits when `capacity` chunks are queued; while it waits it reads no more
+/// from the client, so NIO stops reading and TCP flow control pushes back on the client:
+/// the origin's pace reaches the uploader. A consumer that goes away (`cancel`: the origin
+/// answered early or failed) makes `send` return false, so the producer stops.
 final class BodyPipe: Sendable {
   private struct State {
     var chunks: [ByteBuffer] = []
@@ -128,24 +129,5 @@ final class BodyPipe: Sendable {
         }
       }
     }
-  }
-}
-
-/// An origin response body. Read it to the end, or drop it: dropping it early closes the
-/// origin connection rather than reading what nobody wants.
-public final class OriginBody: Sendable {
-  private let pipe: BodyPipe
-
-  init(pipe: BodyPipe) {
-    self.pipe = pipe
-  }
-
-  /// The next chunk, nil at the end of the body.
-  public func read() async throws(OriginError) -> ByteBuffer? {
-    try await pipe.next()
-  }
-
-  deinit {
-    pipe.cancel()
   }
 }

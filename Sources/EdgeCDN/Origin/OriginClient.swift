@@ -7,7 +7,7 @@ import Synchronization
 /// Our own rather than async-http-client: that package adds 2.5-4.5 minutes to every
 /// clean build on a 2-core machine (CI builds from scratch), and a reverse proxy needs
 /// only keep-alive HTTP/1.1 to one host, with backpressure on the body, which fits in
-/// two small files. Idle connections are reused last-in first-out (the warmest socket).
+/// a few small files. Idle connections are reused last-in first-out (the warmest socket).
 public final class OriginClient: Sendable {
   public struct Configuration: Sendable, Hashable {
     public var host: String
@@ -91,6 +91,7 @@ public final class OriginClient: Sendable {
           {
             timer.start {
               connection.channel.eventLoop.scheduleTask(in: timeout) { [timer] in
+                guard !connection.responseHeadArrived else { return }
                 timer.fired.value.store(true, ordering: .relaxed)
                 connection.close()
               }
@@ -119,6 +120,7 @@ public final class OriginClient: Sendable {
     let fired = Flag()
     // The timer closes the connection, which fails the pending request: no task racing.
     let timer = connection.channel.eventLoop.scheduleTask(in: timeout) {
+      guard !connection.responseHeadArrived else { return }
       fired.value.store(true, ordering: .relaxed)
       connection.close()
     }

@@ -6,50 +6,47 @@ import Synchronization
 
 /// One keep-alive HTTP/1.1 connection to the origin, serving one request at a time.
 ///
-/// NIOAsyncChannel's streams only live inside `executeThenClose`, so the connection is a
-/// task that owns that scope and takes requests from a queue; responses go back through
-/// a continuation (the head) and a `BodyPipe` (the body, with backpressure).
+/// The task that sends a request writes it and reads its response itself, head and body,
+/// straight from the channel's inbound stream: each response part costs one hop from the
+/// event loop to that task, as in async-http-client. (An earlier design had a task per
+/// connection read the response and hand each body chunk over to the reader: two task
+/// hops and a lock per chunk, which made 1 MiB bodies about 1.2x slower than
+/// async-http-client; see docs/performance.md.) Backpressure is NIOAsyncChannel's: while
+/// the reader does not ask for the next part, its buffer fills, NIO stops reading and
+/// TCP flow control pushes back on the origin.
+///
+/// NIOAsyncChannel's streams only live inside `executeThenClose`, so a task holds that
+/// scope open until the connection closes; the pool hands the connection to one request
+/// at a time, which is what makes sharing its iterator sound (`InboundParts`).
 final class OriginConnection: Sendable {
-  struct Job: Sendable {
-    var head: HTTPRequestHead
-    var body: ByteBuffer?
-    /// A body that streams while the request is sent; `sent` runs once all of it went out.
-    var upload: (pipe: BodyPipe, sent: @Sendable () -> Void)?
-    var response: CheckedContinuation<OriginResponse, any Error>
-  }
-
-  /// A body being written by its own task while the response is read: an origin may
-  /// answer before it has read the whole request (an early 413 or 401).
-  fileprivate struct Upload {
-    let pipe: BodyPipe
-    let task: Task<Void, Never>
-    let finished: Flag
-    let abandoned: Flag
-
-    /// The origin answered before the body was all sent: stop sending (the client side
-    /// sees its pipe refuse chunks), and close the connection after this response.
-    func abandonIfUnfinished() -> Bool {
-      guard !finished.value.load(ordering: .acquiring) else { return false }
-      abandoned.value.store(true, ordering: .releasing)
-      pipe.cancel()
-      pipe.finish(error: .connectionFailed(origin: "", reason: "the origin answered before the body was sent"))
-      task.cancel()
-      return true
-    }
-  }
-
   let channel: any Channel
-  private let jobs: AsyncStream<Job>.Continuation
-  private let jobStream: AsyncStream<Job>
-  private let usable = Atomic<Bool>(true)
   let origin: String
+  private let inbound: InboundParts
+  private let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+  private let usable = Atomic<Bool>(true)
+  private let headArrived: Flag
+  private let lifetime: Lifetime
+  private let onIdle: @Sendable (OriginConnection) -> Void
 
   var isUsable: Bool { usable.load(ordering: .relaxed) && channel.isActive }
 
-  private init(channel: any Channel, origin: String) {
+  /// Whether the current request's final response head reached the event loop. The
+  /// response timers check it, so a head that arrived in time is not taken for a timeout
+  /// when the task that reads it is late to run (a loaded machine).
+  var responseHeadArrived: Bool { headArrived.value.load(ordering: .acquiring) }
+
+  private init(
+    channel: any Channel, origin: String, inbound: InboundParts,
+    outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, headArrived: Flag, lifetime: Lifetime,
+    onIdle: @escaping @Sendable (OriginConnection) -> Void
+  ) {
     self.channel = channel
     self.origin = origin
-    (self.jobStream, self.jobs) = AsyncStream.makeStream(of: Job.self)
+    self.inbound = inbound
+    self.outbound = outbound
+    self.headArrived = headArrived
+    self.lifetime = lifetime
+    self.onIdle = onIdle
   }
 
   static func connect(
@@ -58,124 +55,143 @@ final class OriginConnection: Sendable {
   ) async throws(OriginError) -> OriginConnection {
     let origin = "\(host):\(port)"
     let asyncChannel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+    let headArrived = Flag()
     do {
       asyncChannel = try await ClientBootstrap(group: group)
         .connectTimeout(connectTimeout)
         .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        // Reads of up to 128 KiB (NIO's default stops at 64 KiB): a large body arrives in half
+        // the parts, each a syscall, a decoder pass and a wake-up less. The allocator grows
+        // only while reads fill it, so small responses keep small buffers. (256 KiB was faster
+        // still, but let the kernel's receive-buffer autotuning hold far more of a body that
+        // a stalled client does not read: up to 27 MiB in ProxyServerTests' backpressure test.)
+        .channelOption(
+          .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 128 << 10)
+        )
         .connect(host: host, port: port) { channel in
           channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHTTPClientHandlers()
             try channel.pipeline.syncOperations.addHandlers([
               // Reads or writes: an upload that takes longer than this is not idle.
               IdleStateHandler(allTimeout: readIdleTimeout), CloseOnIdleHandler(),
+              ResponseHeadWatch(arrived: headArrived),
             ])
+            // At most 4 parts (512 KiB at the largest reads) wait for a reader that does not
+            // keep up, a slow client's pass-through; NIO's default is 10.
             return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-              wrappingChannelSynchronously: channel)
+              wrappingChannelSynchronously: channel,
+              configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4)))
           }
         }
     } catch {
       throw .connectFailed(origin: origin, reason: "\(error)")
     }
-    let connection = OriginConnection(channel: asyncChannel.channel, origin: origin)
-    Task { await connection.run(asyncChannel, onIdle: onIdle) }
-    return connection
+    let lifetime = Lifetime()
+    asyncChannel.channel.closeFuture.whenComplete { _ in lifetime.end() }
+    let opened = OnceContinuation<OriginConnection>()
+    do {
+      return try await withCheckedThrowingContinuation { continuation in
+        opened.install(continuation)
+        Task {
+          do {
+            try await asyncChannel.executeThenClose { inbound, outbound in
+              let connection = OriginConnection(
+                channel: asyncChannel.channel, origin: origin, inbound: InboundParts(inbound.makeAsyncIterator()),
+                outbound: outbound, headArrived: headArrived, lifetime: lifetime, onIdle: onIdle)
+              opened.resume(with: .success(connection))
+              await lifetime.wait()
+            }
+          } catch {}
+          opened.resume(with: .failure(OriginError.connectFailed(origin: origin, reason: "connection closed")))
+        }
+      }
+    } catch {
+      throw .connectFailed(origin: origin, reason: "\(error)")
+    }
   }
 
-  /// Sends a request; returns when the response head arrives.
+  /// Sends a request; returns when the response head arrives. `upload`, when given, is a
+  /// body that streams while it is sent; its `sent` runs once all of it went out. On a
+  /// throw the caller closes the connection.
   func send(
     head: HTTPRequestHead, body: ByteBuffer?, upload: (pipe: BodyPipe, sent: @Sendable () -> Void)? = nil
   ) async throws -> OriginResponse {
-    try await withCheckedThrowingContinuation { continuation in
-      let result = jobs.yield(Job(head: head, body: body, upload: upload, response: continuation))
-      if case .enqueued = result { return }
-      continuation.resume(throwing: OriginError.connectionFailed(origin: origin, reason: "connection closed"))
+    var uploading: Upload?
+    headArrived.value.store(false, ordering: .releasing)
+    do {
+      if let upload {
+        try await outbound.write(.head(head))
+        uploading = Self.startUpload(upload.pipe, sent: upload.sent, outbound: outbound, channel: channel)
+      } else if let body {
+        var head = head
+        head.headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
+        try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(body)), .end(nil)])
+      } else {
+        try await outbound.write(contentsOf: [.head(head), .end(nil)])
+      }
+      // The response head (skipping 1xx informational responses).
+      while true {
+        guard let part = try await inbound.next() else { throw ChannelError.eof }
+        guard case .head(let responseHead) = part, responseHead.status.code >= 200 else { continue }
+        let answeredEarly = uploading?.abandonIfUnfinished() ?? false
+        let exchange = Exchange(
+          connection: self, upload: uploading, answeredEarly: answeredEarly,
+          keepAlive: responseHead.isKeepAlive && head.isKeepAlive)
+        return OriginResponse(head: responseHead, body: OriginBody(exchange: exchange))
+      }
+    } catch {
+      _ = uploading?.abandonIfUnfinished()
+      throw error
     }
+  }
+
+  /// The next part of the response being read (by its `OriginBody`).
+  func nextPart() async throws -> HTTPClientResponsePart? {
+    try await inbound.next()
+  }
+
+  /// The response was read to its end: back to the pool when the connection can carry
+  /// another request, else closed.
+  func responseEnded(_ exchange: Exchange) async {
+    if let upload = exchange.upload {
+      await upload.task.value
+      // Part of the request body was never sent: the connection cannot carry another.
+      if exchange.answeredEarly || upload.abandoned.value.load(ordering: .acquiring) {
+        close()
+        return
+      }
+    }
+    guard exchange.keepAlive, usable.load(ordering: .relaxed) else {
+      close()
+      return
+    }
+    onIdle(self)
   }
 
   func close() {
     usable.store(false, ordering: .relaxed)
-    jobs.finish()
     channel.close(promise: nil)
+    lifetime.end()
   }
+}
 
-  private func run(
-    _ asyncChannel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>,
-    onIdle: @escaping @Sendable (OriginConnection) -> Void
-  ) async {
-    var pending: Job?
-    // The body being streamed: an error ends it too, or its reader would wait forever.
-    // (A close mid-body is an error, not an end: NIOHTTP1 reports the truncated body as
-    // HTTPParserError.invalidEOFState, so `parts.next()` throws rather than returning nil.)
-    var streaming: BodyPipe?
-    var uploading: Upload?
-    do {
-      try await asyncChannel.executeThenClose { inbound, outbound in
-        var parts = inbound.makeAsyncIterator()
-        for await job in jobStream {
-          pending = job
-          var head = job.head
-          if let upload = job.upload {
-            try await outbound.write(.head(head))
-            uploading = Self.startUpload(upload.pipe, sent: upload.sent, outbound: outbound, channel: channel)
-          } else if let body = job.body {
-            head.headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
-            try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(body)), .end(nil)])
-          } else {
-            try await outbound.write(contentsOf: [.head(head), .end(nil)])
-          }
-          // The response head (skipping 1xx informational responses).
-          var responseHead: HTTPResponseHead?
-          while responseHead == nil {
-            guard let part = try await parts.next() else { throw ChannelError.eof }
-            if case .head(let h) = part, h.status.code >= 200 { responseHead = h }
-          }
-          guard let responseHead else { throw ChannelError.eof }
-          let answeredEarly = uploading?.abandonIfUnfinished() ?? false
-          let pipe = BodyPipe()
-          streaming = pipe
-          pending = nil
-          job.response.resume(returning: OriginResponse(head: responseHead, body: OriginBody(pipe: pipe)))
-          var consumerGone = false
-          reading: while true {
-            guard let part = try await parts.next() else {
-              pipe.finish(error: .connectionFailed(origin: origin, reason: "closed mid-body"))
-              throw ChannelError.eof
-            }
-            switch part {
-            case .head: continue
-            case .body(let chunk):
-              if !consumerGone, !(await pipe.send(chunk)) {
-                // Nobody wants the rest: closing is cheaper than draining a large body.
-                consumerGone = true
-                throw ChannelError.outputClosed
-              }
-            case .end:
-              pipe.finish()
-              streaming = nil
-              break reading
-            }
-          }
-          if let upload = uploading {
-            await upload.task.value
-            uploading = nil
-            // Part of the request body was never sent: the connection cannot carry another.
-            if answeredEarly || upload.abandoned.value.load(ordering: .acquiring) { break }
-          }
-          if !responseHead.isKeepAlive || !job.head.isKeepAlive { break }
-          onIdle(self)
-        }
-      }
-    } catch {
-      _ = uploading?.abandonIfUnfinished()
-      streaming?.finish(error: .connectionFailed(origin: origin, reason: "\(error)"))
-      streaming = nil
-      pending?.response.resume(
-        throwing: OriginError.connectionFailed(origin: origin, reason: "\(error)"))
-      pending = nil
-    }
-    pending?.response.resume(throwing: OriginError.connectionFailed(origin: origin, reason: "connection closed"))
-    usable.store(false, ordering: .relaxed)
-    jobs.finish()
+/// A body being written by its own task while the response is read: an origin may
+/// answer before it has read the whole request (an early 413 or 401).
+struct Upload: Sendable {
+  let pipe: BodyPipe
+  let task: Task<Void, Never>
+  let finished: Flag
+  let abandoned: Flag
+
+  /// The origin answered before the body was all sent: stop sending (the client side
+  /// sees its pipe refuse chunks), and close the connection after this response.
+  func abandonIfUnfinished() -> Bool {
+    guard !finished.value.load(ordering: .acquiring) else { return false }
+    abandoned.value.store(true, ordering: .releasing)
+    pipe.cancel()
+    pipe.finish(error: .connectionFailed(origin: "", reason: "the origin answered before the body was sent"))
+    task.cancel()
+    return true
   }
 }
 
@@ -204,6 +220,90 @@ extension OriginConnection {
       }
     }
     return Upload(pipe: pipe, task: task, finished: finished, abandoned: abandoned)
+  }
+}
+
+/// The response parts of one connection. The pool gives a connection to one request at a
+/// time, and that request's task alone reads (its head in `send`, then its body), which is
+/// what makes the unchecked Sendable sound: reads never overlap.
+final class InboundParts: @unchecked Sendable {
+  private var iterator: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
+
+  init(_ iterator: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator) {
+    self.iterator = iterator
+  }
+
+  func next() async throws -> HTTPClientResponsePart? {
+    try await iterator.next()
+  }
+}
+
+/// Keeps a connection's `executeThenClose` scope open until the connection closes.
+final class Lifetime: Sendable {
+  private let state = Mutex<(ended: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+  func wait() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      let ended = state.withLock { state -> Bool in
+        if state.ended { return true }
+        state.waiter = continuation
+        return false
+      }
+      if ended { continuation.resume() }
+    }
+  }
+
+  func end() {
+    let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+      state.ended = true
+      defer { state.waiter = nil }
+      return state.waiter
+    }
+    waiter?.resume()
+  }
+}
+
+/// A continuation resumed by the first of several outcomes.
+final class OnceContinuation<T: Sendable>: Sendable {
+  private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, early: Result<T, any Error>?)>(
+    (nil, nil))
+
+  func install(_ continuation: CheckedContinuation<T, any Error>) {
+    let early = state.withLock { state -> Result<T, any Error>? in
+      if let early = state.early { return early }
+      state.continuation = continuation
+      return nil
+    }
+    if let early { continuation.resume(with: early) }
+  }
+
+  func resume(with result: Result<T, any Error>) {
+    let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+      guard state.early == nil else { return nil }
+      state.early = result
+      defer { state.continuation = nil }
+      return state.continuation
+    }
+    continuation?.resume(with: result)
+  }
+}
+
+/// Notes on the event loop that a final response head came in (see
+/// `OriginConnection.responseHeadArrived`).
+final class ResponseHeadWatch: ChannelInboundHandler, Sendable {
+  typealias InboundIn = HTTPClientResponsePart
+  typealias InboundOut = HTTPClientResponsePart
+  let arrived: Flag
+
+  init(arrived: Flag) {
+    self.arrived = arrived
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    if case .head(let head) = unwrapInboundIn(data), head.status.code >= 200 {
+      arrived.value.store(true, ordering: .releasing)
+    }
+    context.fireChannelRead(data)
   }
 }
 

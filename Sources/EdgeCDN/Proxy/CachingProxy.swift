@@ -584,9 +584,10 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
 
   /// A pass with a body: a child task streams it from the client to the origin while this
   /// task waits for the origin's answer and forwards it, which may come before the body
-  /// ends (an early 413 or 401): the rest is then read and dropped by the child, and the
-  /// connection closes after the response. The handler returns only once the child has
-  /// read the body to its end, since the server reads the next request from the same stream.
+  /// ends (an early 413 or 401). Once the origin takes no more (it answered early or
+  /// failed), the child stops reading: the response says Connection: close and the server
+  /// reads a bounded rest before closing, rather than the whole body. The handler returns
+  /// only once the child has stopped, since the server reads on from the same stream.
   private func passThrough(
     _ request: ServerRequest, head: HTTPRequestHead, body: RequestBody, status: inout CacheStatus,
     writer: inout ResponseWriter, invalidate: Bool
@@ -596,9 +597,14 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     let originHead = framed
     let upload = BodyPipe()
     let uploaded = Flag()
+    let clientFailed = Flag()
     let originName = "\(configuration.origin)"
+    // The body is read from here on: a client waiting for 100 Continue may send it now.
+    try await writer.sendContinueIfExpected(request.head)
     try await withThrowingTaskGroup(of: Void.self) { group in
-      group.addTask { try await Self.pump(body, into: upload, uploaded: uploaded, origin: originName) }
+      group.addTask {
+        try await Self.pump(body, into: upload, uploaded: uploaded, clientFailed: clientFailed, origin: originName)
+      }
       let response: OriginResponse
       do throws(OriginError) {
         let start = ContinuousClock.now
@@ -607,9 +613,14 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       } catch {
         upload.cancel()
         // A client that failed mid-body made the origin request fail: its error wins (413
-        // for a body over the limit), else the origin's (502/504).
-        try await group.waitForAll()
+        // for a body over the limit).
+        if clientFailed.value.load(ordering: .acquiring) {
+          try await group.waitForAll()
+        }
+        // Else the origin failed: 502/504 at once, not after the rest of a slow upload.
+        if !uploaded.value.load(ordering: .acquiring) { writer.closeAfterResponse() }
         try await originFailure(error, status: &status, writer: &writer)
+        try? await group.waitForAll()
         return
       }
       if !uploaded.value.load(ordering: .acquiring) { writer.closeAfterResponse() }
@@ -618,20 +629,22 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     }
   }
 
-  /// Copies the client's body into the upload pipe; once the origin refuses more (it
-  /// answered early or failed), reads the rest and drops it. A failure also ends the
-  /// upload with an error, so the origin connection closes rather than end a cut body.
-  private static func pump(_ body: RequestBody, into upload: BodyPipe, uploaded: Flag, origin: String) async throws {
-    var refused = false
+  /// Copies the client's body into the upload pipe, and stops reading once the origin
+  /// refuses more (it answered early or failed): the rest is the server's to bound. A
+  /// failure also ends the upload with an error, so the origin connection closes rather
+  /// than end a cut body.
+  private static func pump(
+    _ body: RequestBody, into upload: BodyPipe, uploaded: Flag, clientFailed: Flag, origin: String
+  ) async throws {
     do {
       while let chunk = try await body.read() {
-        if !refused, !(await upload.send(chunk)) { refused = true }
+        if !(await upload.send(chunk)) { return }
       }
     } catch {
+      clientFailed.value.store(true, ordering: .releasing)
       upload.finish(error: .connectionFailed(origin: origin, reason: "request body: \(error)"))
       throw error
     }
-    guard !refused else { return }
     uploaded.value.store(true, ordering: .releasing)
     upload.finish()
   }
@@ -729,6 +742,9 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
 
   static func originHead(for head: HTTPRequestHead, fill: Bool) -> HTTPRequestHead {
     var headers = HopByHop.stripped(head.headers)
+    // Answered here (`ResponseWriter.sendContinueIfExpected`), as nginx does: the upload
+    // to the origin does not wait for a 100 of its own.
+    headers.remove(name: "expect")
     if fill {
       for name in ["range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since"] {
         headers.remove(name: name)

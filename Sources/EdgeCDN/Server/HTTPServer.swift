@@ -231,8 +231,15 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
           }
           // What the handler left of the body is read and dropped (bounded by the limit): the
           // next request must parse, and closing with unread bytes would make the kernel reset
-          // the connection, which can destroy the response before the client reads it.
-          if body != nil, !parts.bodyEnded, !(await parts.drainBody()) { return }
+          // the connection, which can destroy the response before the client reads it. On a
+          // connection that closes anyway, a bounded part is enough (as for the 413 above).
+          if body != nil, !parts.bodyEnded {
+            if !writer.keepAlive {
+              await parts.discard(upTo: Self.lingerBytes)
+              return
+            }
+            if !(await parts.drainBody()) { return }
+          }
           setBusy(id, false)
           if !writer.keepAlive || shuttingDown.value.load(ordering: .relaxed) { return }
         }

@@ -13,6 +13,8 @@ public struct ResponseWriter {
   /// Whether the connection stays open after this response.
   public private(set) var keepAlive: Bool
   public private(set) var headSent = false
+  /// Whether a `100 Continue` went out (see `sendContinueIfExpected`).
+  public private(set) var continueSent = false
   /// The status sent, for the access log.
   public private(set) var status: UInt = 0
   public private(set) var bodyBytes = 0
@@ -39,6 +41,18 @@ public struct ResponseWriter {
   /// Closes the connection after this response (before the head: it says so in Connection).
   public mutating func closeAfterResponse() {
     keepAlive = false
+  }
+
+  /// Sends `100 Continue` now when the request asked for it (RFC 9110 §10.1.1), as nginx
+  /// does when it starts reading a body: a client that sent `Expect: 100-continue` (curl
+  /// does for large uploads) otherwise waits about a second before it sends the body.
+  /// Nothing for HTTP/1.0, which has no 1xx, nor once the final head is on its way.
+  public mutating func sendContinueIfExpected(_ request: HTTPRequestHead) async throws {
+    guard !continueSent, !headSent, (request.version.major, request.version.minor) >= (1, 1),
+      request.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" })
+    else { return }
+    continueSent = true
+    try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .continue)))
   }
 
   /// Sends the head; sets the Connection field to match the keep-alive decision.

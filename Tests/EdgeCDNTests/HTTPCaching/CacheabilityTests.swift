@@ -134,6 +134,15 @@ import Testing
     #expect(!merged.contains(name: "connection"))
   }
 
+  @Test func mergeKeepsTheStoredNamesCaseAndPlace() {
+    let stored: HTTPHeaders = ["Server": "origin/1", "ETag": "\"a\"", "X-Multi": "1", "X-Multi": "2", "Date": "d1"]
+    let merged = Conditional.merge(
+      notModified: ["server": "origin/2", "DATE": "d2", "x-multi": "3", "X-New": "n", "x-NEW": "m"], into: stored)
+    #expect(merged.map(\.name) == ["Server", "ETag", "X-Multi", "Date", "X-New", "x-NEW"])
+    #expect(merged.map(\.value) == ["origin/2", "\"a\"", "3", "d2", "n", "m"])
+    #expect(Conditional.merge(notModified: [:], into: stored).map(\.name) == stored.map(\.name))
+  }
+
   @Test func hopByHopIncludesConnectionNamedFields() {
     let stripped = HopByHop.stripped(["Connection": "x-secret", "X-Secret": "1", "Keep-Alive": "5", "X-Keep": "y"])
     #expect(stripped.map(\.name) == ["X-Keep"])

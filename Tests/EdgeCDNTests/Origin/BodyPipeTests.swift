@@ -4,8 +4,8 @@ import Testing
 
 @testable import EdgeCDN
 
-/// The hand-off that carries origin backpressure: a full pipe stops the producer (the
-/// origin read loop) until the consumer (the client writer) takes a chunk.
+/// The hand-off that carries upload backpressure: a full pipe stops the producer (the
+/// client's body reader) until the consumer (the origin upload) takes a chunk.
 @Suite struct BodyPipeTests {
   @Test func producerWaitsWhileFullAndConsumerGetsEverythingInOrder() async throws {
     try await withTimeout(seconds: 30) {
