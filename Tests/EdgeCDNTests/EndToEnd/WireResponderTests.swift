@@ -268,4 +268,43 @@ import Testing
     #expect(try writes(channel).joined() == "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nfld")
     #expect(try inbound(channel).isEmpty)
   }
+
+  /// A client that is not reading (the channel not writable) gets nothing written in
+  /// front: the request goes on, and the handlers behind (which wait for it) serve it.
+  @Test func aClientNotReadingIsLeftToTheHandlersBehind() throws {
+    let (channel, _) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    channel.isWritable = false
+    try channel.writeInbound(ByteBuffer(string: "GET /fast1 HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel).isEmpty)
+    #expect(try inbound(channel).count == 2, "head and end, for the async path")
+  }
+
+  /// A declined request that says Connection: close ends the exchange: a hit pipelined
+  /// after it in the same read is not answered in front, nor at all once the server closes.
+  @Test func nothingIsAnsweredInFrontAfterARequestThatCloses() throws {
+    let (channel, exchanges) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    try channel.writeInbound(
+      ByteBuffer(string: "GET /slow HTTP/1.1\r\nConnection: close\r\n\r\nGET /fast1 HTTP/1.1\r\n\r\n"))
+    #expect(try writes(channel).isEmpty)
+    #expect(exchanges.closing)
+    #expect(try inbound(channel).count == 2, "the closing request only; the hit behind it waits")
+  }
+
+  /// Once a request the scan does not take (here a malformed field line) hands the input
+  /// to the decoder, nothing after it is answered in front: the decoder refuses it with
+  /// 400, and the well-formed hit behind it in the same read is never answered.
+  @Test func afterInputTheScanDoesNotTakeTheDecoderHasEverything() throws {
+    let (channel, _) = try serverChannel()
+    defer { _ = try? channel.finish() }
+    #expect(throws: (any Error).self) {
+      try channel.writeInbound(
+        ByteBuffer(
+          string: "GET /fast1 HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nBad Header Line\r\n\r\nGET /fast2 HTTP/1.1\r\n\r\n"))
+    }
+    let text = try writes(channel).joined()
+    #expect(text.hasPrefix(Stub.bytes("/fast1", head: false) + "HTTP/1.1 400 Bad Request\r\n"))
+    #expect(!text.contains("/fast2"))
+  }
 }
