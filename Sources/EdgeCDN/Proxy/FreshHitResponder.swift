@@ -22,6 +22,9 @@ final class FreshHitResponder: ImmediateResponder {
   private let cacheStatusPrefix: String
   private let logger: Logger
   private let accessLogLevel: Logger.Level
+  /// Decided once: reading `logger.logLevel` copies the log handler's existential (and
+  /// retains it) on every hit, and this responder's logger never changes.
+  private let logsAccess: Bool
   private let allocator = ByteBufferAllocator()
   /// Whether hits send the entry's serialised head (`EncodedResponseHead`); off when the
   /// cache name is not valid in a field value (NIOHTTP1's validator then has the say).
@@ -43,6 +46,7 @@ final class FreshHitResponder: ImmediateResponder {
     self.encodesHeads = encodesHeads && EncodedResponseHead.isValidValue(prefix)
     self.logger = logger
     self.accessLogLevel = accessLogAtInfo ? .info : .debug
+    self.logsAccess = logger.logLevel <= accessLogLevel
   }
 
   func immediateResponse(
@@ -111,7 +115,7 @@ final class FreshHitResponder: ImmediateResponder {
       initialAge: facts.initialAge, responseTime: meta.updated.secondsSinceEpoch, now: now.secondsSinceEpoch)
     var keepAlive = keepAlive
     let status = HTTPResponseStatus(statusCode: Int(meta.response.status))
-    if logger.logLevel <= accessLogLevel {
+    if logsAccess {
       logAccess(method: isHEAD ? "HEAD" : "GET", uri: uri(), status: status, bytes: isHEAD ? 0 : hit.bodySize, ttl: ttl)
     }
     if let stored {
