@@ -58,10 +58,14 @@ public final class OriginClient: Sendable {
       } catch let error as OriginError {
         connection.close()
         if case .timeout = error { throw error }
-        if !reused || attempt == attempts - 1 { throw error }
+        // A cancelled request is not retried: the retry would fail at once too, after
+        // sending the request again and closing a second pooled connection.
+        if !reused || attempt == attempts - 1 || Task.isCancelled { throw error }
       } catch {
         connection.close()
-        if !reused || attempt == attempts - 1 { throw .connectionFailed(origin: origin, reason: "\(error)") }
+        if !reused || attempt == attempts - 1 || error is CancellationError || Task.isCancelled {
+          throw .connectionFailed(origin: origin, reason: "\(error)")
+        }
       }
     }
     throw .connectionFailed(origin: origin, reason: "no connection")

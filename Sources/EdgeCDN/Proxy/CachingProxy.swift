@@ -618,14 +618,24 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
           try await group.waitForAll()
         }
         // Else the origin failed: 502/504 at once, not after the rest of a slow upload.
-        if !uploaded.value.load(ordering: .acquiring) { writer.closeAfterResponse() }
+        let cutShort = !uploaded.value.load(ordering: .acquiring)
+        if cutShort { writer.closeAfterResponse() }
         try await originFailure(error, status: &status, writer: &writer)
+        // A client that stopped sending on the answer must not hold the handler until
+        // its idle timeout: the connection closes after the answer anyway.
+        if cutShort { group.cancelAll() }
         try? await group.waitForAll()
         return
       }
-      if !uploaded.value.load(ordering: .acquiring) { writer.closeAfterResponse() }
+      let cutShort = !uploaded.value.load(ordering: .acquiring)
+      if cutShort { writer.closeAfterResponse() }
       try await forwardPassed(response, request: request, status: status, writer: &writer, invalidate: invalidate)
-      try await group.waitForAll()
+      if cutShort {
+        group.cancelAll()
+        try? await group.waitForAll()
+      } else {
+        try await group.waitForAll()
+      }
     }
   }
 

@@ -72,6 +72,27 @@ import Testing
     }
   }
 
+  /// A client that stops sending once it has its 502 (as curl does) gets its connection
+  /// closed after the answer, not at the idle timeout: the handler stops reading its body.
+  @Test func aClientThatStopsSendingAfterThe502IsClosedPromptly() async throws {
+    let dying = try await DyingOrigin.start(closeAfter: 32 << 10)
+    defer { dying.close() }
+    try await ProxyHarness.run(configure: {
+      $0.origin = .init(host: "127.0.0.1", port: dying.port)
+      $0.idleTimeoutSeconds = 60
+    }) { h in
+      let client = try await RawClient(port: proxyPort(h))
+      try await client.send("PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: \(16 << 20)\r\n\r\n")
+      try await client.send(repeating: UInt8(ascii: "s"), count: 128 << 10)
+      #expect(try await client.waitFor(milliseconds: 20_000) { $0.text.contains("bad gateway") })
+      // Sends nothing more, and keeps its side open.
+      let answered = ContinuousClock.now
+      #expect(try await client.waitFor(milliseconds: 20_000) { $0.isClosed }, "closed well before the idle timeout")
+      #expect(ContinuousClock.now - answered < .seconds(20))
+      await client.close()
+    }
+  }
+
   /// A 304 refreshes the stored fields without renaming them: the origin's `Server`
   /// stays `Server`, and a field only the 304 has keeps the 304's spelling.
   @Test func revalidationKeepsTheHeaderNamesAsTheyCame() async throws {
