@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench-proxy-cpu.sh — CPU time per request (process utime+stime from /proc / requests served) of edge-cdn
 # builds and nginx, alternated (order reversed every other round), on private ports 28080-28083: steadier than
-# req/s on a shared machine. Usage: ROUNDS=4 PATHS="/obj/1k /obj/1m" bash scripts/bench-proxy-cpu.sh \
+# req/s on a shared machine. PATHS: /obj/1k, /obj/128k, /obj/1m (hot hits), /k/ (100k keys), /k/new/ (every
+# request a miss). Usage: ROUNDS=4 PATHS="/obj/1k /obj/1m" bash scripts/bench-proxy-cpu.sh \
 #   base=/path/to/edge-cdn new=.build/release/edge-cdn nginx   (prints one line per run: rps, p99, cpu_us_per_req)
 set -euo pipefail
 D=${EDGE_BENCH_DIR:-/tmp/edge-bench-cpu}; mkdir -p $D/origin/obj $D/logs
@@ -54,10 +55,21 @@ run_one() { # name binary
   done
   if [ "$name" = nginx ]; then kill "$(cat $D/nginx.pid)"; sleep 0.5; else kill $pids; wait $pids 2>/dev/null || true; fi
 }
+# /k/ draws from 100k keys (each wrk thread its own sequence); /k/new/ asks for a key never
+# asked before on every request, so every request is a miss (the miss path's CPU).
 cat > $D/wrk.lua <<LUA
+local threads = 0
+local counter = 0
+setup = function(thread) threads = threads + 1; thread:set("id", threads) end
+init = function(args) math.randomseed(os.time() * 1000 + id) end
 request = function()
   local p = wrk.path
-  if string.sub(p, -3) == "/k/" then p = p .. math.random(1, 100000) end
+  if string.sub(p, -7) == "/k/new/" then
+    counter = counter + 1
+    p = p .. id .. "-" .. counter .. "-" .. math.random(1, 1000000000)
+  elseif string.sub(p, -3) == "/k/" then
+    p = p .. math.random(1, 100000)
+  end
   return wrk.format("GET", p)
 end
 done = function(summary, latency, requests)
