@@ -98,9 +98,16 @@ final class FreshHitResponder: ImmediateResponder {
     var stored: ByteBuffer?
     let found = store.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: !isHEAD) { meta, bodySize, memo in
       guard meta.isFresh(at: now) else { return false }
-      facts = EntryExtensions.hitFacts(of: meta.extensions)
+      if encodesHeads, let kept = memo?.memo(as: EncodedResponseHead.self) {
+        facts = kept.facts
+        stored = kept.bytes
+      } else {
+        facts = EntryExtensions.hitFacts(of: meta.extensions)
+        // A Vary index routes lookups; nothing is kept for it.
+        guard !facts.isVaryIndex else { return false }
+        if encodesHeads { stored = encodedHead(of: meta.response, bodySize: bodySize, facts: facts, memo: memo) }
+      }
       guard !facts.isVaryIndex else { return false }
-      if encodesHeads { stored = encodedHead(of: meta.response, bodySize: bodySize, memo: memo) }
       if stored == nil, encodedOnly {
         fieldsOnly = true
         return false
@@ -132,10 +139,9 @@ final class FreshHitResponder: ImmediateResponder {
   /// The entry's serialised head, built by the first hit on this stored version and kept
   /// in the entry's memo; nil when the head is not encodable (see `EncodedResponseHead`).
   private func encodedHead(
-    of response: CacheMeta.ResponseHeader, bodySize: Int, memo: (any EntryMemo)?
+    of response: CacheMeta.ResponseHeader, bodySize: Int, facts: EntryExtensions.HitFacts, memo: (any EntryMemo)?
   ) -> ByteBuffer? {
-    if let kept = memo?.memo(as: EncodedResponseHead.self) { return kept.bytes }
-    let built = EncodedResponseHead(response, bodySize: bodySize)
+    let built = EncodedResponseHead(response, bodySize: bodySize, facts: facts)
     return (memo?.keepMemo(built) ?? built).bytes
   }
 

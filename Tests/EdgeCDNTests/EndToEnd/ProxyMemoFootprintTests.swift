@@ -21,7 +21,8 @@ import Testing
       let memo = h.store.usedBytes - stored
       let key = RequestKey.of(host: "example.test", uri: "/m")
       #expect(h.store.footprint(of: key)?.memo == memo)
-      let built = EncodedResponseHead(try #require(try await h.store.lookup(key)).meta.response, bodySize: 5)
+      let built = EncodedResponseHead(
+        try #require(try await h.store.lookup(key)).meta.response, bodySize: 5, facts: .init())
       let bytes = try #require(built.bytes)
       #expect(bytes.storageCapacity == bytes.readableBytes, "kept for the entry's life: no spare capacity")
       #expect(memo == built.heapFootprint)

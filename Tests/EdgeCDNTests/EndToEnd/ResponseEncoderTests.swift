@@ -117,7 +117,8 @@ import Testing
       .init("ETag", "\"v1\""), .init("x-odd_name!", "a\tb ~ é"), .init("Cache-Control", "max-age=60"),
     ]
     for status: UInt16 in [200, 203, 404, 410, 299] {
-      let head = EncodedResponseHead(.init(status: status, reason: "ignored", fields: fields), bodySize: 5)
+      let head = EncodedResponseHead(
+        .init(status: status, reason: "ignored", fields: fields), bodySize: 5, facts: .init())
       let bytes = try #require(head.bytes)
       var headers = HTTPHeaders()
       for field in fields where field.name != "Age" { headers.add(name: field.name, value: field.value) }
@@ -129,13 +130,17 @@ import Testing
 
   @Test func headsNIOHTTP1WouldChangeOrRejectAreNotEncoded() {
     func encodable(status: UInt16 = 200, _ fields: [(String, String)], bodySize: Int = 2) -> Bool {
-      EncodedResponseHead(.init(status: status, fields: fields.map { .init($0.0, $0.1) }), bodySize: bodySize).bytes
+      EncodedResponseHead(
+        .init(status: status, fields: fields.map { .init($0.0, $0.1) }), bodySize: bodySize, facts: .init()
+      ).bytes
         != nil
     }
     #expect(encodable([("Content-Length", "2")]))
     #expect(encodable([]), "no length: the stored body's is added")
     #expect(
-      EncodedResponseHead(.init(status: 200, fields: [.init("X-A", "1")]), bodySize: 7).bytes.map { String(buffer: $0) }
+      EncodedResponseHead(.init(status: 200, fields: [.init("X-A", "1")]), bodySize: 7, facts: .init()).bytes.map {
+        String(buffer: $0)
+      }
         == "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 7\r\n")
     #expect(!encodable([("Content-Length", "3")]), "a length that is not the body's")
     #expect(!encodable([("Content-Length", "2"), ("content-length", "2")]))
