@@ -62,10 +62,9 @@ final class FreshHitResponder: ImmediateResponder {
       }
     }
     let key = LastKey.key(host: host, uri: head.uri, memo: &connection)
-    var fieldsOnly = false
     return response(
       key: key, isHEAD: head.method == .HEAD, version: head.version, keepAlive: keepAlive, encodedOnly: false,
-      fieldsOnly: &fieldsOnly
+      connection: &connection
     ) { head.uri }
   }
 
@@ -78,38 +77,35 @@ final class FreshHitResponder: ImmediateResponder {
       return nil
     }
     let key = LastKey.key(of: request, memo: &connection)
-    var fieldsOnly = false
-    let answer = response(
+    return response(
       key: key, isHEAD: request.isHEAD, version: request.version, keepAlive: keepAlive, encodedOnly: true,
-      fieldsOnly: &fieldsOnly
+      connection: &connection
     ) { request.uri }
-    if fieldsOnly { connection.answerableBehind = true }
-    return answer
   }
 
   /// `encodedOnly`: nil, before the store counts anything, when the hit's head is not
-  /// serialised (then `fieldsOnly` is set). `uri` is read only for the access log.
+  /// serialised (then `connection.answerableBehind` is set). `uri` is read only for the
+  /// access log.
   private func response(
-    key: CacheKey, isHEAD: Bool, version: HTTPVersion, keepAlive: Bool, encodedOnly: Bool, fieldsOnly: inout Bool,
-    uri: () -> String
+    key: CacheKey, isHEAD: Bool, version: HTTPVersion, keepAlive: Bool, encodedOnly: Bool,
+    connection: inout ImmediateConnectionMemo, uri: () -> String
   ) -> ImmediateResponse? {
     let now = CacheTime.now()
     var facts = EntryExtensions.HitFacts()
     var stored: ByteBuffer?
     let found = store.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: !isHEAD) { meta, bodySize, memo in
       guard meta.isFresh(at: now) else { return false }
-      if encodesHeads, let kept = memo?.memo(as: EncodedResponseHead.self) {
-        facts = kept.facts
-        stored = kept.bytes
-      } else {
-        facts = EntryExtensions.hitFacts(of: meta.extensions)
-        // A Vary index routes lookups; nothing is kept for it.
-        guard !facts.isVaryIndex else { return false }
-        if encodesHeads { stored = encodedHead(of: meta.response, bodySize: bodySize, facts: facts, memo: memo) }
-      }
+      let kept = encodesHeads ? memo?.memo(as: EncodedResponseHead.self) : nil
+      facts = kept?.facts ?? EntryExtensions.hitFacts(of: meta.extensions)
+      // A Vary index routes lookups: never answered here, nothing kept for it.
       guard !facts.isVaryIndex else { return false }
+      if let kept {
+        stored = kept.bytes
+      } else if encodesHeads {
+        stored = encodedHead(of: meta.response, bodySize: bodySize, facts: facts, memo: memo)
+      }
       if stored == nil, encodedOnly {
-        fieldsOnly = true
+        connection.answerableBehind = true
         return false
       }
       return true

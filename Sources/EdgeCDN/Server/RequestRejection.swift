@@ -8,12 +8,18 @@ enum RequestRejection {
   static func status(
     of head: HTTPRequestHead, maxRequestLineBytes: Int, maxHeaderBytes: Int
   ) -> HTTPResponseStatus? {
-    for host in head.headers["host"] where !(RequestKey.host(host) ?? "").utf8.allSatisfy(ASCII.isHostByte) {
-      return .badRequest
-    }
-    if head.method.rawValue.utf8.count + head.uri.utf8.count + 10 > maxRequestLineBytes { return .uriTooLong }
     var headerBytes = 0
-    for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
+    var hostIsValid = true
+    // One pass, no allocation: it runs for every request the event-loop path behind the
+    // pipelining handler sees, then again on the async path.
+    for (name, value) in head.headers {
+      headerBytes += name.utf8.count + value.utf8.count + 4
+      if ASCII.equals(name.utf8, "host") {
+        hostIsValid = hostIsValid && (RequestKey.host(value) ?? "").utf8.allSatisfy(ASCII.isHostByte)
+      }
+    }
+    if !hostIsValid { return .badRequest }
+    if head.method.rawValue.utf8.count + head.uri.utf8.count + 10 > maxRequestLineBytes { return .uriTooLong }
     if headerBytes > maxHeaderBytes { return .requestHeaderFieldsTooLarge }
     return nil
   }

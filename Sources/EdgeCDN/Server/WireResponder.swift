@@ -32,7 +32,9 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   private let maxRequestLineBytes: Int
   private let maxHeaderBytes: Int
   private var memo = ImmediateConnectionMemo()
-  /// The start of a request whose head has not all arrived.
+  /// The start of a request whose head has not all arrived. Dropped if the client goes
+  /// (the server does not allow half-closed connections, so there is no input-closed
+  /// event to hand it to the decoder on).
   private var partial: ByteBuffer?
   /// The decoder has the input from here on.
   private var decoderOnly = false
@@ -112,16 +114,6 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
     guard forwarded else { return }
     forwarded = false
     context.fireChannelReadComplete()
-  }
-
-  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-    if case ChannelEvent.inputClosed = event, let partial {
-      // The client half-closed after part of a request: the decoder reports it.
-      self.partial = nil
-      decoderOnly = true
-      forward(context, wrapInboundOut(partial))
-    }
-    context.fireUserInboundEventTriggered(event)
   }
 
   private func forward(_ context: ChannelHandlerContext, _ data: NIOAny) {
