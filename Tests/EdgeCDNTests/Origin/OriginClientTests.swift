@@ -26,33 +26,25 @@ import Testing
   /// to wait forever for a chunk: the hang of the whole test run.
   @Test func connectionClosedMidBodyFailsTheReaderInsteadOfHangingIt() async throws {
     try await withTimeout(seconds: 120) {
-      var logger = Logger(label: "edge-cdn-test")
-      logger.logLevel = .critical
-      let server = try await HTTPServer(host: "127.0.0.1", port: 0, handler: CutShortOrigin(), logger: logger)
-      let serving = Task { try await server.run() }
-      let client = OriginClient(
-        configuration: .init(host: "127.0.0.1", port: server.localAddress?.port ?? 0),
-        group: MultiThreadedEventLoopGroup.singleton)
-      var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/cut")
-      head.headers.add(name: "Host", value: "origin.test")
-      let response = try await client.send(head)
-      #expect(response.head.status == .ok)
-      var received = ""
-      let outcome: Result<Void, OriginError>
-      do throws(OriginError) {
-        while let chunk = try await response.body.read() { received += String(buffer: chunk) }
-        outcome = .success(())
-      } catch {
-        outcome = .failure(error)
+      try await withInProcessOrigin(CutShortOrigin()) { client in
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/cut")
+        head.headers.add(name: "Host", value: "origin.test")
+        let response = try await client.send(head)
+        #expect(response.head.status == .ok)
+        var received = ""
+        let outcome: Result<Void, OriginError>
+        do throws(OriginError) {
+          while let chunk = try await response.body.read() { received += String(buffer: chunk) }
+          outcome = .success(())
+        } catch {
+          outcome = .failure(error)
+        }
+        guard case .failure(.connectionFailed) = outcome else {
+          Issue.record("a body cut short must fail with connectionFailed, got \(outcome) after \"\(received)\"")
+          return
+        }
+        #expect(received == "first chunk")
       }
-      guard case .failure(.connectionFailed) = outcome else {
-        Issue.record("a body cut short must fail with connectionFailed, got \(outcome) after \"\(received)\"")
-        return
-      }
-      #expect(received == "first chunk")
-      client.shutdown()
-      server.beginShutdown()
-      try await serving.value
     }
   }
 }

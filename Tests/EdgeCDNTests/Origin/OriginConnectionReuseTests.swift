@@ -33,39 +33,30 @@ import Testing
 
   @Test func bodiesReadToTheEndReuseTheConnectionAndDroppedOnesCloseIt() async throws {
     try await withTimeout(seconds: 120) {
-      var logger = Logger(label: "edge-cdn-test")
-      logger.logLevel = .critical
-      let server = try await HTTPServer(host: "127.0.0.1", port: 0, handler: PortOrigin(), logger: logger)
-      let serving = Task { try await server.run() }
-      let client = OriginClient(
-        configuration: .init(host: "127.0.0.1", port: server.localAddress?.port ?? 0),
-        group: MultiThreadedEventLoopGroup.singleton)
+      try await withInProcessOrigin(PortOrigin()) { client in
 
-      // One after the other, read to the end: one connection for all.
-      var ports: Set<String> = []
-      for _ in 0..<5 { ports.insert(try await fetch(client, "/port")) }
-      #expect(ports.count == 1, "\(ports)")
+        // One after the other, read to the end: one connection for all.
+        var ports: Set<String> = []
+        for _ in 0..<5 { ports.insert(try await fetch(client, "/port")) }
+        #expect(ports.count == 1, "\(ports)")
 
-      // A large body arrives whole and in order, on the same connection afterwards.
-      let large = try await fetch(client, "/large")
-      let expected = (0..<16).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0))), count: 64 << 10) }
-      #expect(large == expected.joined())
-      #expect(try await fetch(client, "/port") == ports.first)
+        // A large body arrives whole and in order, on the same connection afterwards.
+        let large = try await fetch(client, "/large")
+        let expected = (0..<16).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0))), count: 64 << 10) }
+        #expect(large == expected.joined())
+        #expect(try await fetch(client, "/port") == ports.first)
 
-      // A body dropped before its end: that connection closes, the next request gets another.
-      do {
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/large")
-        head.headers.add(name: "Host", value: "origin.test")
-        let response = try await client.send(head)
-        _ = try await response.body.read()
+        // A body dropped before its end: that connection closes, the next request gets another.
+        do {
+          var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/large")
+          head.headers.add(name: "Host", value: "origin.test")
+          let response = try await client.send(head)
+          _ = try await response.body.read()
+        }
+        let after = try await fetch(client, "/port")
+        #expect(after != ports.first, "a half-read connection was reused")
+        #expect(try await fetch(client, "/port") == after)
       }
-      let after = try await fetch(client, "/port")
-      #expect(after != ports.first, "a half-read connection was reused")
-      #expect(try await fetch(client, "/port") == after)
-
-      client.shutdown()
-      server.beginShutdown()
-      try await serving.value
     }
   }
 }

@@ -33,40 +33,31 @@ import Testing
 
   @Test func slowUploadIsNotAnOriginTimeoutButASlowAnswerIs() async throws {
     try await withTimeout(seconds: 60) {
-      var logger = Logger(label: "edge-cdn-test")
-      logger.logLevel = .critical
-      let server = try await HTTPServer(host: "127.0.0.1", port: 0, handler: CountingOrigin(), logger: logger)
-      let serving = Task { try await server.run() }
-      let client = OriginClient(
-        configuration: .init(
-          host: "127.0.0.1", port: server.localAddress?.port ?? 0, responseTimeout: .seconds(2)),
-        group: MultiThreadedEventLoopGroup.singleton)
-      var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/up")
-      head.headers = ["Host": "origin.test", "Transfer-Encoding": "chunked"]
-      // 6 chunks over 2.5 s: longer than the response timeout, all of it upload. (The
-      // timeout is 2 s, not 1: the in-process origin answers through the cooperative pool,
-      // which the suites running beside this one keep busy for over a second at times.)
-      let response = try await client.send(head, upload: Self.upload(chunks: 6, every: .milliseconds(500)))
-      var text = ""
-      while let chunk = try await response.body.read() { text += String(buffer: chunk) }
-      #expect(response.head.status == .ok)
-      #expect(text == "got 6144")
-      // Once the body is sent, an origin slower than the timeout is a 504.
-      head.uri = "/stall"
-      let outcome: Result<HTTPResponseStatus, OriginError>
-      do throws(OriginError) {
-        outcome = .success(
-          try await client.send(head, upload: Self.upload(chunks: 2, every: .milliseconds(10))).head.status)
-      } catch {
-        outcome = .failure(error)
+      try await withInProcessOrigin(CountingOrigin(), responseTimeout: .seconds(2)) { client in
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/up")
+        head.headers = ["Host": "origin.test", "Transfer-Encoding": "chunked"]
+        // 6 chunks over 2.5 s: longer than the response timeout, all of it upload. (The
+        // timeout is 2 s, not 1: the in-process origin answers through the cooperative pool,
+        // which the suites running beside this one keep busy for over a second at times.)
+        let response = try await client.send(head, upload: Self.upload(chunks: 6, every: .milliseconds(500)))
+        var text = ""
+        while let chunk = try await response.body.read() { text += String(buffer: chunk) }
+        #expect(response.head.status == .ok)
+        #expect(text == "got 6144")
+        // Once the body is sent, an origin slower than the timeout is a 504.
+        head.uri = "/stall"
+        let outcome: Result<HTTPResponseStatus, OriginError>
+        do throws(OriginError) {
+          outcome = .success(
+            try await client.send(head, upload: Self.upload(chunks: 2, every: .milliseconds(10))).head.status)
+        } catch {
+          outcome = .failure(error)
+        }
+        guard case .failure(.timeout) = outcome else {
+          Issue.record("expected an origin timeout, got \(outcome)")
+          return
+        }
       }
-      guard case .failure(.timeout) = outcome else {
-        Issue.record("expected an origin timeout, got \(outcome)")
-        return
-      }
-      client.shutdown()
-      server.beginShutdown()
-      _ = await serving.result
     }
   }
 }
