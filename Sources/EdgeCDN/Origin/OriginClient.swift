@@ -44,10 +44,20 @@ public final class OriginClient: Sendable {
     self.origin = "\(configuration.host):\(configuration.port)"
   }
 
+  /// HTTP/1.1 to the origin needs a Host: an HTTP/1.0 client may have sent none, and
+  /// then the origin's own name goes, as nginx's `proxy_pass` sends `$proxy_host`.
+  private func withHost(_ head: HTTPRequestHead) -> HTTPRequestHead {
+    guard !head.headers.contains(name: "host") else { return head }
+    var head = head
+    head.headers.add(name: "Host", value: origin)
+    return head
+  }
+
   /// Sends a request and returns when the response head arrives; read or drop the body.
   /// A reused connection the origin closed meanwhile is retried once on a fresh one, for
   /// idempotent methods only (RFC 9110 §9.2.2): a POST may have reached the origin.
   public func send(_ head: HTTPRequestHead, body: ByteBuffer? = nil) async throws(OriginError) -> OriginResponse {
+    let head = withHost(head)
     let attempts = Self.idempotent.contains(head.method) ? 2 : 1
     for attempt in 0..<attempts {
       let (connection, reused) = try await connection()
@@ -78,6 +88,7 @@ public final class OriginClient: Sendable {
   /// The response timeout starts once the whole body went out, so a long upload is not
   /// a slow origin; while it goes out the connection's idle timeout bounds a stall.
   func send(_ head: HTTPRequestHead, upload: BodyPipe) async throws(OriginError) -> OriginResponse {
+    let head = withHost(head)
     let connection: OriginConnection
     do {
       (connection, _) = try await self.connection()

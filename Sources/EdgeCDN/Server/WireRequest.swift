@@ -193,6 +193,8 @@ enum WireRequestScan: Equatable {
       }
       // Both tokens: llhttp's reading differs with the version; the decoder decides.
       if close, keepAlive { plain = false }
+      // HTTP/1.1 without Host is the path behind's to refuse (RFC 9112 §3.2).
+      if minor == 1, host == nil { plain = false }
       guard plain else { return .bodiless(length: i) }
       let request = Plain(
         isHEAD: method == .head, version: HTTPVersion(major: 1, minor: Int(minor)),

@@ -74,6 +74,38 @@ import Testing
     }
   }
 
+  /// RFC 9112 §3.2: HTTP/1.1 without Host, or with two, is a 400 (the key starts with
+  /// the host); HTTP/1.0 may leave it out. Cached or not, on every path.
+  @Test func aMissingOrDoubledHostGets400() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/p", reply: .text("p", ["Cache-Control": "max-age=60"]))
+      #expect(try await h.get("/p").body == "p")
+      #expect(try await h.get("/p").cacheStatus.contains("hit"))
+      let hit = "GET /p HTTP/1.1\r\nHost: example.test\r\n\r\n"
+      for (request, prefix) in [
+        ("GET /p HTTP/1.1\r\n\r\n", ""), ("GET /p HTTP/1.1\r\nAccept: */*\r\n\r\n", ""),
+        ("GET /p HTTP/1.1\r\nHost: example.test\r\nHost: example.test\r\n\r\n", ""),
+        ("GET /p HTTP/1.1\r\n\r\n", hit),
+        ("GET /p HTTP/1.1\r\nHost: example.test\r\nHost: other.test\r\n\r\n", hit),
+      ] {
+        let client = try await RawClient(port: proxyPort(h))
+        try await client.send(prefix + request)
+        #expect(try await client.waitFor { $0.isClosed }, "\(request.debugDescription)")
+        #expect(client.text.contains("HTTP/1.1 400"), "\(request.debugDescription)")
+        #expect(client.text.hasPrefix(prefix.isEmpty ? "HTTP/1.1 400" : "HTTP/1.1 200"))
+        await client.close()
+      }
+      let old = try await RawClient(port: proxyPort(h))
+      try await old.send("GET /p HTTP/1.0\r\n\r\n")
+      #expect(try await old.waitFor { $0.isClosed })
+      #expect(old.text.hasPrefix("HTTP/1.1 200") && old.text.hasSuffix("p"), "HTTP/1.0 needs no Host: \(old.text)")
+      // Once for example.test, once for the request without a host (its own key); none for the 400s.
+      #expect(h.origin.count("/p") == 2)
+      let sentHost = h.origin.lastRequest.withLock { $0?.headers["host"] }
+      #expect(sentHost?.count == 1 && sentHost?.first?.hasPrefix("127.0.0.1:") == true, "the origin's name as Host")
+    }
+  }
+
   @Test func oversizedBodyGets413() async throws {
     try await ProxyHarness.run(configure: { $0.maxRequestBodyBytes = 10 }) { h in
       let client = try await RawClient(port: proxyPort(h))

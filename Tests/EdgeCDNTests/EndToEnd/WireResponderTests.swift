@@ -111,8 +111,10 @@ import Testing
     defer { _ = try? channel.finish() }
     try channel.writeInbound(
       ByteBuffer(
-        string: "GET /fast1 HTTP/1.1\r\n\r\nGET /fast2 HTTP/1.1\r\n\r\nGET /slow HTTP/1.1\r\n\r\n"
-          + "GET /fast3 HTTP/1.1\r\n\r\nHEAD /fast4 HTTP/1.1\r\n\r\nGET /fields HTTP/1.1\r\n\r\n"))
+        string:
+          "GET /fast1 HTTP/1.1\r\nHost: t\r\n\r\nGET /fast2 HTTP/1.1\r\nHost: t\r\n\r\nGET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+          + "GET /fast3 HTTP/1.1\r\nHost: t\r\n\r\nHEAD /fast4 HTTP/1.1\r\nHost: t\r\n\r\nGET /fields HTTP/1.1\r\nHost: t\r\n\r\n"
+      ))
     #expect(try writes(channel) == [Stub.bytes("/fast1", head: false), Stub.bytes("/fast2", head: false)])
     let slow = try inbound(channel)
     #expect(slow.count == 2, "the miss's head and end, and nothing after it yet")
@@ -128,14 +130,14 @@ import Testing
     #expect(try inbound(channel).isEmpty)
     #expect(exchanges.open == 0)
     // Idle again: the next hit is answered in front.
-    try channel.writeInbound(ByteBuffer(string: "GET /fast5 HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fast5 HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try writes(channel) == [Stub.bytes("/fast5", head: false)])
   }
 
   @Test func aRequestWithABodyPassesOn() throws {
     let (channel, exchanges) = try serverChannel()
     defer { _ = try? channel.finish() }
-    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab"))
     let parts = try inbound(channel)
     #expect(parts.count == 3, "head, body, end")
     #expect(try writes(channel).isEmpty)
@@ -147,7 +149,7 @@ import Testing
   @Test func connectionCloseEndsTheConnectionAfterTheResponse() throws {
     let (channel, exchanges) = try serverChannel()
     defer { _ = try? channel.finish() }
-    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
     #expect(try writes(channel) == [Stub.bytes("/fast", head: false)])
     #expect(try inbound(channel).isEmpty)
     #expect(exchanges.closing)
@@ -158,7 +160,7 @@ import Testing
   @Test func afterAResponseThatClosesNothingIsAnsweredInFront() throws {
     let (channel, exchanges) = try serverChannel(behind: false)
     defer { _ = try? channel.finish() }
-    try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"))
     _ = try inbound(channel)
     var headers = HTTPHeaders()
     headers.add(name: "Content-Length", value: "0")
@@ -168,7 +170,7 @@ import Testing
     try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
     #expect(exchanges.closing && exchanges.open == 0)
     _ = try writes(channel)
-    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try writes(channel).isEmpty, "not answered ahead of the server's close")
     #expect(try inbound(channel).count == 2, "left to the handlers behind")
   }
@@ -176,7 +178,7 @@ import Testing
   @Test func aMalformedRequestAfterAHitGets400() throws {
     let (channel, _) = try serverChannel()
     defer { _ = try? channel.finish() }
-    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try writes(channel) == [Stub.bytes("/fast", head: false)])
     #expect(throws: (any Error).self) { try channel.writeInbound(ByteBuffer(string: "NOT HTTP\r\n\r\n")) }
     let text = try writes(channel).joined()
@@ -199,10 +201,11 @@ import Testing
     defer { _ = try? channel.finish() }
     let completions = ReadCompletions()
     try channel.pipeline.syncOperations.addHandler(completions)
-    try channel.writeInbound(ByteBuffer(string: "GET /fast HTTP/1.1\r\n\r\nGET /fast2 HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(
+      ByteBuffer(string: "GET /fast HTTP/1.1\r\nHost: t\r\n\r\nGET /fast2 HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try writes(channel).count == 2)
     #expect(completions.count == 0)
-    try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try inbound(channel).count == 2)
     #expect(completions.count == 1, "the async path hears of a read that brought it a request")
   }
@@ -210,7 +213,7 @@ import Testing
   @Test func aRequestArrivingByteByByteIsAnsweredOnce() throws {
     let (channel, _) = try serverChannel()
     defer { _ = try? channel.finish() }
-    let text = "GET /fast1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /fast2 HTTP/1.1\r\n\r\n"
+    let text = "GET /fast1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /fast2 HTTP/1.1\r\nHost: t\r\n\r\n"
     var written: [String] = []
     for byte in text.utf8 {
       try channel.writeInbound(ByteBuffer(bytes: [byte]))
@@ -224,10 +227,12 @@ import Testing
     let (channel, exchanges) = try serverChannel()
     defer { _ = try? channel.finish() }
     // The body's bytes look like a request: only the decoder knows they are a body.
-    let body = "GET /fast9 HTTP/1.1\r\n\r\n"
+    let body = "GET /fast9 HTTP/1.1\r\nHost: t\r\n\r\n"
     try channel.writeInbound(
       ByteBuffer(
-        string: "PUT /up HTTP/1.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)GET /fast1 HTTP/1.1\r\n\r\n"))
+        string:
+          "PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)GET /fast1 HTTP/1.1\r\nHost: t\r\n\r\n"
+      ))
     let parts = try inbound(channel)
     #expect(parts.count == 3, "the upload's head, body and end")
     #expect(try writes(channel).isEmpty)
@@ -242,13 +247,13 @@ import Testing
   @Test func aConditionalRequestGoesWholeToTheDecoderAndTheNextIsAnsweredInFront() throws {
     let (channel, _) = try serverChannel(behind: false)
     defer { _ = try? channel.finish() }
-    try channel.writeInbound(ByteBuffer(string: "GET /fast1 HTTP/1.1\r\nIf-None-Match: \"e\"\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fast1 HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"e\"\r\n\r\n"))
     let parts = try inbound(channel)
     #expect(parts.count == 2)
     if case .head(let head) = parts.first { #expect(head.headers["if-none-match"] == ["\"e\""]) }
     try respond(channel, "304")
     _ = try writes(channel)
-    try channel.writeInbound(ByteBuffer(string: "GET /fast2 HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fast2 HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try writes(channel) == [Stub.bytes("/fast2", head: false)])
   }
 
@@ -258,12 +263,12 @@ import Testing
     let stub = Stub()
     let (channel, _) = try serverChannel(stub: stub)
     defer { _ = try? channel.finish() }
-    try channel.writeInbound(ByteBuffer(string: "GET /miss HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /miss HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try inbound(channel).count == 2, "the miss goes on to the async path")
     #expect(stub.askedBehind.withLockedValue { $0 }.isEmpty)
     try respond(channel, "m")
     _ = try writes(channel)
-    try channel.writeInbound(ByteBuffer(string: "GET /fields HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fields HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(stub.askedBehind.withLockedValue { $0 } == ["/fields"])
     #expect(try writes(channel).joined() == "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nfld")
     #expect(try inbound(channel).isEmpty)
@@ -275,7 +280,7 @@ import Testing
     let (channel, _) = try serverChannel()
     defer { _ = try? channel.finish() }
     channel.isWritable = false
-    try channel.writeInbound(ByteBuffer(string: "GET /fast1 HTTP/1.1\r\n\r\n"))
+    try channel.writeInbound(ByteBuffer(string: "GET /fast1 HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try writes(channel).isEmpty)
     #expect(try inbound(channel).count == 2, "head and end, for the async path")
   }
@@ -286,7 +291,8 @@ import Testing
     let (channel, exchanges) = try serverChannel()
     defer { _ = try? channel.finish() }
     try channel.writeInbound(
-      ByteBuffer(string: "GET /slow HTTP/1.1\r\nConnection: close\r\n\r\nGET /fast1 HTTP/1.1\r\n\r\n"))
+      ByteBuffer(
+        string: "GET /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /fast1 HTTP/1.1\r\nHost: t\r\n\r\n"))
     #expect(try writes(channel).isEmpty)
     #expect(exchanges.closing)
     #expect(try inbound(channel).count == 2, "the closing request only; the hit behind it waits")
@@ -301,7 +307,9 @@ import Testing
     #expect(throws: (any Error).self) {
       try channel.writeInbound(
         ByteBuffer(
-          string: "GET /fast1 HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nBad Header Line\r\n\r\nGET /fast2 HTTP/1.1\r\n\r\n"))
+          string:
+            "GET /fast1 HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nHost: t\r\nBad Header Line\r\n\r\nGET /fast2 HTTP/1.1\r\nHost: t\r\n\r\n"
+        ))
     }
     let text = try writes(channel).joined()
     #expect(text.hasPrefix(Stub.bytes("/fast1", head: false) + "HTTP/1.1 400 Bad Request\r\n"))

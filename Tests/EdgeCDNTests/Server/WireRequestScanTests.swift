@@ -76,7 +76,7 @@ import Testing
   }
 
   @Test(arguments: [
-    "GET / HTTP/1.1\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
     "GET /a?b=c HTTP/1.1\r\nHost: example.test\r\n\r\n",
     "HEAD /x HTTP/1.1\r\nhost:Example.TEST\r\nUser-Agent: wrk\r\n\r\n",
     "GET /x HTTP/1.1\r\nHOST: \t spaced \t \r\nAccept: */*\r\n\r\n",
@@ -101,6 +101,8 @@ import Testing
     "GET /x HTTP/1.1\r\nPragma: no-cache\r\n\r\n",
     "GET /x HTTP/1.1\r\nAuthorization: Basic eA==\r\n\r\n",
     "GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "GET / HTTP/1.1\r\n\r\n",
+    "GET / HTTP/1.1\r\nUser-Agent: no-host\r\n\r\n",
     "GET /x HTTP/1.1\r\nConnection: close, te\r\n\r\n",
     "GET /x HTTP/1.1\r\nHost: a\r\nProxy-Connection: close\r\n\r\n",
     "GET /x HTTP/1.0\r\nHost: a\r\nProxy-Connection: keep-alive\r\n\r\n",
