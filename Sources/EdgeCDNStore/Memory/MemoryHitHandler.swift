@@ -120,12 +120,13 @@ public struct MemoryHitHandler: HitHandler {
     }
   }
 
-  /// The rest of a complete file-backed body to read (from the position, up to the
-  /// seeked end), for a caller that sends it with sendfile instead of `readBody`; nil
-  /// while the body is in buffers or still being written.
-  public var fileBody: FileBody? {
+  /// The rest of a complete file-backed body (from the position, up to the seeked end);
+  /// nil while the body is in buffers or still being written.
+  public mutating func takeFileBody() -> FileBody? {
     guard let snapshot, let file = snapshot.file, position < snapshot.size else { return nil }
     let limit = min(end ?? Int.max, snapshot.size)
+    guard position < limit else { return nil }
+    defer { position = limit }
     return FileBody(file: file, offset: position, length: limit - position)
   }
 

@@ -96,7 +96,9 @@ struct MemoryFileBodyTests {
     #expect(file.offset == 0 && file.length == bytes.count)
     #expect(Array(try file.read().readableBytesView) == bytes)
     var handler = try #require(try await store.lookup(key)).handler
-    #expect(handler.fileBody?.length == bytes.count)
+    var taking = handler
+    #expect(taking.takeFileBody()?.length == bytes.count)
+    #expect(try await taking.readBody() == nil, "taken: the read is at its end")
     #expect(try await Self.readAll(&handler) == bytes)
     // The page-rounded size is charged, not less than the bytes.
     let footprint = try #require(store.footprint(of: key))
@@ -125,8 +127,12 @@ struct MemoryFileBodyTests {
       var handler = try #require(try await store.lookup(key)).handler
       try await handler.seek(start: start, end: end)
       let upTo = min(end ?? bytes.count, bytes.count)
-      let file = try #require(handler.fileBody)
+      var taking = handler
+      let taken = taking.takeFileBody()
+      let file = try #require(taken)
       #expect(file.offset == start && file.length == upTo - start)
+      #expect(Array(try file.read().readableBytesView) == Array(bytes[start..<upTo]))
+      #expect(try await taking.readBody() == nil)
       #expect(try await Self.readAll(&handler) == Array(bytes[start..<upTo]), "range \(start)..<\(upTo)")
     }
     var handler = try #require(try await store.lookup(key)).handler

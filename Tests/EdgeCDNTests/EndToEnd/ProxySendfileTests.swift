@@ -128,4 +128,44 @@ import Testing
       #expect(Self.inode(descriptor) != inode)
     }
   }
+
+  /// With the event-loop fast path off, every hit takes the async path (`HitResponder`),
+  /// which sends whole bodies, single ranges and multipart parts as file regions too.
+  @Test func asyncPathHitsAreByteExact() async throws {
+    try await ProxyHarness.run(configure: { $0.immediateHitMaxBodyBytes = 0 }) { h in
+      let size = 700 << 10
+      let text = Self.body(size, seed: 21)
+      let utf8 = Array(text.utf8)
+      h.origin.route("/a", reply: .text(text, ["Cache-Control": "max-age=60", "Content-Type": "text/plain"]))
+      #expect(try await h.get("/a").body == text)
+      try await h.eventually("the fill to commit") { Self.fileBody(h, "/a") != nil }
+      for _ in 0..<2 {
+        let hit = try await h.get("/a")
+        #expect(hit.cacheStatus.contains("hit"))
+        #expect(hit.body == text)
+      }
+      let range = try await h.get("/a", ["Range": "bytes=100000-400000"])
+      #expect(range.status == 206)
+      #expect(range.body == String(decoding: utf8[100_000...400_000], as: UTF8.self))
+      let multi = try await h.get("/a", ["Range": "bytes=0-9,500000-500009"])
+      #expect(multi.status == 206)
+      #expect(multi["content-length"] == "\(multi.body.utf8.count)")
+      #expect(multi.body.contains(String(decoding: utf8[0...9], as: UTF8.self)))
+      #expect(multi.body.contains(String(decoding: utf8[500_000...500_009], as: UTF8.self)))
+      #expect(try await h.request("/a", method: .HEAD).body.isEmpty)
+      // A client that leaves mid-body: the write fails, the file is let go.
+      let (descriptor, inode) = try #require(Self.openFile(h, "/a"))
+      let port = h.app.server.localAddress?.port ?? 0
+      for _ in 0..<3 {
+        let client = try await RawClient(port: port, autoRead: false)
+        try await client.send("GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(50))
+        await client.close()
+      }
+      #expect(try await h.get("/a").body == text)
+      _ = try await h.store.purge(Self.key("/a").compact, reason: .invalidation)
+      try await h.eventually("the RAM file to close") { Self.inode(descriptor) != inode }
+      #expect(Self.inode(descriptor) != inode)
+    }
+  }
 }
