@@ -42,6 +42,26 @@ extension SettingsReader {
     }
   }
 
+  /// A size, or "off" (any case) for 0: for a feature a size turns on from.
+  public func sizeOrOff(_ key: String, default defaultValue: ByteSize) throws(ConfigurationError) -> ByteSize {
+    try resolve(key, default: defaultValue) { value throws(ConfigurationError) in
+      switch value.content {
+      case .int(let int) where int >= 0:
+        return ByteSize(bytes: int)
+      case .double(let double):
+        if let int = Int(exactly: double), int >= 0 { return ByteSize(bytes: int) }
+      case .string(let string):
+        if string.trimmingBlanks().lowercased() == "off" { return ByteSize(bytes: 0) }
+        return try withSource(value) { () throws(ConfigurationError) in
+          try ByteSize(parsing: string, setting: fullKey(key))
+        }
+      default:
+        break
+      }
+      throw mismatch(value, key, allowed: "\"off\" or " + ByteSize.grammarSummary)
+    }
+  }
+
   /// A duration: a string in `DurationSetting`'s grammar ("500ms", "30s"); bare numbers are
   /// rejected because their unit would be a guess.
   public func duration(

@@ -121,6 +121,7 @@ struct EdgeCDNCommand: AsyncParsableCommand {
     let storeConfiguration = loaded.store
     logger.logLevel = configuration.logLevel
     for setting in loaded.resolved { logger.debug("setting \(setting)") }
+    FileDescriptorLimit.raiseToHard(logger: logger)
     let log = logger
     let registry = PrometheusCollectorRegistry()
     let defaultStore = try await DefaultStore.make(

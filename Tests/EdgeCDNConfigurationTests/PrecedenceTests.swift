@@ -64,6 +64,7 @@ struct PrecedenceTests {
       settings.resolvedSettings.map(\.description).filter { $0.hasPrefix("memory.") } == [
         "memory.byteBudget = 1GiB (file \(file), key memory.byteBudget)",
         "memory.evictionPolicy = s3fifo (default)",
+        "memory.fileBodyThreshold = 64KiB (default)",
         "memory.maxObjectSize = 16MiB (default)",
         "memory.shardCount = 8 (environment variable EDGE_CDN_MEMORY_SHARD_COUNT)",
       ])

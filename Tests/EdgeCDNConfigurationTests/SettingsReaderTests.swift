@@ -41,6 +41,21 @@ struct SettingsReaderTests {
     }
   }
 
+  @Test("memory.fileBodyThreshold takes a size or off")
+  func fileBodyThreshold() throws {
+    func read(_ value: ConfigValue) throws(ConfigurationError) -> Int {
+      try MemoryStoreConfiguration(reading: reader(["memory.fileBodyThreshold": value]).scoped(to: "memory"))
+        .fileBodyThreshold
+    }
+    #expect(try read("off") == 0)
+    #expect(try read("OFF") == 0)
+    #expect(try read(0) == 0)
+    #expect(try read("128KiB") == 128 << 10)
+    #expect(try read(4096) == 4096)
+    #expect(throws: ConfigurationError.self) { try read("sometimes") }
+    #expect(try MemoryStoreConfiguration(reading: reader([:]).scoped(to: "memory")).fileBodyThreshold == 64 << 10)
+  }
+
   @Test("booleans accept JSON booleans and the usual words")
   func booleans() throws {
     let settings = reader(["a": true, "b": "off", "c": "Yes", "d": "maybe"])

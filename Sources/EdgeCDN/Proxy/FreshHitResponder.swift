@@ -129,7 +129,7 @@ final class FreshHitResponder: ImmediateResponder {
       meta.response.fields, age: max(0, age), ttl: ttl, keepAlive: &keepAlive, requestVersion: version)
     return ImmediateResponse(
       head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: isHEAD ? [] : hit.body,
-      keepAlive: keepAlive)
+      keepAlive: keepAlive, fileBody: isHEAD ? nil : hit.fileBody)
   }
 
   /// The entry's serialised head, built by the first hit on this stored version and kept
@@ -148,7 +148,7 @@ final class FreshHitResponder: ImmediateResponder {
     _ stored: ByteBuffer, hit: ImmediateHit, age: Int64, ttl: Int64, keepAlive: Bool, version: HTTPVersion,
     isHEAD: Bool
   ) -> ImmediateResponse {
-    let copiesBody = !isHEAD && hit.bodySize <= Self.copiedBodyBytes
+    let copiesBody = !isHEAD && hit.fileBody == nil && hit.bodySize <= Self.copiedBodyBytes
     var buffer = allocator.buffer(
       capacity: stored.readableBytes + cacheStatusPrefix.utf8.count + 80 + (copiesBody ? hit.bodySize : 0))
     buffer.writeImmutableBuffer(stored)
@@ -169,7 +169,7 @@ final class FreshHitResponder: ImmediateResponder {
     } else if !isHEAD {
       body = hit.body
     }
-    return ImmediateResponse(encoded: buffer, body: body, keepAlive: keepAlive)
+    return ImmediateResponse(encoded: buffer, body: body, keepAlive: keepAlive, fileBody: isHEAD ? nil : hit.fileBody)
   }
 
   /// The stored fields with Age and Cache-Status, and Connection as `ResponseWriter`

@@ -68,6 +68,10 @@ enum HitResponder {
   )
     async throws
   {
+    if let file = handler.takeFileBody() {
+      try await writer.writeFile(file)
+      return
+    }
     while let chunk = try await handler.readBody() { try await writer.writeBody(chunk) }
   }
 

@@ -186,7 +186,8 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
           guard case .head(let head) = part else { continue }
           setBusy(id, true)
           var writer = ResponseWriter(
-            outbound: outbound, keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed),
+            outbound: outbound, channel: channel,
+            keepAlive: head.isKeepAlive && !shuttingDown.value.load(ordering: .relaxed),
             version: head.version)
           if let rejection = limits.rejection(of: head) {
             try await writer.respond(status: rejection, text: "\(rejection.reasonPhrase)\n", close: true)

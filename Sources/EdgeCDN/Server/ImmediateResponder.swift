@@ -1,3 +1,4 @@
+public import EdgeCDNStore
 public import NIOCore
 public import NIOHTTP1
 
@@ -49,8 +50,9 @@ public struct ImmediateConnectionMemo {
   public init() {}
 }
 
-/// A complete response: head and body buffers (none for HEAD), and whether the
-/// connection stays open after it.
+/// A complete response: head and body buffers (none for HEAD), or after the head a body
+/// in a file (`fileBody`, sent as a file region: sendfile), and whether the connection
+/// stays open after it.
 public struct ImmediateResponse: Sendable {
   public enum Head: Sendable {
     /// Encoded by NIOHTTP1, after its header validator.
@@ -63,17 +65,21 @@ public struct ImmediateResponse: Sendable {
 
   public var head: Head
   public var body: [ByteBuffer]
+  /// Sent after `body`; its lease is held until its write completes.
+  public var fileBody: FileBody?
   public var keepAlive: Bool
 
-  public init(head: HTTPResponseHead, body: [ByteBuffer], keepAlive: Bool) {
+  public init(head: HTTPResponseHead, body: [ByteBuffer], keepAlive: Bool, fileBody: FileBody? = nil) {
     self.head = .fields(head)
     self.body = body
     self.keepAlive = keepAlive
+    self.fileBody = fileBody
   }
 
-  public init(encoded: ByteBuffer, body: [ByteBuffer], keepAlive: Bool) {
+  public init(encoded: ByteBuffer, body: [ByteBuffer], keepAlive: Bool, fileBody: FileBody? = nil) {
     self.head = .encoded(encoded)
     self.body = body
     self.keepAlive = keepAlive
+    self.fileBody = fileBody
   }
 }

@@ -1,3 +1,4 @@
+import EdgeCDNStore
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -114,6 +115,14 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
     for chunk in response.body {
       bodyBytes += chunk.readableBytes
       context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+    }
+    if let file = response.fileBody, file.length > 0 {
+      // sendfile; the lease keeps the descriptor open until NIO is done with the region.
+      bodyBytes += file.length
+      let lease = file.lease()
+      let written = context.eventLoop.makePromise(of: Void.self)
+      written.futureResult.whenComplete { _ in lease.end() }
+      context.write(wrapOutboundOut(.body(.fileRegion(lease.region))), promise: written)
     }
     if response.keepAlive {
       exchanges.writeLast(wrapOutboundOut(.end(nil)), bodyBytes: bodyBytes, context: context)

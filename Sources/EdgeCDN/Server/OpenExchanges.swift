@@ -1,3 +1,4 @@
+import EdgeCDNStore
 import NIOCore
 
 /// What a connection's handlers share about its exchanges, so that `WireResponder`,
@@ -34,15 +35,17 @@ final class OpenExchanges {
   static let trackedBodyBytes = 16 << 10
 
   /// Writes and flushes `data`, the last part of a fast response, tracking it when the
-  /// response's body is large.
-  func writeLast(_ data: NIOAny, bodyBytes: Int, context: ChannelHandlerContext) {
-    guard bodyBytes >= Self.trackedBodyBytes else {
+  /// response's body is large. `lease`, the file region `data` holds, is ended once the
+  /// write completes.
+  func writeLast(_ data: NIOAny, bodyBytes: Int, lease: FileBodyLease? = nil, context: ChannelHandlerContext) {
+    guard bodyBytes >= Self.trackedBodyBytes || lease != nil else {
       context.writeAndFlush(data, promise: nil)
       return
     }
     largeWritesInFlight += 1
     let channel = context.channel
     context.writeAndFlush(data).assumeIsolated().whenComplete { [self] _ in
+      lease?.end()
       largeWritesInFlight -= 1
       if closeWhenWritten, largeWritesInFlight == 0 { channel.close(promise: nil) }
     }

@@ -1,3 +1,4 @@
+public import EdgeCDNStore
 public import NIOCore
 public import NIOHTTP1
 
@@ -8,6 +9,8 @@ public import NIOHTTP1
 /// streams in bounded pieces, and `write` suspends while the socket is not writable.
 public struct ResponseWriter {
   private let outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+  /// The connection, for writes whose completion matters (`writeFile`).
+  private let channel: any Channel
   private var pending: [HTTPServerResponsePart] = []
   private var pendingBytes = 0
   /// Whether the connection stays open after this response.
@@ -32,8 +35,12 @@ public struct ResponseWriter {
   /// short: the body was read back from the fill, which only has its commit left.
   var endBarrier: Task<Void, Never>?
 
-  init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, keepAlive: Bool, version: HTTPVersion) {
+  init(
+    outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel, keepAlive: Bool,
+    version: HTTPVersion
+  ) {
     self.outbound = outbound
+    self.channel = channel
     self.keepAlive = keepAlive
     self.requestVersion = version
   }
@@ -84,6 +91,22 @@ public struct ResponseWriter {
     pendingBytes += chunk.readableBytes
     pending.append(.body(.byteBuffer(chunk)))
     if pendingBytes >= Self.flushThreshold { try await flush() }
+  }
+
+  /// Sends a body part from a file (sendfile), after what is gathered, and returns once
+  /// it is written: the region's descriptor must stay open until then, and the async
+  /// writer tells nobody when a write is done. Why the channel: its writes and the async
+  /// writer's reach the event loop in the order they were made (each hops there in
+  /// turn), so the region follows the head.
+  public mutating func writeFile(_ body: FileBody) async throws {
+    guard body.length > 0 else { return }
+    try await flush()
+    bodyBytes += body.length
+    let lease = body.lease()
+    let written = channel.eventLoop.makePromise(of: Void.self)
+    written.futureResult.whenComplete { _ in lease.end() }
+    channel.writeAndFlush(HTTPServerResponsePart.body(.fileRegion(lease.region)), promise: written)
+    try await written.futureResult.get()
   }
 
   public mutating func end() async throws {

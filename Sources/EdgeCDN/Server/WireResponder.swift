@@ -1,3 +1,4 @@
+import EdgeCDNStore
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -144,22 +145,32 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   private func write(_ response: ImmediateResponse, head: ByteBuffer, context: ChannelHandlerContext) {
-    var last = head
+    var last = IOData.byteBuffer(head)
     var bodyBytes = 0
     for chunk in response.body {
-      context.write(wrapOutboundOut(.byteBuffer(last)), promise: nil)
+      context.write(wrapOutboundOut(last), promise: nil)
       bodyBytes += chunk.readableBytes
-      last = chunk
+      last = .byteBuffer(chunk)
+    }
+    // sendfile; the lease keeps the descriptor open until NIO is done with the region.
+    let lease = response.fileBody.flatMap { $0.length > 0 ? $0.lease() : nil }
+    if let lease {
+      context.write(wrapOutboundOut(last), promise: nil)
+      bodyBytes += lease.region.readableBytes
+      last = .fileRegion(lease.region)
     }
     if !response.keepAlive {
       closing = true
       exchanges.closing = true
       let channel = context.channel
-      context.writeAndFlush(wrapOutboundOut(.byteBuffer(last))).whenComplete { _ in channel.close(promise: nil) }
-    } else if bodyBytes >= OpenExchanges.trackedBodyBytes {
-      exchanges.writeLast(wrapOutboundOut(.byteBuffer(last)), bodyBytes: bodyBytes, context: context)
+      context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in
+        lease?.end()
+        channel.close(promise: nil)
+      }
+    } else if bodyBytes >= OpenExchanges.trackedBodyBytes || lease != nil {
+      exchanges.writeLast(wrapOutboundOut(last), bodyBytes: bodyBytes, lease: lease, context: context)
     } else {
-      context.write(wrapOutboundOut(.byteBuffer(last)), promise: nil)
+      context.write(wrapOutboundOut(last), promise: nil)
       unflushed = true
     }
   }

@@ -1,7 +1,7 @@
 public import EdgeCDNStore
 
 extension MemoryStoreConfiguration {
-  /// Reads `byteBudget`, `maxObjectSize`, `shardCount` and `evictionPolicy` from a reader scoped to `memory`;
+  /// Reads `byteBudget`, `maxObjectSize`, `shardCount`, `evictionPolicy` and `fileBodyThreshold` from a reader scoped to `memory`;
   /// missing settings keep the defaults of `MemoryStoreConfiguration()`, except that an unset
   /// `maxObjectSize` is lowered to a budget smaller than it, so that `--memory-byte-budget 8MiB`
   /// alone is a valid configuration. Ranges are checked by `validate()`, which names the same keys.
@@ -13,7 +13,10 @@ extension MemoryStoreConfiguration {
       byteBudget: byteBudget,
       maxObjectSize: try settings.size("maxObjectSize", default: maxObjectDefault).bytes,
       shardCount: try settings.int("shardCount", default: defaults.shardCount),
-      evictionPolicy: try settings.choice("evictionPolicy", default: defaults.evictionPolicy)
+      evictionPolicy: try settings.choice("evictionPolicy", default: defaults.evictionPolicy),
+      fileBodyThreshold: try settings.sizeOrOff(
+        "fileBodyThreshold", default: ByteSize(bytes: defaults.fileBodyThreshold)
+      ).bytes
     )
   }
 }

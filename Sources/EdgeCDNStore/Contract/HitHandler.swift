@@ -34,6 +34,12 @@ public protocol HitHandler: Sendable {
   /// The object's weight in bytes, so an eviction manager can start tracking an
   /// object it did not know (after a restart, say).
   var evictionWeight: Int { get }
+
+  /// The rest of the body (to the end, or of the seeked range) as a file region, for a
+  /// caller that sends it with sendfile instead of reading it; the read is then at its
+  /// end, as if `readBody` had returned every chunk. Nil (the default) when the tier
+  /// has no such file for it now: read with `readBody`.
+  mutating func takeFileBody() -> FileBody?
 }
 
 extension HitHandler {
@@ -44,4 +50,6 @@ extension HitHandler {
   }
 
   public var shouldCountAccess: Bool { true }
+
+  public mutating func takeFileBody() -> FileBody? { nil }
 }

@@ -28,19 +28,25 @@ public protocol ImmediateLookup: Sendable {
 }
 
 /// An object handed over whole: its meta and its body as the store holds it (shared
-/// buffers, no copy), in order.
+/// buffers, no copy), in order; or, for a body the store keeps in a file, `fileBody`
+/// (then `body` is empty), to be sent as a file region.
 public struct ImmediateHit: Sendable {
   public var meta: CacheMeta
   public var body: [ByteBuffer]
   public var bodySize: Int
+  /// The whole body as a file region; when set, `body` is empty.
+  public var fileBody: FileBody?
   /// The stored version's memo, where the caller may keep what it derives from `meta`
   /// (a serialised response head); nil when the store keeps none.
   public var memo: (any EntryMemo)?
 
-  public init(meta: CacheMeta, body: [ByteBuffer], bodySize: Int, memo: (any EntryMemo)? = nil) {
+  public init(
+    meta: CacheMeta, body: [ByteBuffer], bodySize: Int, memo: (any EntryMemo)? = nil, fileBody: FileBody? = nil
+  ) {
     self.meta = meta
     self.body = body
     self.bodySize = bodySize
     self.memo = memo
+    self.fileBody = fileBody
   }
 }

@@ -1,7 +1,10 @@
 public import NIOCore
 import Synchronization
 
-/// Reads an object from RAM. Chunks are slices of the stored buffers: no copy.
+/// Reads an object from RAM. Chunks are slices of the stored buffers: no copy. A body
+/// kept in a RAM file is read with `pread`, a memory copy on the calling thread (it never
+/// waits for a device), in pieces of `MemoryBody.fileReadBytes`; `fileBody` lets a caller
+/// that can send a file region skip even that.
 ///
 /// A complete object is read from a snapshot of its chunk list taken at lookup, with
 /// no lock at all; an object still being written is read under its lock, chunk by
@@ -30,7 +33,7 @@ public struct MemoryHitHandler: HitHandler {
       if let end, position >= end { return nil }
       if let snapshot {
         guard position < snapshot.size else { return nil }
-        return take(from: snapshot)
+        return try take(from: snapshot)
       }
       // Without a snapshot there is a write to read (see `MemoryStore.handler(for:)`).
       guard let object else { return nil }
@@ -53,7 +56,7 @@ public struct MemoryHitHandler: HitHandler {
         snapshot = body
       case .chunk(let body):
         // `body` is a copy of the array references only; we slice one chunk from it.
-        return take(from: body)
+        return try take(from: body)
       case .wait(let size):
         try await object.waitForMore(than: size)
       case .failed(let error):
@@ -62,9 +65,18 @@ public struct MemoryHitHandler: HitHandler {
     }
   }
 
-  private mutating func take(from body: MemoryBody) -> ByteBuffer {
+  private mutating func take(from body: MemoryBody) throws(CacheError) -> ByteBuffer {
     let limit = min(end ?? Int.max, body.size)
-    let chunk = body.slice(from: position, limit: limit, hint: &chunkHint)
+    let chunk: ByteBuffer
+    if body.file != nil {
+      do throws(CacheError) {
+        chunk = try body.read(from: position, limit: limit)
+      } catch {
+        throw .corruptBody(key: hash, reason: "RAM file read failed: \(error)")
+      }
+    } else {
+      chunk = body.slice(from: position, limit: limit, hint: &chunkHint)
+    }
     position += chunk.readableBytes
     return chunk
   }
@@ -106,6 +118,16 @@ public struct MemoryHitHandler: HitHandler {
       case .failed(let error): throw error
       }
     }
+  }
+
+  /// The rest of a complete file-backed body (from the position, up to the seeked end);
+  /// nil while the body is in buffers or still being written.
+  public mutating func takeFileBody() -> FileBody? {
+    guard let snapshot, let file = snapshot.file, position < snapshot.size else { return nil }
+    let limit = min(end ?? Int.max, snapshot.size)
+    guard position < limit else { return nil }
+    defer { position = limit }
+    return FileBody(file: file, offset: position, length: limit - position)
   }
 
   /// A ranged read is not a full hit: it should not promote the object as one would.

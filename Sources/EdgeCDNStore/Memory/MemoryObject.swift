@@ -6,13 +6,39 @@ import Synchronization
 ///
 /// A body of one chunk (every small object once committed) keeps no offsets: one array
 /// of one buffer is all it holds beside the bytes.
+///
+/// A large committed body may instead live in a RAM file (`MemoryFile`), with no chunks:
+/// hits send it with sendfile, readers `pread` it.
 struct MemoryBody: Sendable {
   private(set) var chunks: [ByteBuffer] = []
   /// ends[i] is the offset just past chunk i; empty while there is at most one chunk.
   private var ends: [Int] = []
   private(set) var size = 0
+  /// The RAM file holding the whole body, when it is file-backed (then `chunks` is empty).
+  private(set) var file: SharedDescriptor?
+  /// The largest read of a file-backed body: a reader gets it in pieces of this size,
+  /// as it would get chunks.
+  static let fileReadBytes = 64 << 10
+  /// A RAM file holds whole pages.
+  static let pageBytes = 4096
 
   init() {}
+
+  /// A body held whole in a RAM file of exactly `size` bytes.
+  init(file: SharedDescriptor, size: Int) {
+    self.file = file
+    self.size = size
+  }
+
+  /// The body as a `FileBody` for sendfile; nil when it is held in buffers.
+  var fileBody: FileBody? { file.map { FileBody(file: $0, offset: 0, length: size) } }
+
+  /// Up to `fileReadBytes` from `position`, capped at `limit`, read from the RAM file.
+  /// Precondition: the body is file-backed and position < limit <= size.
+  func read(from position: Int, limit: Int) throws(CacheError) -> ByteBuffer {
+    guard let file else { return ByteBuffer() }
+    return try file.read(at: position, length: min(limit - position, Self.fileReadBytes))
+  }
 
   /// A body held in one buffer.
   init(whole: ByteBuffer) {
@@ -76,8 +102,13 @@ struct MemoryBody: Sendable {
     return kept
   }
 
-  /// Heap bytes the body holds: each chunk's whole storage and the two arrays.
+  /// Heap bytes the body holds: each chunk's whole storage and the two arrays. A RAM
+  /// file's pages are RAM too: its size in whole pages, and its owner object.
   var heapFootprint: Int {
+    if file != nil {
+      return (size + Self.pageBytes - 1) / Self.pageBytes * Self.pageBytes
+        + HeapFootprint.object(storedBytes: MemoryLayout<CInt>.stride)
+    }
     var bytes = HeapFootprint.array(chunks) + HeapFootprint.array(ends)
     for chunk in chunks { bytes += HeapFootprint.byteBuffer(chunk) }
     return bytes
@@ -109,6 +140,14 @@ final class MemoryObject: Sendable {
   init(hash: CacheHash, tag: StreamingWriteTag) {
     self.hash = hash
     self.tag = tag
+  }
+
+  /// Swaps the complete body for the same bytes held elsewhere (a RAM file), so the
+  /// chunks are freed once the readers that already took them are done.
+  func replaceCompleteBody(with body: MemoryBody) {
+    state.withLock { state in
+      if state.phase == .complete, state.body.size == body.size { state.body = body }
+    }
   }
 
   /// Appends a chunk and wakes readers waiting for it.

@@ -19,6 +19,7 @@ extension MemoryStore: ImmediateLookup {
       return nil
     }
     evictionManager.access(key.compact, size: entry.weight, freshUntil: entry.meta.freshUntil)
-    return ImmediateHit(meta: entry.meta, body: body.chunks, bodySize: body.size, memo: entry)
+    return ImmediateHit(
+      meta: entry.meta, body: body.chunks, bodySize: body.size, memo: entry, fileBody: body.fileBody)
   }
 }

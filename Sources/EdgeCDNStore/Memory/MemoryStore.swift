@@ -2,6 +2,12 @@ public import Logging
 import NIOCore
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// The RAM tier: objects in a sharded index, within a hard byte budget.
 ///
 /// - Concurrency: the index is split into shards, each behind a `Mutex`; a hit takes
@@ -35,6 +41,10 @@ public final class MemoryStore: Storage {
   private let committedWeight = Atomic<Int>(0)
   private let logger: Logger
   private let nextTag = Atomic<UInt64>(0)
+  /// Large bodies that could not be put in a RAM file (see `fileBodyFallbacks`).
+  private let fileFallbacks = Atomic<Int>(0)
+  /// Tests set it to make every RAM file creation fail, as EMFILE or ENOMEM would.
+  let failsFileBodies = Atomic<Bool>(false)
   /// Heap bytes of a committed entry beside its meta's and body's own allocations:
   /// the entry object, its slot in the shard's dictionary and its key in the eviction
   /// manager.
@@ -169,6 +179,9 @@ public final class MemoryStore: Storage {
   public var usedBytes: Int { charged.load(ordering: .relaxed) }
   /// Committed objects now.
   public var objectCount: Int { objects.load(ordering: .relaxed) }
+  /// Bodies of at least `fileBodyThreshold` kept in buffers because their RAM file could
+  /// not be made (descriptors or memory exhausted): served correctly, without sendfile.
+  public var fileBodyFallbacks: Int { fileFallbacks.load(ordering: .relaxed) }
 
   public var supportsStreamingPartialWrite: Bool { true }
 
@@ -317,7 +330,7 @@ public final class MemoryStore: Storage {
   /// (the write abandoned) when the exact charge is larger and cannot be made.
   func commit(key: CacheKey, meta: CacheMeta, object: MemoryObject, charged: Int) throws(CacheError) -> Int {
     let hash = key.combinedHash
-    let body = (object.completeBody ?? MemoryBody()).compacted(joinLimit: Self.joinLimit, retainable: retainable)
+    let body = keptBody(of: object, hash: hash)
     let weight = entryOverhead + meta.heapFootprint + body.heapFootprint
     if weight > charged {
       do throws(CacheError) {
@@ -344,6 +357,31 @@ public final class MemoryStore: Storage {
     }
     removeVictims(evictionManager.admit(key.compact, size: weight, freshUntil: meta.freshUntil))
     return weight
+  }
+
+  /// The body as it is kept once committed: in a RAM file when large enough (and the file
+  /// can be made), else compacted buffers. Written here, on the committing thread: a
+  /// memfd write is a memory copy, never a wait for a device.
+  private func keptBody(of object: MemoryObject, hash: CacheHash) -> MemoryBody {
+    let complete = object.completeBody ?? MemoryBody()
+    let threshold = configuration.fileBodyThreshold
+    if threshold > 0, complete.size >= threshold, complete.file == nil {
+      do throws(MemoryFile.Failure) {
+        if failsFileBodies.load(ordering: .relaxed) { throw MemoryFile.Failure(operation: "test", errno: EMFILE) }
+        let body = MemoryBody(file: try MemoryFile.make(holding: complete.chunks), size: complete.size)
+        object.replaceCompleteBody(with: body)
+        return body
+      } catch {
+        let count = fileFallbacks.add(1, ordering: .relaxed).newValue
+        logger.log(
+          level: count == 1 ? .warning : .debug, "large body kept in buffers: RAM file not made",
+          metadata: [
+            "tier": "\(Self.tierName)", "key": "\(hash.hex)", "operation": "\(error.operation)",
+            "errno": "\(error.errno)", "fallbacks": "\(count)",
+          ])
+      }
+    }
+    return complete.compacted(joinLimit: Self.joinLimit, retainable: retainable)
   }
 
   /// Gives back what an entry that left the index was charged, its weight and its memo;

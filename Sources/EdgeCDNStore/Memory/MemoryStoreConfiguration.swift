@@ -9,15 +9,20 @@ public struct MemoryStoreConfiguration: Sendable, Hashable {
   public var shardCount: Int
   /// Which objects stay when the budget is full, unless the store is given a manager.
   public var evictionPolicy: EvictionPolicy
+  /// Committed bodies of at least this many bytes are kept in a RAM file (memfd) instead
+  /// of buffers, so hits are sent with sendfile, without copying them into the socket;
+  /// 0 keeps every body in buffers. Each such object holds one file descriptor.
+  public var fileBodyThreshold: Int
 
   public init(
     byteBudget: Int = 256 << 20, maxObjectSize: Int = 16 << 20, shardCount: Int = 64,
-    evictionPolicy: EvictionPolicy = .s3fifo
+    evictionPolicy: EvictionPolicy = .s3fifo, fileBodyThreshold: Int = 64 << 10
   ) {
     self.byteBudget = byteBudget
     self.maxObjectSize = maxObjectSize
     self.shardCount = shardCount
     self.evictionPolicy = evictionPolicy
+    self.fileBodyThreshold = fileBodyThreshold
   }
 
   public static let shardCountRange = 1...4096
@@ -34,6 +39,10 @@ public struct MemoryStoreConfiguration: Sendable, Hashable {
       throw ConfigurationError(
         setting: "memory.shardCount", value: "\(shardCount)",
         allowed: "\(Self.shardCountRange.lowerBound)...\(Self.shardCountRange.upperBound)")
+    }
+    guard fileBodyThreshold >= 0 else {
+      throw ConfigurationError(
+        setting: "memory.fileBodyThreshold", value: "\(fileBodyThreshold)", allowed: "0 (off) or a size in bytes")
     }
   }
 }

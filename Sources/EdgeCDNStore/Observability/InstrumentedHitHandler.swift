@@ -50,6 +50,19 @@ public struct InstrumentedHitHandler<Base: HitHandler>: HitHandler {
     probe.readClosed()
   }
 
+  /// Counted as the reads it replaces: the bytes, the first byte, the read closed.
+  @inlinable
+  public mutating func takeFileBody() -> FileBody? {
+    guard let file = base.takeFileBody() else { return nil }
+    if let start = firstByteStart {
+      firstByteStart = nil
+      probe.firstByte(since: start)
+    }
+    probe.read(file.length)
+    close()
+    return file
+  }
+
   public var canSeek: Bool { base.canSeek }
   public var canSeekMultipart: Bool { base.canSeekMultipart }
   public var shouldCountAccess: Bool { base.shouldCountAccess }

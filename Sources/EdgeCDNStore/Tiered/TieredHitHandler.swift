@@ -62,6 +62,15 @@ public struct TieredHitHandler<Memory: Storage, Disk: Storage>: HitHandler {
     }
   }
 
+  /// RAM only: a lower tier's read may be copying into the tiers above as it goes.
+  @inlinable
+  public mutating func takeFileBody() -> FileBody? {
+    switch tier {
+    case .memory: memory?.takeFileBody()
+    case .lower: nil
+    }
+  }
+
   public var canSeek: Bool {
     switch tier {
     case .memory: memory?.canSeek ?? false

@@ -16,6 +16,29 @@ struct InstrumentedStorageTests {
 
   static let tier = [("tier", "memory")]
 
+  @Test("a body taken as a file region counts as read: bytes, first byte, read closed")
+  func takenFileBodyIsCounted() async throws {
+    let metrics = TestMetrics()
+    let storeMetrics = StoreMetrics(tier: "memory", latencySampleInterval: 1, factory: metrics)
+    let store = InstrumentedStorage(
+      try MemoryStore(configuration: .init(fileBodyThreshold: 4096)), metrics: storeMetrics, tracer: NoOpTracer())
+    let key = CacheKey(primary: "/file")
+    let writer = try await store.missHandler(for: key, meta: Self.meta())
+    try await writer.writeBody(ByteBuffer(repeating: 1, count: 100_000), eof: true)
+    _ = try await writer.finish()
+    var hit = try #require(try await store.lookup(key))
+    try await hit.handler.seek(start: 1000, end: nil)
+    let taken = hit.handler.takeFileBody()
+    let file = try #require(taken)
+    #expect(file.offset == 1000 && file.length == 99_000)
+    #expect(try await hit.handler.readBody() == nil)
+    try await hit.handler.finish()
+    storeMetrics.publishGauges()
+    #expect(try metrics.expectMeter("edge_cdn_store_reads_in_flight", Self.tier).lastValue == 0)
+    #expect(try metrics.expectCounter("edge_cdn_store_read_bytes_total", Self.tier).totalValue == 99_000)
+    #expect(try metrics.expectTimer("edge_cdn_store_first_byte_duration_seconds", Self.tier).values.count == 1)
+  }
+
   @Test("lookups by outcome, bytes, in-flight gauges, finish and purge timings")
   func countsOperations() async throws {
     let metrics = TestMetrics()

@@ -267,6 +267,7 @@ import Testing
   func wireText(_ response: ImmediateResponse) -> String {
     guard case .encoded(let bytes) = response.head else { return "" }
     return String(buffer: bytes) + response.body.map { String(buffer: $0) }.joined()
+      + ((try? response.fileBody?.read()).map { String(buffer: $0) } ?? "")
   }
 
   @Test(arguments: [
@@ -536,7 +537,8 @@ import Testing
 extension ImmediateResponse {
   /// The response as a client reads it, whether its head was given as fields or bytes.
   var parsed: (status: HTTPResponseStatus, headers: HTTPHeaders, body: String) {
-    let bodyText = body.map { String(buffer: $0) }.joined()
+    let bodyText =
+      body.map { String(buffer: $0) }.joined() + ((try? fileBody?.read()).map { String(buffer: $0) } ?? "")
     switch head {
     case .fields(let head):
       return (head.status, head.headers, bodyText)

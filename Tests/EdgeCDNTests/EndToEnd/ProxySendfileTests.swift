@@ -1,0 +1,171 @@
+import EdgeCDNStore
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import EdgeCDN
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Hits on bodies the RAM tier keeps in a memfd go out as file regions (sendfile): the
+/// bytes must be exact on every path (GET, HEAD, Range), and a client that leaves in the
+/// middle must not keep the file open.
+@Suite struct ProxySendfileTests {
+  /// Printable bytes that differ from offset to offset, so a misplaced piece shows.
+  static func body(_ size: Int, seed: UInt32) -> String {
+    var state = seed
+    let bytes = (0..<size).map { _ -> UInt8 in
+      state = state &* 1_664_525 &+ 1_013_904_223
+      return 33 + UInt8((state >> 24) % 94)
+    }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  static func key(_ uri: String) -> CacheKey {
+    CachingProxy<MemoryStore>.cacheKey(
+      for: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": "example.test"]))
+  }
+
+  static func fileBody(_ h: ProxyHarness, _ uri: String) -> FileBody? {
+    h.store.immediateLookup(key(uri), maxBodyBytes: .max, readsBody: false) { _, _, _ in true }?.fileBody
+  }
+
+  /// The descriptor of `uri`'s RAM file and its inode, holding nothing (a debug build keeps
+  /// a local alive to the end of its scope, which would keep the file open).
+  static func openFile(_ h: ProxyHarness, _ uri: String) -> (descriptor: CInt, inode: UInt64)? {
+    guard let file = fileBody(h, uri), let inode = inode(file.file.descriptor) else { return nil }
+    return (file.file.descriptor, inode)
+  }
+
+  static func inode(_ descriptor: CInt) -> UInt64? {
+    var status = stat()
+    guard fstat(descriptor, &status) == 0 else { return nil }
+    return UInt64(status.st_ino)
+  }
+
+  @Test(arguments: [1 << 20, 200 << 10])
+  func hitsAreByteExact(size: Int) async throws {
+    try await ProxyHarness.run { h in
+      let text = Self.body(size, seed: UInt32(size))
+      h.origin.route("/o", reply: .text(text, ["Cache-Control": "max-age=60"]))
+      let miss = try await h.get("/o")
+      #expect(miss.body == text)
+      try await h.eventually("the fill to commit to a RAM file") { Self.fileBody(h, "/o") != nil }
+      for _ in 0..<3 {
+        let hit = try await h.get("/o")
+        #expect(hit.status == 200)
+        #expect(hit.cacheStatus.contains("hit"))
+        #expect(hit["content-length"] == "\(size)")
+        #expect(hit.body.count == size)
+        #expect(hit.body == text)
+      }
+      let head = try await h.request("/o", method: .HEAD)
+      #expect(head.status == 200)
+      #expect(head["content-length"] == "\(size)")
+      #expect(head.body.isEmpty)
+      for (start, end) in [(0, 0), (65_530, 65_600), (1000, size - 1), (size - 10, size - 1)] {
+        let range = try await h.get("/o", ["Range": "bytes=\(start)-\(end)"])
+        #expect(range.status == 206)
+        #expect(range["content-range"] == "bytes \(start)-\(end)/\(size)")
+        let utf8 = Array(text.utf8)
+        #expect(range.body == String(decoding: utf8[start...end], as: UTF8.self), "bytes=\(start)-\(end)")
+      }
+      // After the HEAD: a GET on the same connection still gets the whole body.
+      #expect(try await h.get("/o").body == text)
+      #expect(h.origin.count("/o") == 1)
+    }
+  }
+
+  /// HTTP/1.0 without keep-alive: the fast path's close-after-write branch.
+  @Test func connectionCloseHitIsWhole() async throws {
+    try await ProxyHarness.run { h in
+      let text = Self.body(300 << 10, seed: 11)
+      h.origin.route("/c", reply: .text(text, ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/c")
+      try await h.eventually("the fill to commit") { Self.fileBody(h, "/c") != nil }
+      let port = h.app.server.localAddress?.port ?? 0
+      let client = try await RawClient(port: port)
+      try await client.send("GET /c HTTP/1.0\r\nHost: example.test\r\n\r\n")
+      #expect(try await client.waitFor(milliseconds: 20_000) { $0.isClosed })
+      let received = client.text
+      let bodyStart = try #require(received.firstRange(of: "\r\n\r\n"))
+      #expect(received[..<bodyStart.lowerBound].contains("Content-Length: \(300 << 10)"))
+      #expect(String(received[bodyStart.upperBound...]) == text)
+      await client.close()
+    }
+  }
+
+  @Test func aClientThatLeavesMidBodyLeavesNothingOpen() async throws {
+    try await ProxyHarness.run { h in
+      let size = 1 << 20
+      let text = Self.body(size, seed: 3)
+      h.origin.route("/l", reply: .text(text, ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/l")
+      try await h.eventually("the fill to commit") { Self.fileBody(h, "/l") != nil }
+      let (descriptor, inode) = try #require(Self.openFile(h, "/l"))
+      let port = h.app.server.localAddress?.port ?? 0
+      // Clients that never read: the server's write stalls on a full socket, then they go.
+      for _ in 0..<4 {
+        let client = try await RawClient(port: port, autoRead: false)
+        try await client.send("GET /l HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(50))
+        await client.close()
+      }
+      // And some that read a little first.
+      for _ in 0..<4 {
+        let client = try await RawClient(port: port)
+        try await client.send("GET /l HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        _ = try await client.waitFor(milliseconds: 5000) { $0.text.utf8.count > 1000 }
+        await client.close()
+      }
+      // The server is fine and the object still whole.
+      #expect(try await h.get("/l").body == text)
+      // Purged, the file closes once the abandoned writes are over.
+      _ = try await h.store.purge(Self.key("/l").compact, reason: .invalidation)
+      try await h.eventually("the RAM file to close") { Self.inode(descriptor) != inode }
+      #expect(Self.inode(descriptor) != inode)
+    }
+  }
+
+  /// With the event-loop fast path off, every hit takes the async path (`HitResponder`),
+  /// which sends whole bodies, single ranges and multipart parts as file regions too.
+  @Test func asyncPathHitsAreByteExact() async throws {
+    try await ProxyHarness.run(configure: { $0.immediateHitMaxBodyBytes = 0 }) { h in
+      let size = 700 << 10
+      let text = Self.body(size, seed: 21)
+      let utf8 = Array(text.utf8)
+      h.origin.route("/a", reply: .text(text, ["Cache-Control": "max-age=60", "Content-Type": "text/plain"]))
+      #expect(try await h.get("/a").body == text)
+      try await h.eventually("the fill to commit") { Self.fileBody(h, "/a") != nil }
+      for _ in 0..<2 {
+        let hit = try await h.get("/a")
+        #expect(hit.cacheStatus.contains("hit"))
+        #expect(hit.body == text)
+      }
+      let range = try await h.get("/a", ["Range": "bytes=100000-400000"])
+      #expect(range.status == 206)
+      #expect(range.body == String(decoding: utf8[100_000...400_000], as: UTF8.self))
+      let multi = try await h.get("/a", ["Range": "bytes=0-9,500000-500009"])
+      #expect(multi.status == 206)
+      #expect(multi["content-length"] == "\(multi.body.utf8.count)")
+      #expect(multi.body.contains(String(decoding: utf8[0...9], as: UTF8.self)))
+      #expect(multi.body.contains(String(decoding: utf8[500_000...500_009], as: UTF8.self)))
+      #expect(try await h.request("/a", method: .HEAD).body.isEmpty)
+      // A client that leaves mid-body: the write fails, the file is let go.
+      let (descriptor, inode) = try #require(Self.openFile(h, "/a"))
+      let port = h.app.server.localAddress?.port ?? 0
+      for _ in 0..<3 {
+        let client = try await RawClient(port: port, autoRead: false)
+        try await client.send("GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(50))
+        await client.close()
+      }
+      #expect(try await h.get("/a").body == text)
+      _ = try await h.store.purge(Self.key("/a").compact, reason: .invalidation)
+      try await h.eventually("the RAM file to close") { Self.inode(descriptor) != inode }
+      #expect(Self.inode(descriptor) != inode)
+    }
+  }
+}
