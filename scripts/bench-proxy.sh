@@ -7,6 +7,7 @@
 # hits of 1 KiB, 128 KiB and 1 MiB and on 100k distinct 1 KiB objects (each key asked once,
 # then the measured round of random keys), prints
 #   proxy.<server>.<workload>.rps=  .p99_ms=  .mbps=   and   proxy.<server>.rss_mb=
+# (edge-cdn's rss_mb includes its memfd bodies, also printed alone as memfd_mb)
 # and stops everything it started. Adapted from ../shared/bench/peers.sh and wrk.sh.
 # SERVERS, WORKLOADS and ROUNDS pick a subset or repeat it (see below).
 # Ports: origin 18080, nginx 18081, varnish 18082, edge-cdn 18083. State: $EDGE_BENCH_DIR.
@@ -54,6 +55,20 @@ rss_mb() {
   for p in $(pids_of "$1"); do
     kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
     total=$((total + ${kb:-0}))
+  done
+  echo $((total / 1024))
+}
+# edge-cdn keeps bodies of 64 KiB and more in memfds: their pages are the process's own
+# but not mapped, so VmRSS leaves them out; rss_mb adds them for edge-cdn (page-rounded),
+# as Varnish's malloc storage is in its RSS. (nginx's cache files are page cache: not counted.)
+memfd_mb() {
+  local total=0 size
+  for p in $(pids_of "$1"); do
+    for fd in /proc/$p/fd/*; do
+      case $(readlink "$fd" 2>/dev/null) in
+        /memfd:*) size=$(stat -L -c %s "$fd" 2>/dev/null || echo 0); total=$((total + (size + 4095) / 4096 * 4)) ;;
+      esac
+    done
   done
   echo $((total / 1024))
 }
@@ -186,7 +201,9 @@ for server in $SERVERS; do
       *) echo "unknown workload $workload" >&2; exit 2 ;;
     esac
   done
-  echo "proxy.$server.rss_mb$suffix=$(rss_mb "$server")" >> "$results"
+  rss=$(rss_mb "$server"); memfd=$(memfd_mb "$server")
+  echo "proxy.$server.rss_mb$suffix=$((rss + memfd))" >> "$results"
+  [ "$memfd" = 0 ] || echo "proxy.$server.memfd_mb$suffix=$memfd" >> "$results"
   case $server in
     nginx) stop_pidfile "$D/nginx/nginx.pid" ;;
     varnish) stop_pidfile "$D/varnish/varnishd.pid" ;;
