@@ -1,3 +1,4 @@
+public import NIOCore
 import Synchronization
 
 extension MemoryStore: ImmediateLookup {
@@ -20,5 +21,28 @@ extension MemoryStore: ImmediateLookup {
     }
     evictionManager.access(key.compact, size: entry.weight, freshUntil: entry.meta.freshUntil)
     return ImmediateHit(meta: entry.meta, body: body.chunks, bodySize: body.size, memo: entry)
+  }
+
+  /// As `immediateLookup`, with the entry's meta, memo value and body chunks lent where
+  /// the entry holds them: the entry is the one reference taken (it is retained while in
+  /// use, as it may leave the index meanwhile).
+  public func immediateServe(
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    serve: (_ body: [ByteBuffer]) -> Void
+  ) -> Bool {
+    let hash = key.combinedHash
+    let found = shard(for: hash).state.withLock { state -> Entry? in
+      if state.writing[hash] != nil { return nil }
+      return state.committed[hash]
+    }
+    guard let entry = found, let size = entry.completeBody?.size, size <= maxBodyBytes,
+      entry.withMemoValue({ accept(entry.meta, size, entry, $0) })
+    else {
+      return false
+    }
+    evictionManager.access(key.compact, size: entry.weight, freshUntil: entry.meta.freshUntil)
+    if let body = entry.completeBody { serve(body.chunks) }
+    return true
   }
 }

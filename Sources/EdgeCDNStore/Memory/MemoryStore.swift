@@ -103,6 +103,10 @@ public final class MemoryStore: Storage {
 
     func memo<T: AnyObject & Sendable>(as type: T.Type) -> T? { memoSlot.value(as: type) }
 
+    /// Lends the memo's value without a retain (`EntryMemoSlot.withValue`).
+    @inline(__always)
+    func withMemoValue<R>(_ body: (AnyObject?) -> R) -> R { memoSlot.withValue(body) }
+
     /// Charges the memo before keeping it; without room in the budget, the value is
     /// returned unkept (the caller uses it once, the next hit builds it again).
     func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T? {
