@@ -10,7 +10,7 @@ extension MemoryStore: ImmediateLookup {
     accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
   ) -> ImmediateHit? {
     let hash = key.combinedHash
-    let found = shard(for: hash).state.withLock { state -> Entry? in
+    let found = shard(for: hash).pointee.withLock { state -> Entry? in
       if state.writing[hash] != nil { return nil }
       return state.committed[hash]
     }
@@ -32,7 +32,7 @@ extension MemoryStore: ImmediateLookup {
     serve: (_ body: [ByteBuffer]) -> Void
   ) -> Bool {
     let hash = key.combinedHash
-    let found = shard(for: hash).state.withLock { state -> Entry? in
+    let found = shard(for: hash).pointee.withLock { state -> Entry? in
       if state.writing[hash] != nil { return nil }
       return state.committed[hash]
     }
@@ -42,7 +42,7 @@ extension MemoryStore: ImmediateLookup {
       return false
     }
     evictionManager.access(key.compact, size: entry.weight, freshUntil: entry.meta.freshUntil)
-    if let body = entry.completeBody { serve(body.chunks) }
+    entry.serveBody(serve)
     return true
   }
 }
