@@ -47,8 +47,10 @@ struct DefaultStore: Sendable {
     configuration: StoreConfiguration, registry: PrometheusCollectorRegistry, logger: Logger
   ) async throws -> DefaultStore {
     let factory = metricsFactory(registry: registry)
-    // Latency sampled on one lookup in 64: a timer per hit costs more than the hit.
-    let memoryMetrics = StoreMetrics(tier: MemoryStore.tierName, latencySampleInterval: 64, factory: factory)
+    // Latency sampled on one lookup in 64: a timer per hit costs more than the hit. Hit
+    // counters go to Prometheus in batches per thread, whole at each scrape (`publish()`).
+    let memoryMetrics = StoreMetrics(
+      tier: MemoryStore.tierName, latencySampleInterval: 64, counterBatch: 256, factory: factory)
     let memory = InstrumentedStorage(
       try MemoryStore(
         configuration: configuration.memory, observer: MetricsStorageObserver(metrics: memoryMetrics),
@@ -122,7 +124,7 @@ struct ProxyMetricsExposition<Store: Storage>: MetricsExposition {
 
   func render() async -> String {
     diskMetrics?.refresh()
-    for metrics in tierMetrics { metrics.publishGauges() }
+    for metrics in tierMetrics { metrics.publish() }
     let text = registry.emitToString()
     guard let stats = proxy()?.stats else { return text }
     return text + stats.prometheusText

@@ -86,90 +86,146 @@ final class FreshHitResponder: ImmediateResponder {
   /// `encodedOnly`: nil, before the store counts anything, when the hit's head is not
   /// serialised (then `connection.answerableBehind` is set). `uri` is read only for the
   /// access log.
+  ///
+  /// The response is rendered inside the store's call (`immediateServe`), from what the
+  /// entry holds, lent: a hot entry is read by every event loop at once, and each
+  /// reference copied out of it would be a retain and a release on a line their cores
+  /// share.
   private func response(
     key: CacheKey, isHEAD: Bool, version: HTTPVersion, keepAlive: Bool, encodedOnly: Bool,
     connection: inout ImmediateConnectionMemo, uri: () -> String
   ) -> ImmediateResponse? {
     let now = CacheTime.now()
-    var facts = EntryExtensions.HitFacts()
-    var stored: ByteBuffer?
-    let found = store.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: !isHEAD) { meta, bodySize, memo in
-      guard meta.isFresh(at: now) else { return false }
-      let kept = encodesHeads ? memo?.memo(as: EncodedResponseHead.self) : nil
-      facts = kept?.facts ?? EntryExtensions.hitFacts(of: meta.extensions)
-      // A Vary index routes lookups: never answered here, nothing kept for it.
-      guard !facts.isVaryIndex else { return false }
-      if let kept {
-        stored = kept.bytes
-      } else if encodesHeads {
-        stored = encodedHead(of: meta.response, bodySize: bodySize, facts: facts, memo: memo)
-      }
-      if stored == nil, encodedOnly {
-        connection.answerableBehind = true
-        return false
-      }
-      return true
-    }
-    guard let hit = found else { return nil }
+    var hit = Rendered(keepAlive: keepAlive, version: version)
+    let served = store.immediateServe(
+      key, maxBodyBytes: maxBodyBytes, readsBody: !isHEAD,
+      accept: { meta, bodySize, memo, lent in
+        guard meta.isFresh(at: now) else { return false }
+        // The usual hit: the head serialised by an earlier one, lent by the store.
+        if encodesHeads, let lent, let kept = EncodedResponseHead.lent(lent), let stored = kept.bytes {
+          return accept(
+            meta, bodySize: bodySize, facts: kept.facts, stored: stored, isHEAD: isHEAD, now: now, into: &hit)
+        }
+        let kept = encodesHeads ? memo?.memo(as: EncodedResponseHead.self) : nil
+        let facts = kept?.facts ?? EntryExtensions.hitFacts(of: meta.extensions)
+        // A Vary index routes lookups: never answered here, nothing kept for it.
+        guard !facts.isVaryIndex else { return false }
+        let head =
+          kept ?? (encodesHeads ? encodedHead(of: meta.response, bodySize: bodySize, facts: facts, memo: memo) : nil)
+        if let stored = head?.bytes {
+          return accept(meta, bodySize: bodySize, facts: facts, stored: stored, isHEAD: isHEAD, now: now, into: &hit)
+        }
+        if encodedOnly {
+          connection.answerableBehind = true
+          return false
+        }
+        hit.facts(of: meta, bodySize: bodySize, initialAge: facts.initialAge, now: now)
+        hit.headers = responseHeaders(
+          meta.response.fields, age: hit.age, ttl: hit.ttl, keepAlive: &hit.keepAlive, requestVersion: version)
+        return true
+      },
+      serve: { body, file in
+        guard !isHEAD else { return }
+        if let file {
+          // Sent with sendfile after the head, whatever its size.
+          hit.fileBody = file
+        } else if hit.copiesBody {
+          for index in body.indices { hit.encoded?.writeImmutableBuffer(body[index]) }
+        } else {
+          hit.body = body
+        }
+      })
+    guard served else { return nil }
     counters.count(.hits)
-    let meta = hit.meta
-    let ttl = (meta.freshUntil.millisecondsSinceEpoch - now.millisecondsSinceEpoch) / 1000
-    let age = Freshness.currentAge(
-      initialAge: facts.initialAge, responseTime: meta.updated.secondsSinceEpoch, now: now.secondsSinceEpoch)
-    var keepAlive = keepAlive
-    let status = HTTPResponseStatus(statusCode: Int(meta.response.status))
+    let status = HTTPResponseStatus(statusCode: Int(hit.status))
     if logsAccess {
-      logAccess(method: isHEAD ? "HEAD" : "GET", uri: uri(), status: status, bytes: isHEAD ? 0 : hit.bodySize, ttl: ttl)
+      logAccess(
+        method: isHEAD ? "HEAD" : "GET", uri: uri(), status: status, bytes: isHEAD ? 0 : hit.bodySize, ttl: hit.ttl)
     }
-    if let stored {
-      return encodedResponse(
-        stored, hit: hit, age: max(0, age), ttl: ttl, keepAlive: keepAlive, version: version, isHEAD: isHEAD)
+    if let encoded = hit.encoded {
+      return ImmediateResponse(encoded: encoded, body: hit.body, keepAlive: hit.keepAlive, fileBody: hit.fileBody)
     }
-    let headers = responseHeaders(
-      meta.response.fields, age: max(0, age), ttl: ttl, keepAlive: &keepAlive, requestVersion: version)
     return ImmediateResponse(
-      head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: isHEAD ? [] : hit.body,
-      keepAlive: keepAlive, fileBody: isHEAD ? nil : hit.fileBody)
+      head: HTTPResponseHead(version: .http1_1, status: status, headers: hit.headers ?? HTTPHeaders()),
+      body: hit.body, keepAlive: hit.keepAlive, fileBody: hit.fileBody)
+  }
+
+  /// What a served hit is made of, filled in during the store's call.
+  private struct Rendered {
+    var keepAlive: Bool
+    let version: HTTPVersion
+    var status: UInt16 = 0
+    var bodySize = 0
+    var ttl: Int64 = 0
+    var age: Int64 = 0
+    /// The serialised head and what is per request, then the body when `copiesBody`.
+    var encoded: ByteBuffer?
+    var copiesBody = false
+    /// The head's fields, when it is not serialised.
+    var headers: HTTPHeaders?
+    /// The body as the store holds it, when not copied (none for HEAD).
+    var body: [ByteBuffer] = []
+    /// The body when the store keeps it in a file: sent with sendfile (none for HEAD).
+    var fileBody: FileBody?
+
+    init(keepAlive: Bool, version: HTTPVersion) {
+      self.keepAlive = keepAlive
+      self.version = version
+    }
+
+    mutating func facts(of meta: CacheMeta, bodySize: Int, initialAge: Int64, now: CacheTime) {
+      status = meta.response.status
+      self.bodySize = bodySize
+      ttl = (meta.freshUntil.millisecondsSinceEpoch - now.millisecondsSinceEpoch) / 1000
+      age = max(
+        0,
+        Freshness.currentAge(
+          initialAge: initialAge, responseTime: meta.updated.secondsSinceEpoch, now: now.secondsSinceEpoch))
+    }
+  }
+
+  /// Accepts a hit whose head is serialised (`stored`), unless it is a Vary index, and
+  /// starts its response; the body follows when the store serves it.
+  private func accept(
+    _ meta: CacheMeta, bodySize: Int, facts: EntryExtensions.HitFacts, stored: ByteBuffer, isHEAD: Bool,
+    now: CacheTime, into hit: inout Rendered
+  ) -> Bool {
+    // A Vary index routes lookups: never answered here.
+    guard !facts.isVaryIndex else { return false }
+    hit.facts(of: meta, bodySize: bodySize, initialAge: facts.initialAge, now: now)
+    hit.copiesBody = !isHEAD && bodySize <= Self.copiedBodyBytes
+    hit.encoded = encodedResponse(stored, copiedBodyBytes: hit.copiesBody ? bodySize : 0, hit: hit)
+    return true
   }
 
   /// The entry's serialised head, built by the first hit on this stored version and kept
-  /// in the entry's memo; nil when the head is not encodable (see `EncodedResponseHead`).
+  /// in the entry's memo (see `EncodedResponseHead`).
   private func encodedHead(
     of response: CacheMeta.ResponseHeader, bodySize: Int, facts: EntryExtensions.HitFacts, memo: (any EntryMemo)?
-  ) -> ByteBuffer? {
+  ) -> EncodedResponseHead {
     let built = EncodedResponseHead(response, bodySize: bodySize, facts: facts)
-    return (memo?.keepMemo(built) ?? built).bytes
+    return memo?.keepMemo(built) ?? built
   }
 
-  /// The stored head, then what is per request (Age, Cache-Status, Connection), then a
-  /// small body, all in one buffer: one write, one iovec. The stored head has a
-  /// Content-Length, so HTTP/1.0 keep-alive holds.
-  private func encodedResponse(
-    _ stored: ByteBuffer, hit: ImmediateHit, age: Int64, ttl: Int64, keepAlive: Bool, version: HTTPVersion,
-    isHEAD: Bool
-  ) -> ImmediateResponse {
-    let copiesBody = !isHEAD && hit.fileBody == nil && hit.bodySize <= Self.copiedBodyBytes
+  /// The stored head, then what is per request (Age, Cache-Status, Connection), in one
+  /// buffer with room for a small body after it: one write, one iovec. The stored head
+  /// has a Content-Length, so HTTP/1.0 keep-alive holds.
+  private func encodedResponse(_ stored: ByteBuffer, copiedBodyBytes: Int, hit: Rendered) -> ByteBuffer {
     var buffer = allocator.buffer(
-      capacity: stored.readableBytes + cacheStatusPrefix.utf8.count + 80 + (copiesBody ? hit.bodySize : 0))
+      capacity: stored.readableBytes + cacheStatusPrefix.utf8.count + 80 + copiedBodyBytes)
     buffer.writeImmutableBuffer(stored)
     buffer.writeStaticString("Age: ")
-    buffer.writeString(String(age))
+    buffer.writeString(String(hit.age))
     buffer.writeStaticString("\r\nCache-Status: ")
     buffer.writeString(cacheStatusPrefix)
-    buffer.writeString(String(ttl))
-    if !keepAlive {
+    buffer.writeString(String(hit.ttl))
+    if !hit.keepAlive {
       buffer.writeStaticString("\r\nConnection: close")
-    } else if version.minor == 0 {
+    } else if hit.version.minor == 0 {
       buffer.writeStaticString("\r\nConnection: keep-alive")
     }
     buffer.writeStaticString("\r\n\r\n")
-    var body: [ByteBuffer] = []
-    if copiesBody {
-      for chunk in hit.body { buffer.writeImmutableBuffer(chunk) }
-    } else if !isHEAD {
-      body = hit.body
-    }
-    return ImmediateResponse(encoded: buffer, body: body, keepAlive: keepAlive, fileBody: isHEAD ? nil : hit.fileBody)
+    return buffer
   }
 
   /// The stored fields with Age and Cache-Status, and Connection as `ResponseWriter`

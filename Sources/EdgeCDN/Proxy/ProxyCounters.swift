@@ -1,7 +1,8 @@
-import Synchronization
+import EdgeCDNStore
 
-/// Request outcomes counted with relaxed atomics (one add per request). Tests read them;
-/// they are the seam the observability work turns into Prometheus metrics.
+/// Request outcomes counted with relaxed atomics (one add per request), in per-thread
+/// stripes (`StripedCounters`) so that the event loops counting hits do not share a
+/// cache line; a snapshot sums them. Tests read them; /metrics renders them.
 public final class ProxyCounters: Sendable {
   public enum Kind: Int, CaseIterable, Sendable {
     case hits, misses, coalesced, revalidated, staleWhileRevalidate, staleIfError, passes, originErrors, purges
@@ -38,17 +39,14 @@ public final class ProxyCounters: Sendable {
     }
   }
 
-  private let cells = Kind.allCases.map { _ in CounterCell() }
+  private let cells = StripedCounters(count: Kind.allCases.count)
 
+  @inline(__always)
   func count(_ kind: Kind) {
-    cells[kind.rawValue].value.add(1, ordering: .relaxed)
+    cells.add(1, to: kind.rawValue)
   }
 
   public func snapshot() -> Snapshot {
-    Snapshot(values: cells.map { $0.value.load(ordering: .relaxed) })
+    Snapshot(values: Kind.allCases.map { cells.sum($0.rawValue) })
   }
-}
-
-final class CounterCell: Sendable {
-  let value = Atomic<Int>(0)
 }

@@ -33,6 +33,17 @@ public struct CacheHash: Hashable, Sendable, Comparable, CustomStringConvertible
     return CacheHash(bytes: hasher.finalize()) ?? CacheHash(high: 0, low: 0)
   }
 
+  /// BLAKE2b-128 of `first` then `second`: the same digest as the variadic form, for the
+  /// cache key's two parts without its generic array of parts (a metadata lookup per
+  /// call) or the digest's byte array.
+  public static func blake2b128(_ first: [UInt8], _ second: [UInt8]) -> CacheHash {
+    var hasher = BLAKE2b(digestLength: 16)
+    hasher.update(first)
+    hasher.update(second)
+    let (high, low) = hasher.finalizeWords()
+    return CacheHash(high: high, low: low)
+  }
+
   /// The 16 digest bytes in pingora's order.
   public var bytes: [UInt8] {
     var out = [UInt8]()

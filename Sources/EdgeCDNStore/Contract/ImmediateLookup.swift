@@ -25,6 +25,36 @@ public protocol ImmediateLookup: Sendable {
     _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
     accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
   ) -> ImmediateHit?
+
+  /// The same answer as `immediateLookup`, handed over in place: `accept` decides as
+  /// there (nothing counted yet), also seeing the memo's value when the store can lend it
+  /// (`kept`, else nil: ask `memo`); then, the hit counted, `serve` sees the body's
+  /// chunks, or its `FileBody` (no chunks) when the store keeps it in a file. Both see what the store holds, borrowed for the call: nothing is copied out.
+  /// Returns whether `serve` ran.
+  ///
+  /// Why: a hot object is read by every event loop at once, and every reference copied
+  /// out of the store (the meta's arrays, the body's list, the memo) is a retain and a
+  /// release on a cache line all those cores write. A caller that renders the response
+  /// within the call needs none of those copies.
+  func immediateServe(
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
+  ) -> Bool
+}
+
+extension ImmediateLookup {
+  /// Through `immediateLookup`, its hit copied out; `kept` is nil.
+  public func immediateServe(
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
+  ) -> Bool {
+    let hit = immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody) { accept($0, $1, $2, nil) }
+    guard let hit else { return false }
+    serve(hit.body, hit.fileBody)
+    return true
+  }
 }
 
 /// An object handed over whole: its meta and its body as the store holds it (shared

@@ -13,14 +13,15 @@ import Synchronization
 final class S3FIFOEngine: Sendable {
   let policyName: String
   let capacity: Int
-  private let shards: [Shard]
+  /// In place (`PaddedTable`): a hit reaches its shard without a retain.
+  private let shards: PaddedTable<Shard>
   private let size = Atomic<Int>(0)
   private let items = Atomic<Int>(0)
   private let evictedBytes = Atomic<Int>(0)
   private let evictedCount = Atomic<Int>(0)
   private let evictionCursor = Atomic<Int>(0)
 
-  private final class Shard: Sendable {
+  private struct Shard: ~Copyable, Sendable {
     let state: Mutex<S3FIFOShard>
     /// The bytes in the shard's small queue, published after each change so eviction
     /// can tell whether the cache-wide small queue is over its tenth without locking.
@@ -42,7 +43,7 @@ final class S3FIFOEngine: Sendable {
     precondition(capacity >= 0 && shardCount > 0, "\(policyName) needs capacity >= 0 and shardCount > 0")
     self.policyName = policyName
     self.capacity = capacity
-    self.shards = (0..<shardCount).map { _ in Shard(S3FIFOShard(admission: admission)) }
+    self.shards = PaddedTable(count: shardCount) { _ in Shard(S3FIFOShard(admission: admission)) }
   }
 
   var totalSize: Int { size.load(ordering: .relaxed) }
@@ -51,9 +52,12 @@ final class S3FIFOEngine: Sendable {
   var evictedItems: Int { evictedCount.load(ordering: .relaxed) }
 
   @inline(__always)
-  private func shard(for hash: CacheHash) -> Shard {
-    shards[Int(hash.shardingBits % UInt64(shards.count))]
+  private func shard(for hash: CacheHash) -> UnsafeMutablePointer<Shard> {
+    shards.pointer(shardIndex(for: hash))
   }
+
+  @inline(__always)
+  private func shardIndex(for hash: CacheHash) -> Int { Int(hash.shardingBits % UInt64(shards.count)) }
 
   func admit(_ key: CompactCacheKey, size weight: Int) -> [CompactCacheKey] {
     track(key.combinedHash, weight: weight, counted: false)
@@ -62,7 +66,7 @@ final class S3FIFOEngine: Sendable {
 
   func incrementWeight(_ key: CompactCacheKey, delta: Int, maxWeight: Int?) -> [CompactCacheKey] {
     let hash = key.combinedHash
-    if let grown = shard(for: hash).update({ $0.grow(hash, by: delta, maxWeight: maxWeight) }) {
+    if let grown = shard(for: hash).pointee.update({ $0.grow(hash, by: delta, maxWeight: maxWeight) }) {
       size.add(grown, ordering: .relaxed)
     } else {
       track(hash, weight: delta, counted: false)
@@ -72,7 +76,7 @@ final class S3FIFOEngine: Sendable {
 
   func remove(_ key: CompactCacheKey) {
     let hash = key.combinedHash
-    if let weight = shard(for: hash).update({ $0.remove(hash) }) {
+    if let weight = shard(for: hash).pointee.update({ $0.remove(hash) }) {
       size.subtract(max(0, weight), ordering: .relaxed)
       items.subtract(1, ordering: .relaxed)
     }
@@ -80,14 +84,16 @@ final class S3FIFOEngine: Sendable {
 
   func access(_ key: CompactCacheKey, size weight: Int) -> Bool {
     let hash = key.combinedHash
-    let known = shard(for: hash).update { $0.access(hash) }
+    // The hit path: the shard read in place (not copied out of the array, a retain), and
+    // no weight to publish (an access moves no bytes between the queues).
+    let known = shard(for: hash).pointee.state.withLock { $0.access(hash) }
     if !known { track(hash, weight: weight, counted: true) }
     return known
   }
 
   func peek(_ key: CompactCacheKey) -> Bool {
     let hash = key.combinedHash
-    return shard(for: hash).state.withLock { $0.contains(hash) }
+    return shard(for: hash).pointee.state.withLock { $0.contains(hash) }
   }
 
   func evict(atLeast bytes: Int) -> [CompactCacheKey] {
@@ -102,7 +108,7 @@ final class S3FIFOEngine: Sendable {
 
   func save(to directory: String) async throws(CacheError) {
     var entries: [EvictionStateFile.Entry] = []
-    for shard in shards { entries += shard.state.withLock { $0.savedEntries() } }
+    for index in 0..<shards.count { entries += shards.pointer(index).pointee.state.withLock { $0.savedEntries() } }
     try await EvictionStateFile(policy: policyName, entries: entries).save(to: directory)
   }
 
@@ -110,7 +116,7 @@ final class S3FIFOEngine: Sendable {
     clear()
     guard let file = try await EvictionStateFile.load(from: directory, policy: policyName) else { return }
     for entry in file.entries {
-      let added = shard(for: entry.hash).update { $0.restore(entry) }
+      let added = shard(for: entry.hash).pointee.update { $0.restore(entry) }
       if added {
         size.add(entry.weight, ordering: .relaxed)
         items.add(1, ordering: .relaxed)
@@ -122,14 +128,15 @@ final class S3FIFOEngine: Sendable {
   /// Bytes of RAM per tracked key from the shards' array capacities (slab, index,
   /// queues, ghost or sketch); the eviction bench also measures it with malloc.
   var bytesPerKey: Double {
-    let bytes = shards.reduce(0) { total, shard in total + shard.state.withLock { $0.approximateBytes } }
+    var bytes = 0
+    for index in 0..<shards.count { bytes += shards.pointer(index).pointee.state.withLock { $0.approximateBytes } }
     let count = totalItems
     return count == 0 ? 0 : Double(bytes) / Double(count)
   }
 
   private func clear() {
-    for shard in shards {
-      let (weight, count) = shard.update { state in
+    for index in 0..<shards.count {
+      let (weight, count) = shards.pointer(index).pointee.update { state in
         defer { state = S3FIFOShard(admission: state.admission) }
         return (state.weightTotal, state.count)
       }
@@ -139,7 +146,7 @@ final class S3FIFOEngine: Sendable {
   }
 
   private func track(_ hash: CacheHash, weight: Int, counted: Bool) {
-    let previous = shard(for: hash).update { $0.insert(hash, weight: weight, counted: counted) }
+    let previous = shard(for: hash).pointee.update { $0.insert(hash, weight: weight, counted: counted) }
     if let previous {
       size.add(max(0, weight) - previous, ordering: .relaxed)
     } else {
@@ -159,14 +166,16 @@ final class S3FIFOEngine: Sendable {
   /// Evicts one key, starting from the next shard in turn; nil when all are empty.
   private func evictFromNextShard() -> (hash: CacheHash, weight: Int)? {
     var smallBytes = 0
-    for shard in shards { smallBytes += shard.smallWeight.load(ordering: .relaxed) }
+    for index in 0..<shards.count { smallBytes += shards.pointer(index).pointee.smallWeight.load(ordering: .relaxed) }
     let fromSmall = smallBytes > capacity / 10
     let start = evictionCursor.add(1, ordering: .relaxed).newValue
     // First pass: only a shard with keys in the wanted queue; second: any shard.
     for pass in 0..<2 {
       for offset in 0..<shards.count {
-        let shard = shards[(start + offset) % shards.count]
-        guard let victim = shard.update({ $0.evictOne(fromSmall: fromSmall, strict: pass == 0) }) else { continue }
+        let shard = shards.pointer((start + offset) % shards.count)
+        guard let victim = shard.pointee.update({ $0.evictOne(fromSmall: fromSmall, strict: pass == 0) }) else {
+          continue
+        }
         size.subtract(victim.weight, ordering: .relaxed)
         items.subtract(1, ordering: .relaxed)
         evictedBytes.add(victim.weight, ordering: .relaxed)

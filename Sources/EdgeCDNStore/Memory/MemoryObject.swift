@@ -47,6 +47,10 @@ struct MemoryBody: Sendable {
     size = whole.readableBytes
   }
 
+  /// Lends the chunks to `body` without copying the list out (a copy is a retain).
+  @inline(__always)
+  func withChunks(_ body: ([ByteBuffer]) -> Void) { body(chunks) }
+
   mutating func append(_ chunk: ByteBuffer) {
     guard chunk.readableBytes > 0 else { return }
     if chunks.count == 1 { ends = [size] }

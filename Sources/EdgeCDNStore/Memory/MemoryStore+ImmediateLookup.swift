@@ -1,3 +1,4 @@
+public import NIOCore
 import Synchronization
 
 extension MemoryStore: ImmediateLookup {
@@ -9,7 +10,7 @@ extension MemoryStore: ImmediateLookup {
     accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
   ) -> ImmediateHit? {
     let hash = key.combinedHash
-    let found = shard(for: hash).state.withLock { state -> Entry? in
+    let found = shard(for: hash).pointee.withLock { state -> Entry? in
       if state.writing[hash] != nil { return nil }
       return state.committed[hash]
     }
@@ -21,5 +22,28 @@ extension MemoryStore: ImmediateLookup {
     evictionManager.access(key.compact, size: entry.weight, freshUntil: entry.meta.freshUntil)
     return ImmediateHit(
       meta: entry.meta, body: body.chunks, bodySize: body.size, memo: entry, fileBody: body.fileBody)
+  }
+
+  /// As `immediateLookup`, with the entry's meta, memo value and body chunks lent where
+  /// the entry holds them: the entry is the one reference taken (it is retained while in
+  /// use, as it may leave the index meanwhile).
+  public func immediateServe(
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
+  ) -> Bool {
+    let hash = key.combinedHash
+    let found = shard(for: hash).pointee.withLock { state -> Entry? in
+      if state.writing[hash] != nil { return nil }
+      return state.committed[hash]
+    }
+    guard let entry = found, let size = entry.completeBody?.size, size <= maxBodyBytes,
+      entry.withMemoValue({ accept(entry.meta, size, entry, $0) })
+    else {
+      return false
+    }
+    evictionManager.access(key.compact, size: entry.weight, freshUntil: entry.meta.freshUntil)
+    entry.serveBody(serve)
+    return true
   }
 }

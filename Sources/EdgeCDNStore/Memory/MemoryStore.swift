@@ -34,7 +34,8 @@ public final class MemoryStore: Storage {
   /// Chooses what leaves when the budget is full; tracks every committed object.
   public let evictionManager: any EvictionManager
   private let observer: (any StorageObserver)?
-  private let shards: [Shard]
+  /// The index's shards, each a lock and its part of the index, in place (`PaddedTable`).
+  let shards: PaddedTable<Mutex<ShardState>>
   private let charged = Atomic<Int>(0)
   private let objects = Atomic<Int>(0)
   /// Weight of committed objects; `charged` minus this is held by writes in flight.
@@ -113,6 +114,21 @@ public final class MemoryStore: Storage {
 
     func memo<T: AnyObject & Sendable>(as type: T.Type) -> T? { memoSlot.value(as: type) }
 
+    /// Lends the complete body's chunks to `serve`, in place: copying the body out of the
+    /// entry would retain its lists. A body in a RAM file comes as its `FileBody` (no chunks).
+    @inline(__always)
+    func serveBody(_ serve: ([ByteBuffer], FileBody?) -> Void) {
+      switch completeBody {
+      case .some(let body) where body.file != nil: serve([], body.fileBody)
+      case .some(let body): body.withChunks { serve($0, nil) }
+      case .none: break
+      }
+    }
+
+    /// Lends the memo's value without a retain (`EntryMemoSlot.withValue`).
+    @inline(__always)
+    func withMemoValue<R>(_ body: (AnyObject?) -> R) -> R { memoSlot.withValue(body) }
+
     /// Charges the memo before keeping it; without room in the budget, the value is
     /// returned unkept (the caller uses it once, the next hit builds it again).
     func keepMemo<T: AnyObject & Sendable>(_ value: T) -> T? {
@@ -149,10 +165,6 @@ public final class MemoryStore: Storage {
     var writing: [CacheHash: [Entry]] = [:]
   }
 
-  final class Shard: Sendable {
-    let state = Mutex(ShardState())
-  }
-
   /// - Parameters:
   ///   - evictionManager: decides victims when the budget is full; by default one of
   ///     the configured `evictionPolicy`, sized to the budget.
@@ -169,7 +181,7 @@ public final class MemoryStore: Storage {
       evictionManager ?? configuration.evictionPolicy.makeManager(capacity: configuration.byteBudget)
     self.observer = observer
     self.logger = logger
-    self.shards = (0..<configuration.shardCount).map { _ in Shard() }
+    self.shards = PaddedTable(count: configuration.shardCount) { _ in Mutex(ShardState()) }
     self.entryOverhead =
       HeapFootprint.object(storedBytes: Entry.storedBytes) + Self.indexSlotBytes
       + self.evictionManager.trackingBytesPerKey
@@ -186,9 +198,12 @@ public final class MemoryStore: Storage {
   public var supportsStreamingPartialWrite: Bool { true }
 
   @inline(__always)
-  func shard(for hash: CacheHash) -> Shard {
-    shards[Int(hash.shardingBits % UInt64(shards.count))]
+  func shard(for hash: CacheHash) -> UnsafeMutablePointer<Mutex<ShardState>> {
+    shards.pointer(shardIndex(for: hash))
   }
+
+  @inline(__always)
+  func shardIndex(for hash: CacheHash) -> Int { Int(hash.shardingBits % UInt64(shards.count)) }
 
   // MARK: Storage
 
@@ -208,7 +223,7 @@ public final class MemoryStore: Storage {
   @inline(__always)
   private func find(_ key: CacheKey) -> Entry? {
     let hash = key.combinedHash
-    let found = shard(for: hash).state.withLock { state -> (Entry, partial: Bool)? in
+    let found = shard(for: hash).pointee.withLock { state -> (Entry, partial: Bool)? in
       if let partial = state.writing[hash]?.first { return (partial, true) }
       return state.committed[hash].map { ($0, false) }
     }
@@ -222,7 +237,7 @@ public final class MemoryStore: Storage {
   ) async throws(CacheError) -> CacheHit<MemoryHitHandler>? {
     guard let tag else { return try await lookup(key) }
     let hash = key.combinedHash
-    let entry = shard(for: hash).state.withLock { state -> Entry? in
+    let entry = shard(for: hash).pointee.withLock { state -> Entry? in
       if let partial = state.writing[hash]?.first(where: { $0.tag == tag }) { return partial }
       if let committed = state.committed[hash], committed.tag == tag { return committed }
       return nil
@@ -245,13 +260,13 @@ public final class MemoryStore: Storage {
     let tag = StreamingWriteTag(rawValue: nextTag.add(1, ordering: .relaxed).newValue)
     let object = MemoryObject(hash: hash, tag: tag)
     let entry = Entry(writing: object, meta: meta, weight: upFront)
-    shard(for: hash).state.withLock { $0.writing[hash, default: []].append(entry) }
+    shard(for: hash).pointee.withLock { $0.writing[hash, default: []].append(entry) }
     return MemoryMissHandler(store: self, key: key, meta: meta, object: object, chargedUpFront: upFront)
   }
 
   public func purge(_ key: CompactCacheKey, reason: PurgeReason) async throws(CacheError) -> Bool {
     let hash = key.combinedHash
-    let (committed, hiddenWrites) = shard(for: hash).state.withLock { state in
+    let (committed, hiddenWrites) = shard(for: hash).pointee.withLock { state in
       (state.committed.removeValue(forKey: hash), state.writing.removeValue(forKey: hash)?.count ?? 0)
     }
     if let committed {
@@ -271,11 +286,11 @@ public final class MemoryStore: Storage {
     let meta = interner.intern(meta)
     let newMetaWeight = meta.heapFootprint
     // Charge a growth before taking the lock, so a full budget evicts others first.
-    let current = shard(for: hash).state.withLock { $0.committed[hash]?.meta.heapFootprint }
+    let current = shard(for: hash).pointee.withLock { $0.committed[hash]?.meta.heapFootprint }
     guard let current else { return false }
     let growth = max(0, newMetaWeight - current)
     if growth > 0 { try charge(growth, for: hash) }
-    let outcome = shard(for: hash).state.withLock { state -> (delta: Int, weight: Int, replaced: Entry)? in
+    let outcome = shard(for: hash).pointee.withLock { state -> (delta: Int, weight: Int, replaced: Entry)? in
       guard let entry = state.committed[hash] else { return nil }
       let delta = newMetaWeight - entry.meta.heapFootprint
       guard let updated = entry.with(meta: meta, weight: entry.weight + delta) else { return nil }
@@ -343,7 +358,7 @@ public final class MemoryStore: Storage {
       release(charged - weight)
     }
     let entry = Entry(tag: object.tag, meta: meta, weight: weight, body: body, store: self)
-    let replaced = shard(for: hash).state.withLock { state -> Entry? in
+    let replaced = shard(for: hash).pointee.withLock { state -> Entry? in
       Self.removeWrite(object, of: hash, from: &state)
       return state.committed.updateValue(entry, forKey: hash)
     }
@@ -416,7 +431,7 @@ public final class MemoryStore: Storage {
   /// Forgets a write that will not finish, gives its bytes back and fails its readers.
   func abandonWrite(of key: CacheKey, object: MemoryObject, charged bytes: Int, reason: String) {
     let hash = key.combinedHash
-    shard(for: hash).state.withLock { Self.removeWrite(object, of: hash, from: &$0) }
+    shard(for: hash).pointee.withLock { Self.removeWrite(object, of: hash, from: &$0) }
     release(bytes)
     object.fail(.writerFailed(key: hash, reason: reason))
     logger.debug(
@@ -443,7 +458,7 @@ public final class MemoryStore: Storage {
     var freed = 0
     for victim in victims {
       let hash = victim.combinedHash
-      guard let entry = shard(for: hash).state.withLock({ $0.committed.removeValue(forKey: hash) }) else { continue }
+      guard let entry = shard(for: hash).pointee.withLock({ $0.committed.removeValue(forKey: hash) }) else { continue }
       objects.subtract(1, ordering: .relaxed)
       freed += releaseCommitted(entry)
       logger.debug(
@@ -480,7 +495,7 @@ extension MemoryStore {
   /// The charge of `key`'s committed object, by part; nil when none is committed.
   public func footprint(of key: CacheKey) -> ObjectFootprint? {
     let hash = key.combinedHash
-    guard let entry = shard(for: hash).state.withLock({ $0.committed[hash] }) else { return nil }
+    guard let entry = shard(for: hash).pointee.withLock({ $0.committed[hash] }) else { return nil }
     return ObjectFootprint(
       entry: entryOverhead, meta: entry.meta.heapFootprint, body: entry.completeBody?.heapFootprint ?? 0,
       memo: entry.memoWeight)

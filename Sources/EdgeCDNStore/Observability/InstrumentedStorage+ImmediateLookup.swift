@@ -1,5 +1,5 @@
 import CoreMetrics
-import NIOCore
+public import NIOCore
 
 extension InstrumentedStorage: ImmediateLookup where Base: ImmediateLookup {
   /// Counts an answered lookup as a hit whose body was read whole (the bytes, and a
@@ -13,13 +13,37 @@ extension InstrumentedStorage: ImmediateLookup where Base: ImmediateLookup {
     let start = probe.sampler.shouldSample() ? NIODeadline.now() : nil
     guard let hit = base.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept)
     else { return nil }
+    counted(bodySize: hit.bodySize, readsBody: readsBody, start: start)
+    return hit
+  }
+
+  /// Counts as `immediateLookup` does; the body size is the one `accept` saw.
+  public func immediateServe(
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
+  ) -> Bool {
+    let start = probe.sampler.shouldSample() ? NIODeadline.now() : nil
+    var bodySize = 0
+    let served = base.immediateServe(
+      key, maxBodyBytes: maxBodyBytes, readsBody: readsBody,
+      accept: { meta, size, memo, kept in
+        bodySize = size
+        return accept(meta, size, memo, kept)
+      }, serve: serve)
+    guard served else { return false }
+    counted(bodySize: bodySize, readsBody: readsBody, start: start)
+    return true
+  }
+
+  @inline(__always)
+  private func counted(bodySize: Int, readsBody: Bool, start: NIODeadline?) {
     metrics.lookupsHit.increment()
-    if readsBody, hit.bodySize > 0 { metrics.bytesRead.increment(by: hit.bodySize) }
+    if readsBody, bodySize > 0 { metrics.bytesRead.increment(by: bodySize) }
     if let start {
       let nanoseconds = OperationProbe.nanoseconds(since: start)
       metrics.lookupDuration.recordNanoseconds(nanoseconds)
       if readsBody { metrics.firstByteDuration.recordNanoseconds(nanoseconds) }
     }
-    return hit
   }
 }

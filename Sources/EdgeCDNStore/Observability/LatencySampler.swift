@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Decides which operations record a latency observation: one in `interval`.
 ///
 /// Counters stay exact; only histogram observations are sampled, because the common
@@ -7,7 +5,9 @@ import Synchronization
 /// `interval == 1` no shared counter is touched at all.
 final class LatencySampler: Sendable {
   private let interval: UInt64
-  private let ticks = Atomic<UInt64>(0)
+  /// Per thread (`StripedCounters`): one in `interval` of each thread's operations is
+  /// sampled, without a line shared by the threads.
+  private let ticks = StripedCounters(count: 1)
 
   init(interval: Int) {
     self.interval = UInt64(max(1, interval))
@@ -16,6 +16,6 @@ final class LatencySampler: Sendable {
   @inline(__always)
   func shouldSample() -> Bool {
     guard interval > 1 else { return true }
-    return ticks.add(1, ordering: .relaxed).newValue % interval == 0
+    return UInt64(truncatingIfNeeded: ticks.add(1, to: 0)) % interval == 0
   }
 }

@@ -14,14 +14,16 @@ import Synchronization
 public final class StoreMetrics: Sendable {
   public let tier: String
 
-  let lookupsHit: Counter
+  /// Batched (see `BatchedCounter`, `counterBatch`): added to on every hit.
+  let lookupsHit: BatchedCounter
   let lookupsMiss: Counter
   let lookupsError: Counter
   let lookupDuration: Timer
   let firstByteDuration: Timer
   let writeFinishDuration: Timer
   let purgeDuration: Timer
-  let bytesRead: Counter
+  /// Batched as `lookupsHit`.
+  let bytesRead: BatchedCounter
   let bytesWritten: Counter
   let readsInFlight: Meter
   /// Reads in flight, counted here and published to `readsInFlight` on sampled lookups
@@ -49,6 +51,11 @@ public final class StoreMetrics: Sendable {
   /// observation costs two clock reads, which together measured as most of the
   /// wrapper's cost on a RAM hit; counters stay exact. Default 8.
   public let latencySampleInterval: Int
+  /// The counters added to on every hit (lookup hits, bytes read) reach the backend in
+  /// batches of this many per thread (`BatchedCounter`), and whole at `publish()`; 1,
+  /// the default, hands every add over at once. A pull backend whose exposition calls
+  /// `publish()` first (edge-cdn's /metrics) shows exact counts with any batch.
+  public let counterBatch: Int
 
   public static let errorKinds = [
     "corrupt_metadata", "corrupt_body", "invalid_range", "writer_failed", "object_too_large",
@@ -61,9 +68,13 @@ public final class StoreMetrics: Sendable {
     Counter(label: "edge_cdn_store_\(name)", dimensions: dimensions, factory: factory)
   }
 
-  public init(tier: String, latencySampleInterval: Int = 8, factory: any MetricsFactory = MetricsSystem.factory) {
+  public init(
+    tier: String, latencySampleInterval: Int = 8, counterBatch: Int = 1,
+    factory: any MetricsFactory = MetricsSystem.factory
+  ) {
     self.tier = tier
     self.latencySampleInterval = max(1, latencySampleInterval)
+    self.counterBatch = max(1, counterBatch)
     let tierLabel = [("tier", tier)]
     func counter(_ name: String, _ extra: [(String, String)] = []) -> Counter {
       Self.counter(name, dimensions: tierLabel + extra, factory: factory)
@@ -74,14 +85,14 @@ public final class StoreMetrics: Sendable {
     func meter(_ name: String) -> Meter {
       Meter(label: "edge_cdn_store_\(name)", dimensions: tierLabel, factory: factory)
     }
-    lookupsHit = counter("lookups_total", [("outcome", "hit")])
+    lookupsHit = BatchedCounter(counter("lookups_total", [("outcome", "hit")]), batch: self.counterBatch)
     lookupsMiss = counter("lookups_total", [("outcome", "miss")])
     lookupsError = counter("lookups_total", [("outcome", "error")])
     lookupDuration = timer("lookup_duration_seconds")
     firstByteDuration = timer("first_byte_duration_seconds")
     writeFinishDuration = timer("write_finish_duration_seconds")
     purgeDuration = timer("purge_duration_seconds")
-    bytesRead = counter("read_bytes_total")
+    bytesRead = BatchedCounter(counter("read_bytes_total"), batch: self.counterBatch)
     bytesWritten = counter("written_bytes_total")
     readsInFlight = meter("reads_in_flight")
     writesInFlight = meter("writes_in_flight")
@@ -114,6 +125,14 @@ public final class StoreMetrics: Sendable {
   /// that what it shows is exact.
   public func publishGauges() {
     readsInFlight.set(readsInFlightCount.load(ordering: .relaxed))
+  }
+
+  /// Hands the batched counters' remainders to the backend and publishes the gauges:
+  /// what an exposition that renders on demand calls first, so that what it shows is exact.
+  public func publish() {
+    lookupsHit.publish()
+    bytesRead.publish()
+    publishGauges()
   }
 
   /// Counts an error by its kind; off the hot path (errors are rare).

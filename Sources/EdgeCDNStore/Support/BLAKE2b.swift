@@ -14,19 +14,21 @@ struct BLAKE2b {
     0x510e_527f_ade6_82d1, 0x9b05_688c_2b3e_6c1f, 0x1f83_d9ab_fb41_bd6b, 0x5be0_cd19_137e_2179
   )
 
-  private static let sigma: [[Int]] = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
-    [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
-    [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
-    [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
-    [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
-    [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
-    [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
-    [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
-    [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+  /// The message schedule, one row of 16 word indices per round, flat: one array, read
+  /// through one pointer per block.
+  private static let sigma: [UInt8] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+    14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3,
+    11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4,
+    7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8,
+    9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13,
+    2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9,
+    12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11,
+    13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10,
+    6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5,
+    10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+    14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3,
   ]
 
   private var h: [UInt64]
@@ -63,6 +65,30 @@ struct BLAKE2b {
     update(bytes.bindMemory(to: UInt8.self))
   }
 
+  /// The same as the generic `update`, a block's room at a time instead of byte by byte:
+  /// a cache key is hashed on every request for a new URL.
+  mutating func update(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { source in
+      guard let base = source.baseAddress else { return }
+      var offset = 0
+      while offset < source.count {
+        if bufferCount == 128 {
+          incrementCounter(by: 128)
+          compress(isLast: false)
+          bufferCount = 0
+        }
+        let count = min(128 - bufferCount, source.count - offset)
+        let start = bufferCount
+        buffer.withUnsafeMutableBytes { target in
+          target.baseAddress?.advanced(by: start).copyMemory(
+            from: base.advanced(by: offset), byteCount: count)
+        }
+        bufferCount += count
+        offset += count
+      }
+    }
+  }
+
   consuming func finalize() -> [UInt8] {
     incrementCounter(by: UInt64(bufferCount))
     for i in bufferCount..<128 { buffer[i] = 0 }
@@ -75,49 +101,75 @@ struct BLAKE2b {
     return out
   }
 
+  /// The first two state words after the last block: a 16-byte digest read as two
+  /// little-endian words (what `CacheHash` holds), without building the byte array.
+  consuming func finalizeWords() -> (UInt64, UInt64) {
+    incrementCounter(by: UInt64(bufferCount))
+    for i in bufferCount..<128 { buffer[i] = 0 }
+    compress(isLast: true)
+    return (h[0], h[1])
+  }
+
   private mutating func incrementCounter(by n: UInt64) {
     let (low, overflow) = totalLow.addingReportingOverflow(n)
     totalLow = low
     if overflow { totalHigh &+= 1 }
   }
 
+  /// One block. The message and working vectors live on the stack and are reached
+  /// through pointers: as arrays they were two allocations per block and a bounds check
+  /// per access.
   private mutating func compress(isLast: Bool) {
-    var m = [UInt64](repeating: 0, count: 16)
-    for i in 0..<16 {
-      var word: UInt64 = 0
-      for b in 0..<8 { word |= UInt64(buffer[i * 8 + b]) << (8 * UInt64(b)) }
-      m[i] = word
-    }
     let iv = Self.iv
-    var v: [UInt64] = h + [iv.0, iv.1, iv.2, iv.3, iv.4, iv.5, iv.6, iv.7]
-    v[12] ^= totalLow
-    v[13] ^= totalHigh
-    if isLast { v[14] = ~v[14] }
+    let (low, high) = (totalLow, totalHigh)
+    withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 32) { words in
+      guard let m = words.baseAddress else { return }
+      let v = m + 16
+      buffer.withUnsafeBytes { block in
+        for i in 0..<16 { m[i] = UInt64(littleEndian: block.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
+      }
+      h.withUnsafeBufferPointer { state in
+        for i in 0..<8 { v[i] = state[i] }
+      }
+      v[8] = iv.0
+      v[9] = iv.1
+      v[10] = iv.2
+      v[11] = iv.3
+      v[12] = iv.4 ^ low
+      v[13] = iv.5 ^ high
+      v[14] = isLast ? ~iv.6 : iv.6
+      v[15] = iv.7
 
-    @inline(__always)
-    func mix(_ v: inout [UInt64], _ a: Int, _ b: Int, _ c: Int, _ d: Int, _ x: UInt64, _ y: UInt64) {
-      v[a] = v[a] &+ v[b] &+ x
-      v[d] = (v[d] ^ v[a]).rotatedRight(32)
-      v[c] = v[c] &+ v[d]
-      v[b] = (v[b] ^ v[c]).rotatedRight(24)
-      v[a] = v[a] &+ v[b] &+ y
-      v[d] = (v[d] ^ v[a]).rotatedRight(16)
-      v[c] = v[c] &+ v[d]
-      v[b] = (v[b] ^ v[c]).rotatedRight(63)
-    }
+      @inline(__always)
+      func mix(_ a: Int, _ b: Int, _ c: Int, _ d: Int, _ x: UInt64, _ y: UInt64) {
+        v[a] = v[a] &+ v[b] &+ x
+        v[d] = (v[d] ^ v[a]).rotatedRight(32)
+        v[c] = v[c] &+ v[d]
+        v[b] = (v[b] ^ v[c]).rotatedRight(24)
+        v[a] = v[a] &+ v[b] &+ y
+        v[d] = (v[d] ^ v[a]).rotatedRight(16)
+        v[c] = v[c] &+ v[d]
+        v[b] = (v[b] ^ v[c]).rotatedRight(63)
+      }
 
-    for round in 0..<12 {
-      let s = Self.sigma[round]
-      mix(&v, 0, 4, 8, 12, m[s[0]], m[s[1]])
-      mix(&v, 1, 5, 9, 13, m[s[2]], m[s[3]])
-      mix(&v, 2, 6, 10, 14, m[s[4]], m[s[5]])
-      mix(&v, 3, 7, 11, 15, m[s[6]], m[s[7]])
-      mix(&v, 0, 5, 10, 15, m[s[8]], m[s[9]])
-      mix(&v, 1, 6, 11, 12, m[s[10]], m[s[11]])
-      mix(&v, 2, 7, 8, 13, m[s[12]], m[s[13]])
-      mix(&v, 3, 4, 9, 14, m[s[14]], m[s[15]])
+      Self.sigma.withUnsafeBufferPointer { sigma in
+        guard let rows = sigma.baseAddress else { return }
+        for round in 0..<12 {
+          let s = rows + round * 16
+          mix(0, 4, 8, 12, m[Int(s[0])], m[Int(s[1])])
+          mix(1, 5, 9, 13, m[Int(s[2])], m[Int(s[3])])
+          mix(2, 6, 10, 14, m[Int(s[4])], m[Int(s[5])])
+          mix(3, 7, 11, 15, m[Int(s[6])], m[Int(s[7])])
+          mix(0, 5, 10, 15, m[Int(s[8])], m[Int(s[9])])
+          mix(1, 6, 11, 12, m[Int(s[10])], m[Int(s[11])])
+          mix(2, 7, 8, 13, m[Int(s[12])], m[Int(s[13])])
+          mix(3, 4, 9, 14, m[Int(s[14])], m[Int(s[15])])
+        }
+      }
+      h.withUnsafeMutableBufferPointer { state in
+        for i in 0..<8 { state[i] ^= v[i] ^ v[i + 8] }
+      }
     }
-    for i in 0..<8 { h[i] ^= v[i] ^ v[i + 8] }
   }
 }
 

@@ -1,3 +1,5 @@
+public import NIOCore
+
 extension TieredStore: ImmediateLookup where Memory: ImmediateLookup {
   /// The RAM tier only: anything below it needs I/O, which `lookup` does.
   public func immediateLookup(
@@ -5,5 +7,13 @@ extension TieredStore: ImmediateLookup where Memory: ImmediateLookup {
     accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
   ) -> ImmediateHit? {
     memory.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept)
+  }
+
+  public func immediateServe(
+    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
+  ) -> Bool {
+    memory.immediateServe(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept, serve: serve)
   }
 }

@@ -104,6 +104,14 @@ struct MemoryFileBodyTests {
     let footprint = try #require(store.footprint(of: key))
     #expect(footprint.body >= bytes.count && footprint.body < bytes.count + 8192)
     #expect(store.fileBodyFallbacks == 0)
+    // Served in place too: the file, no chunks.
+    var served: (chunks: Int, file: FileBody?) = (-1, nil)
+    #expect(
+      store.immediateServe(
+        key, maxBodyBytes: .max, readsBody: true, accept: { _, _, _, _ in true },
+        serve: { chunks, file in served = (chunks.count, file) }))
+    #expect(served.chunks == 0 && served.file?.length == bytes.count)
+    #expect(Array(try #require(served.file).read().readableBytesView) == bytes)
   }
 
   @Test("a body under the threshold, or with the threshold off, stays in buffers")

@@ -85,7 +85,7 @@ struct MemoryFootprintTests {
       total += footprint.total
       #if canImport(Glibc)
         let hash = key.combinedHash
-        let entry = try #require(store.shard(for: hash).state.withLock { $0.committed[hash] })
+        let entry = try #require(store.shard(for: hash).pointee.withLock { $0.committed[hash] })
         let measured = try Self.measured(entry, store: store)
         #expect(footprint.total >= measured * 95 / 100, "charged \(footprint.total) of \(measured) bytes held")
         #expect(footprint.total <= measured * 125 / 100, "charged \(footprint.total) for \(measured) bytes held")

@@ -55,6 +55,97 @@ struct ImmediateLookupTests {
     #expect(store.immediateLookup(key, maxBodyBytes: 1 << 20, readsBody: true) { _, _, _ in true }?.bodySize == 10)
   }
 
+  /// A memo value, as a server keeps its rendering of an entry.
+  final class Rendering: Sendable {}
+
+  @Test("serve in place: accept decides before anything counts, the memo is lent, serve sees the body")
+  func memoryStoreServesInPlace() async throws {
+    let manager = CountingEvictionManager(base: EvictionPolicy.lru.makeManager(capacity: 1 << 20))
+    let store = try MemoryStore(evictionManager: manager)
+    let key = CacheKey(primary: "/s")
+    try await Self.put(store, key, [300, 200])
+    let accessesBefore = manager.accesses
+    var lentBefore: AnyObject?
+    var sizeSeen = 0
+    var statusSeen: UInt16 = 0
+    var servedDeclined = false
+    let declined = store.immediateServe(
+      key, maxBodyBytes: 500, readsBody: true,
+      accept: { meta, size, memo, lent in
+        statusSeen = meta.response.status
+        sizeSeen = size
+        lentBefore = lent
+        _ = memo?.keepMemo(Rendering())
+        return false
+      }, serve: { _, _ in servedDeclined = true })
+    #expect(!declined)
+    #expect(!servedDeclined, "a declined hit is not served")
+    #expect(statusSeen == 200)
+    #expect(sizeSeen == 500)
+    #expect(lentBefore == nil, "nothing kept yet")
+    #expect(manager.accesses == accessesBefore, "a declined lookup touches nothing")
+    var body: [UInt8] = []
+    var lent: AnyObject?
+    let served = store.immediateServe(
+      key, maxBodyBytes: 500, readsBody: true,
+      accept: { _, _, _, kept in
+        lent = kept
+        return true
+      }, serve: { chunks, _ in for chunk in chunks { body += chunk.readableBytesView } })
+    #expect(served)
+    #expect(lent is Rendering, "the value kept by the earlier reader is lent")
+    #expect(body == [UInt8](repeating: 0, count: 300) + [UInt8](repeating: 1, count: 200))
+    #expect(manager.accesses == accessesBefore + 1, "a hit counts for eviction")
+    #expect(
+      !store.immediateServe(
+        key, maxBodyBytes: 499, readsBody: true, accept: { _, _, _, _ in true }, serve: { _, _ in }))
+    // A write in progress is what `lookup` returns: declined.
+    let writer = try await store.missHandler(for: key, meta: Self.meta())
+    #expect(
+      !store.immediateServe(
+        key, maxBodyBytes: 1 << 20, readsBody: true, accept: { _, _, _, _ in true }, serve: { _, _ in }))
+    try await writer.writeBody(ByteBuffer(repeating: 9, count: 10), eof: true)
+    _ = try await writer.finish()
+    var newLent: AnyObject?
+    let servedNew = store.immediateServe(
+      key, maxBodyBytes: 1 << 20, readsBody: true,
+      accept: { _, size, _, kept in
+        newLent = kept
+        return size == 10
+      }, serve: { _, _ in })
+    #expect(servedNew)
+    #expect(newLent == nil, "a new version starts without a memo")
+  }
+
+  @Test("instrumented serve counts as a hit with its bytes; a decline counts nothing")
+  func instrumentedServe() async throws {
+    let metrics = TestMetrics()
+    let memory = InstrumentedStorage(
+      try MemoryStore(), metrics: StoreMetrics(tier: "memory", latencySampleInterval: 1, factory: metrics),
+      tracer: NoOpTracer())
+    let store = TieredStore<InstrumentedStorage<MemoryStore>, MemoryStore>(memory: memory, disk: nil)
+    let key = CacheKey(primary: "/t")
+    try await Self.put(store, key, [700])
+    let hits = { try metrics.expectCounter("edge_cdn_store_lookups_total", Self.tier + [("outcome", "hit")]) }
+    let bytes = { try metrics.expectCounter("edge_cdn_store_read_bytes_total", Self.tier) }
+    #expect(
+      !store.immediateServe(
+        key, maxBodyBytes: 1 << 20, readsBody: true, accept: { _, _, _, _ in false }, serve: { _, _ in }))
+    #expect((try? hits().totalValue) ?? 0 == 0)
+    #expect(
+      store.immediateServe(
+        key, maxBodyBytes: 1 << 20, readsBody: true, accept: { _, _, _, _ in true }, serve: { _, _ in })
+    )
+    #expect(try hits().totalValue == 1)
+    #expect(try bytes().totalValue == 700)
+    #expect(
+      store.immediateServe(
+        key, maxBodyBytes: 1 << 20, readsBody: false, accept: { _, _, _, _ in true }, serve: { _, _ in }))
+    #expect(try hits().totalValue == 2)
+    #expect(try bytes().totalValue == 700, "HEAD reads no body")
+    #expect(try metrics.expectTimer("edge_cdn_store_lookup_duration_seconds", Self.tier).values.count == 2)
+  }
+
   @Test("instrumented: a hit and its bytes are counted, a decline is not; tiered asks RAM only")
   func instrumentedAndTiered() async throws {
     let metrics = TestMetrics()

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import Prometheus
 import Testing
 
 @testable import EdgeCDN
@@ -393,6 +394,37 @@ import Testing
   }
 
   struct WireScanFailed: Error {}
+
+  /// Hits are counted per event-loop thread (`StripedCounters`) and summed when read:
+  /// hits on two connections at once (one per event loop, as the server hands them out
+  /// in turn) add up exactly, the hit latency samples too.
+  @Test func hitCountsAreExactAfterHitsOnTwoConnections() async throws {
+    let registry = PrometheusCollectorRegistry()
+    let proxyMetrics = ProxyMetrics(factory: ProxyLatencyMetricsTests.factory(registry), fastHitSampleInterval: 1)
+    try await ProxyHarness.run(proxyMetrics: proxyMetrics) { h in
+      try await h.store("/hot", body: "hot!", fields: [.init("Content-Length", "4")])
+      let hitsBefore = h.app.proxy.stats[.hits]
+      let perConnection = 200
+      let request = "GET /hot HTTP/1.1\r\nHost: example.test\r\n\r\n"
+      let last = "GET /hot HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n"
+      let requests = String(repeating: request, count: perConnection - 1) + last
+      let first = try await RawClient(port: proxyPort(h))
+      let second = try await RawClient(port: proxyPort(h))
+      async let sentFirst: Void = first.send(requests)
+      async let sentSecond: Void = second.send(requests)
+      _ = try await (sentFirst, sentSecond)
+      for client in [first, second] {
+        #expect(try await client.waitFor(milliseconds: 20_000) { $0.isClosed })
+        #expect(client.text.ranges(of: "hot!").count == perConnection)
+        await client.close()
+      }
+      #expect(h.app.proxy.stats[.hits] == hitsBefore + 2 * perConnection)
+      let text = registry.emitToString()
+      let hits = ProxyLatencyMetricsTests.sample(
+        text, "\(ProxyMetrics.headDurationLabel)_count", #"outcome="hit""#)
+      #expect(hits == Double(2 * perConnection), "every event-loop hit timed at interval 1")
+    }
+  }
 
   /// What `WireResponder` asks, through the proxy's responder as the server gets it
   /// (wrapped for latency metrics): a pre-encoded hit, or nil with nothing counted.
