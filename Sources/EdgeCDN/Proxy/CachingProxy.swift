@@ -381,7 +381,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   ) async throws {
     let planned = await plan(
       response, request: request.head, primaryKey: primaryKey, index: index, requestTime: requestTime)
-    guard case .store(let key, let meta, let bodySize) = planned else {
+    guard case .store(let key, let meta, let ext, let bodySize) = planned else {
       if let ticket { lock.release(ticket, outcome: .notStored) }
       if case .notStored(let reason) = planned { status.detail = reason }
       try await forward(response, request: request.head, status: status, writer: &writer)
@@ -405,7 +405,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       }
       if whole {
         try await storeWholeAndServe(
-          prefix.first ?? ByteBuffer(), response: response.head, key: key, meta: meta, request: request,
+          prefix.first ?? ByteBuffer(), response: response.head, key: key, meta: meta, ext: ext, request: request,
           ticket: ticket, status: &status, writer: &writer)
         return
       }
@@ -445,7 +445,8 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   /// committed; then served from `body` with the store's rules (`HitResponder`). No fill
   /// task, no read back through the store: the cheap path of a small miss.
   private func storeWholeAndServe(
-    _ body: ByteBuffer, response: HTTPResponseHead, key: CacheKey, meta: CacheMeta, request: ServerRequest,
+    _ body: ByteBuffer, response: HTTPResponseHead, key: CacheKey, meta: CacheMeta, ext: EntryExtensions,
+    request: ServerRequest,
     ticket: CacheLock.Ticket?, status: inout CacheStatus, writer: inout ResponseWriter
   ) async throws {
     if let failure = await storeWhole(body, key: key, meta: meta, ticket: ticket) {
@@ -460,7 +461,9 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     }
     status.stored = true
     var hit = CacheHit(meta: meta, handler: BufferedHitHandler(hash: key.combinedHash, body: body))
-    try await serveFromStore(&hit, request: request, status: status, writer: &writer)
+    let age = Freshness.currentAge(
+      initialAge: ext.initialAge, responseTime: meta.updated.secondsSinceEpoch, now: CacheTime.now().secondsSinceEpoch)
+    try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
   }
 
   /// Writes a whole body into the store; nil when stored, else why not. Waiters are told
@@ -503,7 +506,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   /// What a response head decides: the key and meta to store it under (its Vary index
   /// written when needed), or why it is not stored.
   enum Planned: Sendable {
-    case store(key: CacheKey, meta: CacheMeta, bodySize: Int?)
+    case store(key: CacheKey, meta: CacheMeta, ext: EntryExtensions, bodySize: Int?)
     case notStored(reason: String)
   }
 
@@ -515,7 +518,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   ) async -> Prepared {
     let planned = await plan(response, request: request, primaryKey: primaryKey, index: index, requestTime: requestTime)
     switch planned {
-    case .store(let key, let meta, _): return await openFill(response, key: key, meta: meta, prefix: [])
+    case .store(let key, let meta, _, _): return await openFill(response, key: key, meta: meta, prefix: [])
     case .notStored(let reason): return .notStored(response, reason: reason)
     }
   }
@@ -552,11 +555,11 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       key = primaryKey.withVariance(
         Variance.hash(names: plan.varyNames, generation: generation, request: request.headers))
     }
-    let meta = Self.meta(
+    let (meta, ext) = Self.entry(
       plan: plan, status: UInt16(response.head.status.code), reason: response.head.status.reasonPhrase,
       headers: Self.storableHeaders(headers), responseTime: responseTime, variance: key.variance,
       generation: generation)
-    return .store(key: key, meta: meta, bodySize: length)
+    return .store(key: key, meta: meta, ext: ext, bodySize: length)
   }
 
   /// Opens the miss handler and starts the body copy (after `prefix`, chunks already read
@@ -906,6 +909,18 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     plan: Cacheability.Plan, status: UInt16, reason: String, headers: HTTPHeaders, responseTime: CacheTime,
     variance: CacheHash?, generation: UInt64
   ) -> CacheMeta {
+    entry(
+      plan: plan, status: status, reason: reason, headers: headers, responseTime: responseTime, variance: variance,
+      generation: generation
+    ).meta
+  }
+
+  /// The meta, and its extensions as built, for a caller that serves the entry at once
+  /// (decoding them back from the meta costs more than the rest of building it).
+  static func entry(
+    plan: Cacheability.Plan, status: UInt16, reason: String, headers: HTTPHeaders, responseTime: CacheTime,
+    variance: CacheHash?, generation: UInt64
+  ) -> (meta: CacheMeta, ext: EntryExtensions) {
     var ext = EntryExtensions()
     ext.initialAge = plan.initialAge
     ext.mustRevalidate = plan.mustRevalidate
@@ -913,12 +928,13 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     ext.generation = generation
     ext.bodySize = headers.first(name: "content-length").flatMap(Int.init)
     func clamp(_ v: Int64) -> UInt32 { UInt32(clamping: max(0, v)) }
-    return CacheMeta(
+    let meta = CacheMeta(
       freshUntil: responseTime.adding(seconds: plan.lifetime - plan.initialAge), created: responseTime,
       staleWhileRevalidateSeconds: clamp(plan.staleWhileRevalidate), staleIfErrorSeconds: clamp(plan.staleIfError),
       variance: variance,
       response: .init(status: status, reason: reason, fields: headers.map { .init($0.name, $0.value) }),
       extensions: ext.encoded())
+    return (meta, ext)
   }
 }
 
