@@ -16,11 +16,13 @@ import Testing
   @Test func aSmallMissIsServedExactlyAndStored() async throws {
     try await ProxyHarness.run { h in
       h.origin.route("/small", reply: .text(Self.body, ["Cache-Control": "max-age=60", "ETag": "\"s1\""]))
+      let watch = Stopwatch()
       let miss = try await h.get("/small")
       #expect(miss.status == 200)
       #expect(miss.body == Self.body)
       #expect(miss["content-length"] == "1024")
-      #expect(miss["age"] == "0")
+      // 0 but for a stall of a loaded machine, which the age counts (the response's delay).
+      #expect(miss["age"].flatMap { Int($0) }.map { (0...watch.seconds).contains($0) } == true, "\(watch.seconds)")
       #expect(miss["etag"] == "\"s1\"")
       #expect(miss.cacheStatus.contains("fwd=uri-miss") && miss.cacheStatus.contains("stored"), "\(miss.cacheStatus)")
       #expect(h.store.objectCount == 1)
