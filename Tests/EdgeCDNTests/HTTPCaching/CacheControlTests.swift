@@ -3,6 +3,17 @@ import Testing
 @testable import EdgeCDN
 
 @Suite struct CacheControlTests {
+  /// Quoted commas, tabs, spaces around `=`, empty members and upper case, as the byte
+  /// walk reads them.
+  @Test func splitsAndTrimsOnBytes() {
+    let cc = CacheControl(values: ["  no-cache=\"Set-Cookie, X-A\" ,\tMAX-AGE = 5 , , private\t", "s-maxage=\"7\""])
+    #expect(cc.noCacheFields == ["set-cookie", "x-a"])
+    #expect(!cc.noCache)
+    #expect(cc.maxAge == 5 && cc.sMaxAge == 7 && cc.isPrivate)
+    #expect(CacheControl.split(" a ,, \"b,c\" ,") == ["a", "\"b,c\""])
+    #expect(CacheControl.nameAndArgument("x=\"\"") == ("x", ""))
+  }
+
   @Test func parsesResponseDirectives() {
     let cc = CacheControl(values: ["public, max-age=60", "s-maxage=\"120\", must-revalidate, stale-if-error=30"])
     #expect(cc.isPublic)
