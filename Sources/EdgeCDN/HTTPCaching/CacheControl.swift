@@ -73,33 +73,61 @@ public struct CacheControl: Hashable, Sendable {
   }
 
   /// Splits on commas outside quoted strings.
+  ///
+  /// This and `nameAndArgument` walk the UTF-8 bytes (every delimiter is ASCII): the
+  /// Character view's grapheme breaking cost more than the rest of deciding whether a
+  /// response is storable, which every miss does.
   static func split(_ value: String) -> [Substring] {
+    let sub = Substring(value)
+    let utf8 = sub.utf8
     var parts: [Substring] = []
-    var start = value.startIndex
+    var start = utf8.startIndex
     var inQuotes = false
-    var index = value.startIndex
-    while index < value.endIndex {
-      let c = value[index]
-      if c == "\"" {
+    var index = utf8.startIndex
+    while index < utf8.endIndex {
+      let c = utf8[index]
+      if c == UInt8(ascii: "\"") {
         inQuotes.toggle()
-      } else if c == ",", !inQuotes {
-        parts.append(value[start..<index])
-        start = value.index(after: index)
+      } else if c == UInt8(ascii: ","), !inQuotes {
+        let part = sub[start..<index].trimmingASCIISpaces
+        if !part.isEmpty { parts.append(part) }
+        start = utf8.index(after: index)
       }
-      index = value.index(after: index)
+      index = utf8.index(after: index)
     }
-    parts.append(value[start..<value.endIndex])
-    return parts.map { $0.trimmingSpaces }.filter { !$0.isEmpty }
+    let last = sub[start..<utf8.endIndex].trimmingASCIISpaces
+    if !last.isEmpty { parts.append(last) }
+    return parts
   }
 
   static func nameAndArgument(_ raw: Substring) -> (String, String?) {
-    guard let eq = raw.firstIndex(of: "=") else { return (raw.trimmingSpaces.lowercased(), nil) }
-    let name = raw[..<eq].trimmingSpaces.lowercased()
-    var argument = raw[raw.index(after: eq)...].trimmingSpaces
-    if argument.count >= 2, argument.first == "\"", argument.last == "\"" {
-      argument = argument.dropFirst().dropLast()
+    guard let eq = raw.utf8.firstIndex(of: UInt8(ascii: "=")) else {
+      return (raw.trimmingASCIISpaces.lowercased(), nil)
+    }
+    let name = raw[..<eq].trimmingASCIISpaces.lowercased()
+    var argument = raw[raw.utf8.index(after: eq)...].trimmingASCIISpaces
+    let quote = UInt8(ascii: "\"")
+    if argument.utf8.count >= 2, argument.utf8.first == quote, argument.utf8.last == quote {
+      argument =
+        argument[argument.utf8.index(after: argument.startIndex)..<argument.utf8.index(before: argument.endIndex)]
     }
     return (name, String(argument))
+  }
+}
+
+extension Substring {
+  /// `trimmingSpaces` on the UTF-8 bytes: the same for ASCII, without grapheme breaking.
+  var trimmingASCIISpaces: Substring {
+    let utf8 = self.utf8
+    var start = utf8.startIndex
+    var end = utf8.endIndex
+    while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start = utf8.index(after: start) }
+    while start < end {
+      let before = utf8.index(before: end)
+      guard utf8[before] == 0x20 || utf8[before] == 0x09 else { break }
+      end = before
+    }
+    return self[start..<end]
   }
 }
 

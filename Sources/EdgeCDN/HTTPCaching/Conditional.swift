@@ -85,14 +85,29 @@ public enum HopByHop {
   ]
 
   /// `headers` without hop-by-hop fields, including those the Connection field names.
+  ///
+  /// A name is lowercased and looked up only when its length is one of the named ones:
+  /// most fields of a response (Date, Content-Length, ETag, ...) are passed over by length
+  /// alone, which matters since every miss strips its response and its request.
   public static func stripped(_ headers: HTTPHeaders) -> HTTPHeaders {
     var named = names
-    for line in headers[canonicalForm: "connection"] { named.insert(line.trimmingSpaces.lowercased()) }
+    var lengths = Self.lengths
+    for line in headers[canonicalForm: "connection"] {
+      let name = line.trimmingSpaces.lowercased()
+      named.insert(name)
+      lengths |= lengthBit(name.utf8.count)
+    }
     var out = HTTPHeaders()
     out.reserveCapacity(headers.count)
-    for (name, value) in headers where !named.contains(name.lowercased()) {
+    for (name, value) in headers
+    where lengths & lengthBit(name.utf8.count) == 0 || !named.contains(name.lowercased()) {
       out.add(name: name, value: value)
     }
     return out
   }
+
+  /// One bit per name length below 63; longer names share the last bit.
+  private static func lengthBit(_ count: Int) -> UInt64 { 1 << UInt64(min(count, 63)) }
+
+  private static let lengths: UInt64 = names.reduce(0) { $0 | lengthBit($1.utf8.count) }
 }

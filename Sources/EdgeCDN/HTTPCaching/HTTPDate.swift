@@ -26,6 +26,11 @@ public enum HTTPDate {
   /// Parses IMF-fixdate, the obsolete RFC 850 form and asctime; nil when it is none of them
   /// (an invalid Expires then means "already expired", which the caller decides).
   public static func parse(_ value: String) -> Int64? {
+    parseFixdate(value) ?? parseTokens(value)
+  }
+
+  /// Any of the three forms, from its tokens.
+  static func parseTokens(_ value: String) -> Int64? {
     let tokens = value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "-" }).map(String.init)
     // IMF-fixdate: Sun 06 Nov 1994 08:49:37 GMT; RFC 850: Sunday 06 Nov 94 08:49:37 GMT
     if tokens.count == 6, tokens[5] == "GMT" {
@@ -36,6 +41,52 @@ public enum HTTPDate {
       return make(day: tokens[2], month: tokens[1], year: tokens[4], time: tokens[3])
     }
     return nil
+  }
+
+  /// IMF-fixdate, the form current servers send, read from its bytes at their fixed
+  /// places: no split, no Strings, no `timegm`. Why: a miss parses Date (and often
+  /// Last-Modified or Expires) of every response. Nil for anything else, which the general
+  /// parser then reads; when this returns a value it is the one the general parser gives.
+  static func parseFixdate(_ value: String) -> Int64? {
+    var value = value
+    return value.withUTF8 { b -> Int64? in
+      // Sun, 06 Nov 1994 08:49:37 GMT
+      guard b.count == 29, b[3] == UInt8(ascii: ","), b[4] == 0x20, b[7] == 0x20, b[11] == 0x20, b[16] == 0x20,
+        b[25] == 0x20, b[19] == UInt8(ascii: ":"), b[22] == UInt8(ascii: ":"), b[26] == UInt8(ascii: "G"),
+        b[27] == UInt8(ascii: "M"), b[28] == UInt8(ascii: "T")
+      else { return nil }
+      func number(_ start: Int, _ count: Int) -> Int64? {
+        var n: Int64 = 0
+        for i in start..<(start + count) {
+          let digit = b[i] &- UInt8(ascii: "0")
+          guard digit < 10 else { return nil }
+          n = n * 10 + Int64(digit)
+        }
+        return n
+      }
+      guard let day = number(5, 2), (1...31).contains(day), let year = number(12, 4), let hour = number(17, 2),
+        hour <= 23, let minute = number(20, 2), minute <= 59, let second = number(23, 2), second <= 60,
+        let month = monthBytes.firstIndex(where: { $0.0 == b[8] && $0.1 == b[9] && $0.2 == b[10] })
+      else { return nil }
+      return daysFromCivil(year: year, month: Int64(month) + 1, day: day) * 86_400 + hour * 3600 + minute * 60
+        + second
+    }
+  }
+
+  private static let monthBytes: [(UInt8, UInt8, UInt8)] = months.map {
+    let u = Array($0.utf8)
+    return (u[0], u[1], u[2])
+  }
+
+  /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm);
+  /// a day past the month's end runs on into the next, as `timegm` normalises it.
+  static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+    let y = month <= 2 ? year - 1 : year
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yoe = y - era * 400
+    let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    return era * 146_097 + doe - 719_468
   }
 
   private static func make(day: String, month: String, year: String, time: String) -> Int64? {

@@ -62,17 +62,16 @@ public final class OriginClient: Sendable {
     for attempt in 0..<attempts {
       let (connection, reused) = try await connection()
       do {
-        return try await withResponseTimeout(connection) {
-          try await connection.send(head: head, body: body)
-        }
+        return try await connection.send(head: head, body: body)
       } catch let error as OriginError {
         connection.close()
-        if case .timeout = error { throw error }
+        if connection.responseTimedOut { throw timeoutError }
         // A cancelled request is not retried: the retry would fail at once too, after
         // sending the request again and closing a second pooled connection.
         if !reused || attempt == attempts - 1 || Task.isCancelled { throw error }
       } catch {
         connection.close()
+        if connection.responseTimedOut { throw timeoutError }
         if !reused || attempt == attempts - 1 || error is CancellationError || Task.isCancelled {
           throw .connectionFailed(origin: origin, reason: "\(error)")
         }
@@ -96,59 +95,22 @@ public final class OriginClient: Sendable {
       upload.cancel()
       throw error
     }
-    let timeout = configuration.responseTimeout
-    let timer = ResponseTimer()
     do {
-      let response = try await connection.send(
-        head: head, body: nil,
-        upload: (
-          upload,
-          {
-            timer.start {
-              connection.channel.eventLoop.scheduleTask(in: timeout) { [timer] in
-                guard !connection.responseHeadArrived else { return }
-                timer.fired.value.store(true, ordering: .relaxed)
-                connection.close()
-              }
-            }
-          }
-        ))
-      timer.stop()
-      return response
+      return try await connection.send(head: head, body: nil, upload: upload)
     } catch {
-      timer.stop()
       connection.close()
-      if timer.fired.value.load(ordering: .relaxed) {
-        throw .timeout(origin: origin, seconds: timeout.nanoseconds / 1_000_000_000)
-      }
+      if connection.responseTimedOut { throw timeoutError }
       if let error = error as? OriginError { throw error }
       throw .connectionFailed(origin: origin, reason: "\(error)")
     }
   }
 
-  static let idempotent: [HTTPMethod] = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE]
-
-  private func withResponseTimeout(
-    _ connection: OriginConnection, _ body: @escaping @Sendable () async throws -> OriginResponse
-  ) async throws -> OriginResponse {
-    let timeout = configuration.responseTimeout
-    let fired = Flag()
-    // The timer closes the connection, which fails the pending request: no task racing.
-    let timer = connection.channel.eventLoop.scheduleTask(in: timeout) {
-      guard !connection.responseHeadArrived else { return }
-      fired.value.store(true, ordering: .relaxed)
-      connection.close()
-    }
-    defer { timer.cancel() }
-    do {
-      return try await body()
-    } catch {
-      if fired.value.load(ordering: .relaxed) {
-        throw OriginError.timeout(origin: origin, seconds: timeout.nanoseconds / 1_000_000_000)
-      }
-      throw error
-    }
+  /// What a request whose response head did not come in time fails with.
+  private var timeoutError: OriginError {
+    .timeout(origin: origin, seconds: configuration.responseTimeout.nanoseconds / 1_000_000_000)
   }
+
+  static let idempotent: [HTTPMethod] = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE]
 
   private func connection() async throws(OriginError) -> (OriginConnection, reused: Bool) {
     while let candidate = idle.withLock({ $0.popLast() }) {
@@ -157,7 +119,8 @@ public final class OriginClient: Sendable {
     if closed.load(ordering: .relaxed) { throw .connectFailed(origin: origin, reason: "client shut down") }
     let connection = try await OriginConnection.connect(
       host: configuration.host, port: configuration.port, group: group,
-      connectTimeout: configuration.connectTimeout, readIdleTimeout: configuration.readIdleTimeout
+      connectTimeout: configuration.connectTimeout, readIdleTimeout: configuration.readIdleTimeout,
+      responseTimeout: configuration.responseTimeout
     ) { [weak self] connection in
       self?.release(connection)
     }
@@ -181,28 +144,6 @@ public final class OriginClient: Sendable {
     for connection in idle.withLock({ idle in
       defer { idle = [] }; return idle
     }) { connection.close() }
-  }
-}
-
-/// The response timeout of a streamed request: armed once its body is sent, unless the
-/// head came first.
-final class ResponseTimer: Sendable {
-  private let state = Mutex<(stopped: Bool, scheduled: Scheduled<Void>?)>((false, nil))
-  let fired = Flag()
-
-  func start(_ schedule: () -> Scheduled<Void>) {
-    state.withLock { state in
-      guard !state.stopped else { return }
-      state.scheduled = schedule()
-    }
-  }
-
-  func stop() {
-    let scheduled = state.withLock { state in
-      state.stopped = true
-      return state.scheduled
-    }
-    scheduled?.cancel()
   }
 }
 

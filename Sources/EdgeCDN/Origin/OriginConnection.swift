@@ -24,38 +24,37 @@ final class OriginConnection: Sendable {
   private let inbound: InboundParts
   private let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
   private let usable = Atomic<Bool>(true)
-  private let headArrived: Flag
+  private let timedOut: Flag
   private let lifetime: Lifetime
   private let onIdle: @Sendable (OriginConnection) -> Void
 
   var isUsable: Bool { usable.load(ordering: .relaxed) && channel.isActive }
 
-  /// Whether the current request's final response head reached the event loop. The
-  /// response timers check it, so a head that arrived in time is not taken for a timeout
-  /// when the task that reads it is late to run (a loaded machine).
-  var responseHeadArrived: Bool { headArrived.value.load(ordering: .acquiring) }
+  /// Whether the current request's response timeout fired (`ResponseTimeoutHandler`), which
+  /// closed the connection: the request's failure is a timeout.
+  var responseTimedOut: Bool { timedOut.value.load(ordering: .acquiring) }
 
   private init(
     channel: any Channel, origin: String, inbound: InboundParts,
-    outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, headArrived: Flag, lifetime: Lifetime,
+    outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, timedOut: Flag, lifetime: Lifetime,
     onIdle: @escaping @Sendable (OriginConnection) -> Void
   ) {
     self.channel = channel
     self.origin = origin
     self.inbound = inbound
     self.outbound = outbound
-    self.headArrived = headArrived
+    self.timedOut = timedOut
     self.lifetime = lifetime
     self.onIdle = onIdle
   }
 
   static func connect(
     host: String, port: Int, group: any EventLoopGroup, connectTimeout: TimeAmount, readIdleTimeout: TimeAmount,
-    onIdle: @escaping @Sendable (OriginConnection) -> Void
+    responseTimeout: TimeAmount, onIdle: @escaping @Sendable (OriginConnection) -> Void
   ) async throws(OriginError) -> OriginConnection {
     let origin = "\(host):\(port)"
     let asyncChannel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-    let headArrived = Flag()
+    let timedOut = Flag()
     do {
       asyncChannel = try await ClientBootstrap(group: group)
         .connectTimeout(connectTimeout)
@@ -74,7 +73,7 @@ final class OriginConnection: Sendable {
             try channel.pipeline.syncOperations.addHandlers([
               // Reads or writes: an upload that takes longer than this is not idle.
               IdleStateHandler(allTimeout: readIdleTimeout), CloseOnIdleHandler(),
-              ResponseHeadWatch(arrived: headArrived),
+              ResponseTimeoutHandler(timeout: responseTimeout, timedOut: timedOut),
             ])
             // At most 4 parts (512 KiB at the largest reads) wait for a reader that does not
             // keep up, a slow client's pass-through; NIO's default is 10.
@@ -97,7 +96,7 @@ final class OriginConnection: Sendable {
             try await asyncChannel.executeThenClose { inbound, outbound in
               let connection = OriginConnection(
                 channel: asyncChannel.channel, origin: origin, inbound: InboundParts(inbound.makeAsyncIterator()),
-                outbound: outbound, headArrived: headArrived, lifetime: lifetime, onIdle: onIdle)
+                outbound: outbound, timedOut: timedOut, lifetime: lifetime, onIdle: onIdle)
               opened.resume(with: .success(connection))
               await lifetime.wait()
             }
@@ -111,17 +110,15 @@ final class OriginConnection: Sendable {
   }
 
   /// Sends a request; returns when the response head arrives. `upload`, when given, is a
-  /// body that streams while it is sent; its `sent` runs once all of it went out. On a
-  /// throw the caller closes the connection.
-  func send(
-    head: HTTPRequestHead, body: ByteBuffer?, upload: (pipe: BodyPipe, sent: @Sendable () -> Void)? = nil
-  ) async throws -> OriginResponse {
+  /// body that streams while it is sent. The response timeout runs from the request's end
+  /// (`ResponseTimeoutHandler`). On a throw the caller closes the connection.
+  func send(head: HTTPRequestHead, body: ByteBuffer?, upload: BodyPipe? = nil) async throws -> OriginResponse {
     var uploading: Upload?
-    headArrived.value.store(false, ordering: .releasing)
+    timedOut.value.store(false, ordering: .releasing)
     do {
       if let upload {
         try await outbound.write(.head(head))
-        uploading = Self.startUpload(upload.pipe, sent: upload.sent, outbound: outbound, channel: channel)
+        uploading = Self.startUpload(upload, outbound: outbound, channel: channel)
       } else if let body {
         var head = head
         head.headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
@@ -200,8 +197,7 @@ extension OriginConnection {
   /// went away, or sent too much) closes the connection: the origin must not take a cut
   /// body for a whole one, and with a Content-Length or chunked framing it will not.
   fileprivate static func startUpload(
-    _ pipe: BodyPipe, sent: @escaping @Sendable () -> Void,
-    outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, channel: any Channel
+    _ pipe: BodyPipe, outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, channel: any Channel
   ) -> Upload {
     let finished = Flag()
     let abandoned = Flag()
@@ -210,7 +206,6 @@ extension OriginConnection {
         while let chunk = try await pipe.next() { try await outbound.write(.body(.byteBuffer(chunk))) }
         try await outbound.write(.end(nil))
         finished.value.store(true, ordering: .releasing)
-        sent()
       } catch {
         // Abandoned after an early answer: the response is still being read, keep it open.
         if !abandoned.value.load(ordering: .acquiring) {
@@ -288,22 +283,62 @@ final class OnceContinuation<T: Sendable>: Sendable {
   }
 }
 
-/// Notes on the event loop that a final response head came in (see
-/// `OriginConnection.responseHeadArrived`).
-final class ResponseHeadWatch: ChannelInboundHandler, Sendable {
+/// The response timeout, kept on the event loop: armed when a request's end is written
+/// (for an upload, once its whole body went out), disarmed when the final response head
+/// comes in. When it fires it notes the timeout and closes the connection, which fails the
+/// request waiting for the head.
+///
+/// Why here rather than a timer the request's task schedules and cancels: both of those
+/// crossed from the task's thread to the event loop, a wake-up each, on every origin
+/// request; here both run on the loop, in the same pass as the write and the read. A head
+/// that arrived in time disarms the timer before it can fire, however late the task that
+/// reads the head is to run (a loaded machine).
+final class ResponseTimeoutHandler: ChannelDuplexHandler {
   typealias InboundIn = HTTPClientResponsePart
   typealias InboundOut = HTTPClientResponsePart
-  let arrived: Flag
+  typealias OutboundIn = HTTPClientRequestPart
+  typealias OutboundOut = HTTPClientRequestPart
 
-  init(arrived: Flag) {
-    self.arrived = arrived
+  private let timeout: TimeAmount
+  private let timedOut: Flag
+  private var timer: Scheduled<Void>?
+  /// The current request's final head came before its end was written (an early answer
+  /// to an upload): nothing left to time.
+  private var answered = false
+
+  init(timeout: TimeAmount, timedOut: Flag) {
+    self.timeout = timeout
+    self.timedOut = timedOut
+  }
+
+  func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    switch unwrapOutboundIn(data) {
+    case .head: answered = false
+    case .end where !answered:
+      timer?.cancel()
+      let channel = context.channel
+      timer = context.eventLoop.scheduleTask(in: timeout) { [timedOut] in
+        timedOut.value.store(true, ordering: .releasing)
+        channel.close(promise: nil)
+      }
+    default: break
+    }
+    context.write(data, promise: promise)
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     if case .head(let head) = unwrapInboundIn(data), head.status.code >= 200 {
-      arrived.value.store(true, ordering: .releasing)
+      answered = true
+      timer?.cancel()
+      timer = nil
     }
     context.fireChannelRead(data)
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    timer?.cancel()
+    timer = nil
+    context.fireChannelInactive()
   }
 }
 

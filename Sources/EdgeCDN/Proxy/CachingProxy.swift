@@ -367,14 +367,50 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     return primaryKey.withVariance(variance) == key
   }
 
-  /// Stores a storable response and serves it from the store as it streams in; passes
-  /// anything else through. Releases the lock ticket (if any) once the head is decided.
+  /// Stores a storable response and serves it; passes anything else through. Releases
+  /// the lock ticket (if any) once waiters can read what was stored.
+  ///
+  /// A small body that came whole with the origin's first read (the usual miss: head and
+  /// body in one segment) is written into the store and served from the bytes in hand
+  /// (`storeWholeAndServe`). Anything else streams: a fill task copies it into the store
+  /// while this request reads the write back, so a large or trickling body reaches the
+  /// client, and waiters, as it arrives.
   private func storeAndServe(
     _ response: OriginResponse, request: ServerRequest, primaryKey: CacheKey, index: VaryIndex?,
     requestTime: CacheTime, ticket: CacheLock.Ticket?, status: inout CacheStatus, writer: inout ResponseWriter
   ) async throws {
-    let prepared = await prepareStore(
+    let planned = await plan(
       response, request: request.head, primaryKey: primaryKey, index: index, requestTime: requestTime)
+    guard case .store(let key, let meta, let ext, let bodySize) = planned else {
+      if let ticket { lock.release(ticket, outcome: .notStored) }
+      if case .notStored(let reason) = planned { status.detail = reason }
+      try await forward(response, request: request.head, status: status, writer: &writer)
+      return
+    }
+    var prefix: [ByteBuffer] = []
+    if let bodySize, bodySize <= Self.wholeBodyMaxBytes {
+      // Waits no longer than the streaming path would for its first chunk.
+      var whole = false
+      do throws(OriginError) {
+        if let first = try await response.body.read() { prefix.append(first) }
+        if (prefix.first?.readableBytes ?? 0) == bodySize {
+          // The decoder ends a body at its Content-Length, with the same read: no wait.
+          if let more = try await response.body.read() { prefix.append(more) } else { whole = true }
+        }
+      } catch {
+        // Nothing sent yet: the client gets a clean 502, not a cut body.
+        if let ticket { lock.release(ticket, outcome: .notStored) }
+        try await originFailure(error, status: &status, writer: &writer)
+        return
+      }
+      if whole {
+        try await storeWholeAndServe(
+          prefix.first ?? ByteBuffer(), response: response.head, key: key, meta: meta, ext: ext, request: request,
+          ticket: ticket, status: &status, writer: &writer)
+        return
+      }
+    }
+    let prepared = await openFill(response, key: key, meta: meta, prefix: prefix)
     switch prepared {
     case .stored(let key, let tag, let meta, let copy):
       if let ticket { lock.release(ticket, outcome: .stored(key: key, tag: tag, meta: meta)) }
@@ -395,13 +431,83 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     case .notStored(let response, let reason):
       if let ticket { lock.release(ticket, outcome: .notStored) }
       status.detail = reason
-      try await forward(response, request: request.head, status: status, writer: &writer)
+      try await forward(response, request: request.head, status: status, writer: &writer, prefix: prefix)
     }
+  }
+
+  /// The largest body taken whole from the origin's first read rather than streamed
+  /// (`storeAndServe`): a socket read's worth, so holding it costs no more than the
+  /// streaming path's read buffer does.
+  static var wholeBodyMaxBytes: Int { 64 << 10 }
+
+  /// A miss whose whole body is in hand: written into the store before the client sees a
+  /// byte, so a client that goes away cannot cut the fill and one that asks again finds it
+  /// committed; then served from `body` with the store's rules (`HitResponder`). No fill
+  /// task, no read back through the store: the cheap path of a small miss.
+  private func storeWholeAndServe(
+    _ body: ByteBuffer, response: HTTPResponseHead, key: CacheKey, meta: CacheMeta, ext: EntryExtensions,
+    request: ServerRequest,
+    ticket: CacheLock.Ticket?, status: inout CacheStatus, writer: inout ResponseWriter
+  ) async throws {
+    if let failure = await storeWhole(body, key: key, meta: meta, ticket: ticket) {
+      if let ticket { lock.release(ticket, outcome: .notStored) }
+      status.detail = failure
+      var headers = HopByHop.stripped(response.headers)
+      headers.add(name: "Cache-Status", value: status.description)
+      writer.writeHead(status: response.status, headers: headers)
+      try await writer.writeBody(body)
+      try await writer.end()
+      return
+    }
+    status.stored = true
+    var hit = CacheHit(meta: meta, handler: BufferedHitHandler(hash: key.combinedHash, body: body))
+    let age = Freshness.currentAge(
+      initialAge: ext.initialAge, responseTime: meta.updated.secondsSinceEpoch, now: CacheTime.now().secondsSinceEpoch)
+    try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
+  }
+
+  /// Writes a whole body into the store; nil when stored, else why not. Waiters are told
+  /// once they can read it: at once when they can read a write in progress by its tag,
+  /// else once it is committed. On a failure the caller releases the ticket (a second
+  /// release after the one here is ignored).
+  private func storeWhole(
+    _ body: ByteBuffer, key: CacheKey, meta: CacheMeta, ticket: CacheLock.Ticket?
+  ) async -> String? {
+    let miss: Store.Miss
+    do {
+      miss = try await store.missHandler(for: key, meta: meta)
+    } catch {
+      return "store-\(error.kind)"
+    }
+    do {
+      try await miss.writeBody(body, eof: true)
+    } catch {
+      await miss.abort(reason: "\(error)")
+      return "store-\(error.kind)"
+    }
+    let tag = miss.streamingWriteTag
+    if let ticket, tag != nil { lock.release(ticket, outcome: .stored(key: key, tag: tag, meta: meta)) }
+    do {
+      _ = try await miss.finish()
+    } catch {
+      logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
+      // Waiters already told read the write they were told of; the others fetch.
+      return "store-\(error.kind)"
+    }
+    if let ticket, tag == nil { lock.release(ticket, outcome: .stored(key: key, tag: nil, meta: meta)) }
+    return nil
   }
 
   enum Prepared: Sendable {
     case stored(key: CacheKey, tag: StreamingWriteTag?, meta: CacheMeta, copy: Task<Void, Never>)
     case notStored(OriginResponse, reason: String)
+  }
+
+  /// What a response head decides: the key and meta to store it under (its Vary index
+  /// written when needed), or why it is not stored.
+  enum Planned: Sendable {
+    case store(key: CacheKey, meta: CacheMeta, ext: EntryExtensions, bodySize: Int?)
+    case notStored(reason: String)
   }
 
   /// Decides, writes the Vary index when needed, opens the miss handler and starts the
@@ -410,6 +516,17 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     _ response: OriginResponse, request: HTTPRequestHead, primaryKey: CacheKey, index: VaryIndex?,
     requestTime: CacheTime
   ) async -> Prepared {
+    let planned = await plan(response, request: request, primaryKey: primaryKey, index: index, requestTime: requestTime)
+    switch planned {
+    case .store(let key, let meta, _, _): return await openFill(response, key: key, meta: meta, prefix: [])
+    case .notStored(let reason): return .notStored(response, reason: reason)
+    }
+  }
+
+  private func plan(
+    _ response: OriginResponse, request: HTTPRequestHead, primaryKey: CacheKey, index: VaryIndex?,
+    requestTime: CacheTime
+  ) async -> Planned {
     let responseTime = CacheTime.now()
     let headers = response.head.headers
     let decision = Cacheability.decide(
@@ -417,13 +534,12 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       requestTime: requestTime.secondsSinceEpoch, responseTime: responseTime.secondsSinceEpoch,
       heuristicFraction: configuration.heuristicFraction, maxHeuristic: configuration.maxHeuristicSeconds)
     guard case .store(let plan) = decision else {
-      if case .doNotStore(let reason) = decision { return .notStored(response, reason: reason) }
-      return .notStored(response, reason: "uncacheable")
+      if case .doNotStore(let reason) = decision { return .notStored(reason: reason) }
+      return .notStored(reason: "uncacheable")
     }
-    if let length = headers.first(name: "content-length").flatMap(Int.init),
-      length > configuration.maxCacheableObjectBytes
-    {
-      return .notStored(response, reason: "too-large")
+    let length = headers.first(name: "content-length").flatMap(Int.init)
+    if let length, length > configuration.maxCacheableObjectBytes {
+      return .notStored(reason: "too-large")
     }
     var key = primaryKey
     var generation: UInt64 = 0
@@ -434,15 +550,23 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         generation = UInt64.random(in: 1...UInt64.max)
         let written = await writeVaryIndex(
           primaryKey, names: plan.varyNames, generation: generation, responseTime: responseTime, plan: plan)
-        guard written else { return .notStored(response, reason: "store-error") }
+        guard written else { return .notStored(reason: "store-error") }
       }
       key = primaryKey.withVariance(
         Variance.hash(names: plan.varyNames, generation: generation, request: request.headers))
     }
-    let meta = Self.meta(
+    let (meta, ext) = Self.entry(
       plan: plan, status: UInt16(response.head.status.code), reason: response.head.status.reasonPhrase,
       headers: Self.storableHeaders(headers), responseTime: responseTime, variance: key.variance,
       generation: generation)
+    return .store(key: key, meta: meta, ext: ext, bodySize: length)
+  }
+
+  /// Opens the miss handler and starts the body copy (after `prefix`, chunks already read
+  /// from the origin) in its own task, so the fill completes even if every client goes away.
+  private func openFill(
+    _ response: OriginResponse, key: CacheKey, meta: CacheMeta, prefix: [ByteBuffer]
+  ) async -> Prepared {
     let miss: Store.Miss
     do {
       miss = try await store.missHandler(for: key, meta: meta)
@@ -454,6 +578,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     let tag = miss.streamingWriteTag
     let copy = Task { [key] in
       do {
+        for chunk in prefix { try await miss.writeBody(chunk, eof: false) }
         while let chunk = try await body.read() { try await miss.writeBody(chunk, eof: false) }
         try await miss.writeBody(ByteBuffer(), eof: true)
         _ = try await miss.finish()
@@ -523,8 +648,8 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
 
   // MARK: Serving
 
-  private func serveFromStore(
-    _ hit: inout CacheHit<Store.Hit>, request: ServerRequest, status: CacheStatus, writer: inout ResponseWriter
+  private func serveFromStore<Handler: HitHandler>(
+    _ hit: inout CacheHit<Handler>, request: ServerRequest, status: CacheStatus, writer: inout ResponseWriter
   ) async throws {
     let ext = EntryExtensions(decoding: hit.meta.extensions)
     let now = CacheTime.now()
@@ -533,8 +658,8 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     try await serveHit(&hit, ext: ext, age: age, request: request, status: status, writer: &writer)
   }
 
-  private func serveHit(
-    _ hit: inout CacheHit<Store.Hit>, ext: EntryExtensions, age: Int64, request: ServerRequest, status: CacheStatus,
+  private func serveHit<Handler: HitHandler>(
+    _ hit: inout CacheHit<Handler>, ext: EntryExtensions, age: Int64, request: ServerRequest, status: CacheStatus,
     writer: inout ResponseWriter
   ) async throws {
     var headers = Self.headers(of: hit.meta.response)
@@ -551,12 +676,15 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     try? await hit.handler.finish()
   }
 
+  /// `prefix`: body chunks already read from the origin.
   private func forward(
-    _ response: OriginResponse, request: HTTPRequestHead, status: CacheStatus, writer: inout ResponseWriter
+    _ response: OriginResponse, request: HTTPRequestHead, status: CacheStatus, writer: inout ResponseWriter,
+    prefix: [ByteBuffer] = []
   ) async throws {
     var headers = HopByHop.stripped(response.head.headers)
     headers.add(name: "Cache-Status", value: status.description)
     writer.writeHead(status: response.head.status, headers: headers)
+    for chunk in prefix { try await writer.writeBody(chunk) }
     while let chunk = try await response.body.read() { try await writer.writeBody(chunk) }
     try await writer.end()
   }
@@ -781,6 +909,18 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     plan: Cacheability.Plan, status: UInt16, reason: String, headers: HTTPHeaders, responseTime: CacheTime,
     variance: CacheHash?, generation: UInt64
   ) -> CacheMeta {
+    entry(
+      plan: plan, status: status, reason: reason, headers: headers, responseTime: responseTime, variance: variance,
+      generation: generation
+    ).meta
+  }
+
+  /// The meta, and its extensions as built, for a caller that serves the entry at once
+  /// (decoding them back from the meta costs more than the rest of building it).
+  static func entry(
+    plan: Cacheability.Plan, status: UInt16, reason: String, headers: HTTPHeaders, responseTime: CacheTime,
+    variance: CacheHash?, generation: UInt64
+  ) -> (meta: CacheMeta, ext: EntryExtensions) {
     var ext = EntryExtensions()
     ext.initialAge = plan.initialAge
     ext.mustRevalidate = plan.mustRevalidate
@@ -788,12 +928,13 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     ext.generation = generation
     ext.bodySize = headers.first(name: "content-length").flatMap(Int.init)
     func clamp(_ v: Int64) -> UInt32 { UInt32(clamping: max(0, v)) }
-    return CacheMeta(
+    let meta = CacheMeta(
       freshUntil: responseTime.adding(seconds: plan.lifetime - plan.initialAge), created: responseTime,
       staleWhileRevalidateSeconds: clamp(plan.staleWhileRevalidate), staleIfErrorSeconds: clamp(plan.staleIfError),
       variance: variance,
       response: .init(status: status, reason: reason, fields: headers.map { .init($0.name, $0.value) }),
       extensions: ext.encoded())
+    return (meta, ext)
   }
 }
 

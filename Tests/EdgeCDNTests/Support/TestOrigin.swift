@@ -13,6 +13,9 @@ struct OriginReply: Sendable {
   var delayMilliseconds: Int64 = 0
   /// Between body chunks: to keep a body streaming while clients read it.
   var chunkDelayMilliseconds: Int64 = 0
+  /// Hangs up after this many body chunks (0: right after the head), whatever the head
+  /// promised: an origin that dies mid-response.
+  var hangUpAfterChunks: Int?
 
   static func text(_ body: String, _ headers: HTTPHeaders = [:], status: HTTPResponseStatus = .ok) -> OriginReply {
     var headers = headers
@@ -57,6 +60,7 @@ final class TestOrigin: HTTPRequestHandler {
     writer.writeHead(status: reply.status, headers: reply.headers)
     if request.head.method != .HEAD {
       for (index, chunk) in reply.chunks.enumerated() {
+        if index == reply.hangUpAfterChunks { break }
         if index > 0, reply.chunkDelayMilliseconds > 0 {
           try await Task.sleep(for: .milliseconds(reply.chunkDelayMilliseconds))
         }
@@ -65,6 +69,14 @@ final class TestOrigin: HTTPRequestHandler {
         chunksWritten.withLock { $0 += 1 }
       }
     }
+    if reply.hangUpAfterChunks != nil {
+      // Throwing after the head closes the connection (HTTPRequestHandler's contract).
+      try await writer.flushNow()
+      throw HangUp()
+    }
     try await writer.end()
   }
 }
+
+/// What `OriginReply.hangUpAfterChunks` throws to make the server close the connection.
+struct HangUp: Error {}
