@@ -98,16 +98,29 @@ public struct ResponseWriter {
   /// writer tells nobody when a write is done. Why the channel: its writes and the async
   /// writer's reach the event loop in the order they were made (each hops there in
   /// turn), so the region follows the head.
+  ///
+  /// In slices of `fileSliceBytes`, each awaited: a write is what tells the connection's
+  /// idle timer that a slow client is still taking the body, and one region of a large
+  /// body would be a single write however long the client takes to drain it.
   public mutating func writeFile(_ body: FileBody) async throws {
     guard body.length > 0 else { return }
     try await flush()
-    bodyBytes += body.length
-    let lease = body.lease()
-    let written = channel.eventLoop.makePromise(of: Void.self)
-    written.futureResult.whenComplete { _ in lease.end() }
-    channel.writeAndFlush(HTTPServerResponsePart.body(.fileRegion(lease.region)), promise: written)
-    try await written.futureResult.get()
+    var sent = 0
+    while sent < body.length {
+      let slice = FileBody(
+        file: body.file, offset: body.offset + sent, length: min(Self.fileSliceBytes, body.length - sent))
+      bodyBytes += slice.length
+      let lease = slice.lease()
+      let written = channel.eventLoop.makePromise(of: Void.self)
+      written.futureResult.whenComplete { _ in lease.end() }
+      channel.writeAndFlush(HTTPServerResponsePart.body(.fileRegion(lease.region)), promise: written)
+      try await written.futureResult.get()
+      sent += slice.length
+    }
   }
+
+  /// At most this much of a file body per write (see `writeFile`).
+  static let fileSliceBytes = 1 << 20
 
   public mutating func end() async throws {
     if let endBarrier {

@@ -28,9 +28,10 @@ public protocol ImmediateLookup: Sendable {
 
   /// The same answer as `immediateLookup`, handed over in place: `accept` decides as
   /// there (nothing counted yet), also seeing the memo's value when the store can lend it
-  /// (`kept`, else nil: ask `memo`); then, the hit counted, `serve` sees the body's
-  /// chunks, or its `FileBody` (no chunks) when the store keeps it in a file. Both see what the store holds, borrowed for the call: nothing is copied out.
-  /// Returns whether `serve` ran.
+  /// (`kept`, else nil: ask `memo`); then, the hit taken, `serve` sees the body's chunks,
+  /// or its `FileBody` (no chunks) when the store keeps it in a file. Both see what the
+  /// store holds, borrowed for the call: nothing is copied out. Returns whether `serve`
+  /// ran; the hit is counted by then.
   ///
   /// Why: a hot object is read by every event loop at once, and every reference copied
   /// out of the store (the meta's arrays, the body's list, the memo) is a retain and a

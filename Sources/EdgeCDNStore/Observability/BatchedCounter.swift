@@ -44,11 +44,15 @@ public final class BatchedCounter: Sendable {
 
   private func handOver(stripe: Int) {
     let handedOver = cells.cell(Self.handedOver, stripe: stripe)
-    var from = handedOver.pointee.load(ordering: .relaxed)
+    var from = handedOver.pointee.load(ordering: .acquiring)
     while true {
       let to = cells.value(Self.added, stripe: stripe)
-      guard to != from else { return }
-      let (exchanged, original) = handedOver.pointee.compareExchange(expected: from, desired: to, ordering: .relaxed)
+      // `to` may be older than `from` (two loads, another thread handing over between
+      // them, or reordered on a weakly ordered CPU): never hand over a negative amount
+      // (Prometheus' counter traps on it); the newer total is handed over by its adder.
+      guard to &- from > 0 else { return }
+      let (exchanged, original) = handedOver.pointee.compareExchange(
+        expected: from, desired: to, ordering: .acquiringAndReleasing)
       if exchanged {
         counter.increment(by: to &- from)
         return

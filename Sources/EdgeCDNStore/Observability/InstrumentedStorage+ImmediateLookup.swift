@@ -17,7 +17,9 @@ extension InstrumentedStorage: ImmediateLookup where Base: ImmediateLookup {
     return hit
   }
 
-  /// Counts as `immediateLookup` does; the body size is the one `accept` saw.
+  /// Counts as `immediateLookup` does; the body size is the one `accept` saw. The time
+  /// sampled ends when the body is handed to `serve`, so the caller's rendering in it is
+  /// not counted as the store's.
   public func immediateServe(
     _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
     accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
@@ -25,23 +27,28 @@ extension InstrumentedStorage: ImmediateLookup where Base: ImmediateLookup {
   ) -> Bool {
     let start = probe.sampler.shouldSample() ? NIODeadline.now() : nil
     var bodySize = 0
+    var elapsed: Int64?
     let served = base.immediateServe(
       key, maxBodyBytes: maxBodyBytes, readsBody: readsBody,
       accept: { meta, size, memo, kept in
         bodySize = size
         return accept(meta, size, memo, kept)
-      }, serve: serve)
+      },
+      serve: { body, file in
+        if let start { elapsed = OperationProbe.nanoseconds(since: start) }
+        serve(body, file)
+      })
     guard served else { return false }
-    counted(bodySize: bodySize, readsBody: readsBody, start: start)
+    counted(bodySize: bodySize, readsBody: readsBody, start: start, elapsed: elapsed)
     return true
   }
 
   @inline(__always)
-  private func counted(bodySize: Int, readsBody: Bool, start: NIODeadline?) {
+  private func counted(bodySize: Int, readsBody: Bool, start: NIODeadline?, elapsed: Int64? = nil) {
     metrics.lookupsHit.increment()
     if readsBody, bodySize > 0 { metrics.bytesRead.increment(by: bodySize) }
     if let start {
-      let nanoseconds = OperationProbe.nanoseconds(since: start)
+      let nanoseconds = elapsed ?? OperationProbe.nanoseconds(since: start)
       metrics.lookupDuration.recordNanoseconds(nanoseconds)
       if readsBody { metrics.firstByteDuration.recordNanoseconds(nanoseconds) }
     }

@@ -33,6 +33,23 @@ struct CacheHashTests {
     #expect(CacheHash.blake2b128(input).hex == expected)
   }
 
+  /// The two-array form (array updates, the digest read as words) against the generic
+  /// byte-by-byte path, for totals that end on, before and after block boundaries.
+  @Test("two-array digests equal the byte-by-byte digest at block boundaries")
+  func twoArraysAtBlockBoundaries() {
+    for total in [0, 1, 127, 128, 129, 255, 256, 257, 384] {
+      let data = Array((0..<total).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 5) })
+      var hasher = BLAKE2b(digestLength: 16)
+      hasher.update(data.lazy.map { $0 })
+      let reference = CacheHash(bytes: hasher.finalize())
+      for split in Set([0, 1, 64, 127, 128, total / 2, total - 1, total]) where (0...total).contains(split) {
+        #expect(
+          CacheHash.blake2b128(Array(data[..<split]), Array(data[split...])) == reference,
+          "total \(total), split \(split)")
+      }
+    }
+  }
+
   @Test("incremental updates equal one update")
   func incremental() {
     let data = Array((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7) })

@@ -1,6 +1,8 @@
 import EdgeCDNStore
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 import Testing
 
 @testable import EdgeCDN
@@ -126,6 +128,48 @@ import Testing
       _ = try await h.store.purge(Self.key("/l").compact, reason: .invalidation)
       try await h.eventually("the RAM file to close") { Self.inode(descriptor) != inode }
       #expect(Self.inode(descriptor) != inode)
+    }
+  }
+
+  /// A client that takes a large body more slowly than the idle timeout (16 KiB every
+  /// 10 ms through a small receive buffer) still gets all of it: the async path sends a
+  /// file body in slices, each write telling the idle timer the client is still taking
+  /// it. As one region the body was a single write, and the connection was closed
+  /// after the timeout with more of the region unsent than the socket buffers hold
+  /// (the body is larger than the 4 MiB a loopback send buffer grows to).
+  @Test func aSlowClientGetsAWholeBodyPastTheIdleTimeout() async throws {
+    try await ProxyHarness.run(configure: {
+      $0.immediateHitMaxBodyBytes = 0
+      $0.idleTimeoutSeconds = 1
+    }) { h in
+      let size = (8 << 20) - (64 << 10)
+      h.origin.route("/s", reply: .text(Self.body(size, seed: 5), ["Cache-Control": "max-age=60"]))
+      #expect(try await h.get("/s").body.utf8.count == size)
+      try await h.eventually("the fill to commit") { Self.fileBody(h, "/s") != nil }
+      let collector = RawClient.Collector()
+      let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .channelOption(.autoRead, value: false)
+        .channelOption(.maxMessagesPerRead, value: 1)
+        .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 << 10))
+        .channelOption(.socketOption(.so_rcvbuf), value: 32 << 10)
+        .channelInitializer { channel in
+          channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+        }
+        .connect(host: "127.0.0.1", port: h.app.server.localAddress?.port ?? 0).get()
+      try await channel.writeAndFlush(ByteBuffer(string: "GET /s HTTP/1.1\r\nHost: example.test\r\n\r\n")).get()
+      let start = ContinuousClock.now
+      while collector.received.withLock({ $0.count }) <= size, !collector.closed.withLock({ $0 }),
+        ContinuousClock.now - start < .seconds(30)
+      {
+        channel.read()
+        try await Task.sleep(for: .milliseconds(10))
+      }
+      let elapsed = ContinuousClock.now - start
+      let received = collector.received.withLock { $0.count }
+      let closed = collector.closed.withLock { $0 }
+      try? await channel.close()
+      #expect(received > size, "\(received) bytes in \(elapsed), connection \(closed ? "closed" : "open")")
+      #expect(elapsed > .milliseconds(1500), "slower than the idle timeout: \(elapsed)")
     }
   }
 
