@@ -6,9 +6,12 @@
 /// conservatively (a bad max-age is treated as stale: §4.2.1).
 public struct CacheControl: Hashable, Sendable {
   public var noStore = false
-  /// `no-cache` (without field names): store, but revalidate before every reuse.
+  /// `no-cache`: store, but revalidate before every reuse. Set by the qualified form
+  /// (`no-cache="field"`) too: holding back only the named fields is what RFC 9111
+  /// §5.2.2.4 asks, and treating it as unqualified is the stricter reading it notes
+  /// caches commonly take.
   public var noCache = false
-  /// `no-cache="field"`: the named fields must not be sent from cache unvalidated.
+  /// `no-cache="field"`: the named fields (each also makes `noCache`).
   public var noCacheFields: [String] = []
   public var isPrivate = false
   public var isPublic = false
@@ -45,13 +48,13 @@ public struct CacheControl: Hashable, Sendable {
     case "no-cache":
       if let argument, !argument.isEmpty {
         noCacheFields += argument.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
-      } else {
-        noCache = true
       }
+      noCache = true
     case "private": isPrivate = true
     case "public": isPublic = true
-    case "max-age": maxAge = seconds(argument)
-    case "s-maxage": sMaxAge = seconds(argument)
+    // Repeated: the first one counts (RFC 9111 §4.2.1), not a later, longer one.
+    case "max-age": if maxAge == nil { maxAge = seconds(argument) }
+    case "s-maxage": if sMaxAge == nil { sMaxAge = seconds(argument) }
     case "must-revalidate": mustRevalidate = true
     case "proxy-revalidate": proxyRevalidate = true
     case "only-if-cached": onlyIfCached = true
@@ -86,7 +89,11 @@ public struct CacheControl: Hashable, Sendable {
     var index = utf8.startIndex
     while index < utf8.endIndex {
       let c = utf8[index]
-      if c == UInt8(ascii: "\"") {
+      if inQuotes, c == UInt8(ascii: "\\") {
+        // A quoted-pair: the next byte is literal, even a quote (RFC 9110 §5.6.4).
+        index = utf8.index(after: index)
+        if index == utf8.endIndex { break }
+      } else if c == UInt8(ascii: "\"") {
         inQuotes.toggle()
       } else if c == UInt8(ascii: ","), !inQuotes {
         let part = sub[start..<index].trimmingASCIISpaces

@@ -68,6 +68,7 @@ public enum HTTPDate {
         hour <= 23, let minute = number(20, 2), minute <= 59, let second = number(23, 2), second <= 60,
         let month = monthBytes.firstIndex(where: { $0.0 == b[8] && $0.1 == b[9] && $0.2 == b[10] })
       else { return nil }
+      guard day <= daysIn(month: Int64(month) + 1, year: year) else { return nil }
       return daysFromCivil(year: year, month: Int64(month) + 1, day: day) * 86_400 + hour * 3600 + minute * 60
         + second
     }
@@ -78,8 +79,17 @@ public enum HTTPDate {
     return (u[0], u[1], u[2])
   }
 
-  /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm);
-  /// a day past the month's end runs on into the next, as `timegm` normalises it.
+  /// The days of `month` (1...12) in `year`: a date past them (31 Feb) is no date, and an
+  /// invalid Expires means already expired (RFC 9111 §5.3), not a later day.
+  static func daysIn(month: Int64, year: Int64) -> Int64 {
+    switch month {
+    case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+    case 4, 6, 9, 11: return 30
+    default: return 31
+    }
+  }
+
+  /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
   static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
     let y = month <= 2 ? year - 1 : year
     let era = (y >= 0 ? y : y - 399) / 400
@@ -94,6 +104,7 @@ public enum HTTPDate {
       return nil
     }
     if year.count == 2 { y += y < 70 ? 2000 : 1900 }
+    guard Int64(d) <= daysIn(month: Int64(m) + 1, year: Int64(y)) else { return nil }
     let hms = time.split(separator: ":")
     guard hms.count == 3, let h = Int32(hms[0]), let mi = Int32(hms[1]), let s = Int32(hms[2]),
       (0...23).contains(h), (0...59).contains(mi), (0...60).contains(s)
