@@ -43,13 +43,18 @@ public struct FileBody: Sendable {
 public final class SharedDescriptor: Sendable {
   public let descriptor: CInt
 
-  /// Takes ownership of `descriptor`: it is closed in deinit.
-  public init(owning descriptor: CInt) {
+  private let onClose: (@Sendable () -> Void)?
+
+  /// Takes ownership of `descriptor`: it is closed in deinit, then `onClose` runs (its
+  /// maker's count of open files).
+  public init(owning descriptor: CInt, onClose: (@Sendable () -> Void)? = nil) {
     self.descriptor = descriptor
+    self.onClose = onClose
   }
 
   deinit {
     _ = close(descriptor)
+    onClose?()
   }
 
   /// `length` bytes from `offset`. A short read (the file shorter than the body) is

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -34,13 +35,39 @@ enum MemoryFile {
   }()
   private static let closeOnExec: CUnsignedInt = 1  // MFD_CLOEXEC
 
+  /// RAM files open now, in the whole process.
+  private static let open = Atomic<Int>(0)
+  static var openCount: Int { open.load(ordering: .relaxed) }
+
+  /// At most half the open-file limit goes to RAM files: one per large body would
+  /// otherwise take the descriptors that accepting clients and reaching the origin need
+  /// (a cache full of 64 KiB bodies holds thousands), and fail them before falling back.
+  static func openLimit() -> Int {
+    var limit = rlimit()
+    #if os(Linux)
+      let status = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    #else
+      let status = getrlimit(RLIMIT_NOFILE, &limit)
+    #endif
+    guard status == 0 else { return 512 }
+    return Int(min(limit.rlim_cur, 1 << 30)) / 2
+  }
+
   /// A new RAM file holding `chunks`' readable bytes, in order.
-  static func make(holding chunks: [ByteBuffer]) throws(Failure) -> SharedDescriptor {
+  static func make(holding chunks: [ByteBuffer], limit: Int = openLimit()) throws(Failure) -> SharedDescriptor {
     guard let memfdCreate else { throw Failure(operation: "memfd_create (not available)", errno: ENOSYS) }
+    guard open.add(1, ordering: .relaxed).newValue <= limit else {
+      open.subtract(1, ordering: .relaxed)
+      throw Failure(operation: "memfd_create (half the open-file limit in RAM files)", errno: EMFILE)
+    }
     let fd = memfdCreate("edge-cdn-body", closeOnExec)
-    guard fd >= 0 else { throw Failure(operation: "memfd_create", errno: errno) }
-    // Owned from here: a failed write closes it.
-    let file = SharedDescriptor(owning: fd)
+    guard fd >= 0 else {
+      let error = errno
+      open.subtract(1, ordering: .relaxed)
+      throw Failure(operation: "memfd_create", errno: error)
+    }
+    // Owned from here: a failed write closes it (and counts it closed).
+    let file = SharedDescriptor(owning: fd, onClose: { open.subtract(1, ordering: .relaxed) })
     var offset = 0
     for chunk in chunks {
       let failed = chunk.withUnsafeReadableBytes { raw -> Int32? in

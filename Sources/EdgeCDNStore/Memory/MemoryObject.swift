@@ -1,6 +1,12 @@
 import NIOCore
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// The chunks of a body with their cumulative end offsets, so a reader finds the
 /// chunk holding any position by binary search and slices it without copying.
 ///
@@ -19,8 +25,9 @@ struct MemoryBody: Sendable {
   /// The largest read of a file-backed body: a reader gets it in pieces of this size,
   /// as it would get chunks.
   static let fileReadBytes = 64 << 10
-  /// A RAM file holds whole pages.
-  static let pageBytes = 4096
+  /// A RAM file holds whole pages, of the system's size (4 KiB on x86-64, up to 64 KiB
+  /// on arm64 kernels).
+  static let pageBytes = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
 
   init() {}
 

@@ -114,6 +114,15 @@ struct MemoryFileBodyTests {
     #expect(Array(try #require(served.file).read().readableBytesView) == bytes)
   }
 
+  @Test("RAM files stop at their cap (half the open-file limit): the maker refuses, as on EMFILE")
+  func ramFilesStopAtTheirCap() throws {
+    #expect(MemoryFile.openLimit() >= 256)
+    #expect(throws: MemoryFile.Failure.self) { try MemoryFile.make(holding: [ByteBuffer(string: "x")], limit: 0) }
+    let file = try MemoryFile.make(holding: [ByteBuffer(string: "xyz")], limit: .max)
+    #expect(String(buffer: try file.read(at: 0, length: 3)) == "xyz")
+    #expect(MemoryFile.openCount >= 1)
+  }
+
   @Test("a body under the threshold, or with the threshold off, stays in buffers")
   func thresholdAndOff() async throws {
     let store = try Self.store()
