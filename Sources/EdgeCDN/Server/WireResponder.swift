@@ -3,6 +3,10 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Answers requests from the connection's bytes, in front of NIOHTTP1's decoder, when
 /// the connection has nothing else in flight: the request is scanned where it lies in
 /// the read buffer (`WireRequestScan`) and the response is one `IOData` write that goes
@@ -145,6 +149,11 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   private func write(_ response: ImmediateResponse, head: ByteBuffer, context: ChannelHandlerContext) {
+    // A large file body goes out corked: head and body in full segments, pushed when the
+    // flush below has handed the kernel all it takes now (see `Self.corkedBodyBytes`).
+    let corks = (response.fileBody?.length ?? 0) >= Self.corkedBodyBytes
+    if corks { Self.setCork(true, context) }
+    defer { if corks { Self.setCork(false, context) } }
     var last = IOData.byteBuffer(head)
     var bodyBytes = 0
     for chunk in response.body {
@@ -173,5 +182,19 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
       context.write(wrapOutboundOut(last), promise: nil)
       unflushed = true
     }
+  }
+
+  /// File bodies from this size are written under TCP_CORK (nginx's `tcp_nopush` with
+  /// sendfile). Uncorked, the head left as a segment of its own and the body in pieces
+  /// as the socket took them: on a 1 MiB hit wrk spent 314–361 µs of CPU per response
+  /// against 185–203 corked, and edge-cdn plus wrk 405–468 µs against 336–373 (req/s
+  /// 4,283–4,942 against 5,344–5,994; nginx 4,331–5,034). On 128 KiB it cost more than it
+  /// saved (two more syscalls per response against fewer, already large, segments).
+  static let corkedBodyBytes = 512 << 10
+
+  private static func setCork(_ on: Bool, _ context: ChannelHandlerContext) {
+    #if os(Linux)
+      try? context.channel.syncOptions?.setOption(.tcpOption(.init(rawValue: TCP_CORK)), value: on ? 1 : 0)
+    #endif
   }
 }

@@ -81,6 +81,38 @@ import Testing
   }
 
   /// HTTP/1.0 without keep-alive: the fast path's close-after-write branch.
+  /// A large body goes out corked (`WireResponder.corkedBodyBytes`); the cork must come
+  /// off after it, or every later small response on the connection would wait for the
+  /// kernel's 200 ms cork timer.
+  @Test func smallResponsesAfterACorkedBodyAreNotHeldBack() async throws {
+    try await ProxyHarness.run { h in
+      let size = 1 << 20
+      h.origin.route("/big", reply: .text(Self.body(size, seed: 9), ["Cache-Control": "max-age=60"]))
+      h.origin.route("/small", reply: .text("s", ["Cache-Control": "max-age=60"]))
+      _ = try await h.get("/big")
+      _ = try await h.get("/small")
+      try await h.eventually("the fill to commit") { Self.fileBody(h, "/big") != nil }
+      let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
+      var quick = 0
+      var expected = 0
+      for _ in 0..<5 {
+        try await client.send("GET /big HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        expected += size
+        #expect(try await client.waitFor(milliseconds: 5000) { $0.text.utf8.count > expected })
+        let before = client.text.utf8.count
+        let start = ContinuousClock.now
+        try await client.send("GET /small HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        #expect(
+          try await client.waitFor(milliseconds: 5000) { $0.text.hasSuffix("\r\n\r\ns") && $0.text.utf8.count > before }
+        )
+        if ContinuousClock.now - start < .milliseconds(120) { quick += 1 }
+        expected = client.text.utf8.count
+      }
+      await client.close()
+      #expect(quick >= 3, "small responses after a corked one were held back: \(quick) of 5 quick")
+    }
+  }
+
   @Test func connectionCloseHitIsWhole() async throws {
     try await ProxyHarness.run { h in
       let text = Self.body(300 << 10, seed: 11)
