@@ -26,40 +26,34 @@ extension SettingsReader {
   /// A size: a JSON number of bytes or a string in `ByteSize`'s grammar ("512MiB", "2GB").
   public func size(_ key: String, default defaultValue: ByteSize) throws(ConfigurationError) -> ByteSize {
     try resolve(key, default: defaultValue) { value throws(ConfigurationError) in
-      switch value.content {
-      case .int(let int) where int >= 0:
-        return ByteSize(bytes: int)
-      case .double(let double):
-        if let int = Int(exactly: double), int >= 0 { return ByteSize(bytes: int) }
-      case .string(let string):
-        return try withSource(value) { () throws(ConfigurationError) in
-          try ByteSize(parsing: string, setting: fullKey(key))
-        }
-      default:
-        break
-      }
-      throw mismatch(value, key, allowed: ByteSize.grammarSummary)
+      try size(of: value, key, allowed: ByteSize.grammarSummary)
     }
   }
 
   /// A size, or "off" (any case) for 0: for a feature a size turns on from.
   public func sizeOrOff(_ key: String, default defaultValue: ByteSize) throws(ConfigurationError) -> ByteSize {
     try resolve(key, default: defaultValue) { value throws(ConfigurationError) in
-      switch value.content {
-      case .int(let int) where int >= 0:
-        return ByteSize(bytes: int)
-      case .double(let double):
-        if let int = Int(exactly: double), int >= 0 { return ByteSize(bytes: int) }
-      case .string(let string):
-        if string.trimmingBlanks().lowercased() == "off" { return ByteSize(bytes: 0) }
-        return try withSource(value) { () throws(ConfigurationError) in
-          try ByteSize(parsing: string, setting: fullKey(key))
-        }
-      default:
-        break
+      if case .string(let string) = value.content, string.trimmingBlanks().lowercased() == "off" {
+        return ByteSize(bytes: 0)
       }
-      throw mismatch(value, key, allowed: "\"off\" or " + ByteSize.grammarSummary)
+      return try size(of: value, key, allowed: "\"off\" or " + ByteSize.grammarSummary)
     }
+  }
+
+  private func size(of value: SettingValue, _ key: String, allowed: String) throws(ConfigurationError) -> ByteSize {
+    switch value.content {
+    case .int(let int) where int >= 0:
+      return ByteSize(bytes: int)
+    case .double(let double):
+      if let int = Int(exactly: double), int >= 0 { return ByteSize(bytes: int) }
+    case .string(let string):
+      return try withSource(value) { () throws(ConfigurationError) in
+        try ByteSize(parsing: string, setting: fullKey(key))
+      }
+    default:
+      break
+    }
+    throw mismatch(value, key, allowed: allowed)
   }
 
   /// A duration: a string in `DurationSetting`'s grammar ("500ms", "30s"); bare numbers are
