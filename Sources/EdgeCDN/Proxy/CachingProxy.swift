@@ -245,11 +245,15 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       try await serveStaleOnError(&hit, ext: ext, request: request, status: &status, writer: &writer, now: now)
       return
     }
-    try? await hit.handler.finish()
     // A new response replaces the entry (under the same Vary index when it still applies).
-    try await storeAndServe(
+    let served = try await storeAndServe(
       response, request: request, primaryKey: primaryKey, index: Self.index(of: key, ext), requestTime: requestTime,
-      ticket: ticket, status: &status, writer: &writer)
+      ticket: ticket, status: &status, writer: &writer, staleOnError: mayServeStaleOnError)
+    if !served {
+      // The origin failed after its head, before anything was sent: still an error.
+      try await serveStaleOnError(&hit, ext: ext, request: request, status: &status, writer: &writer, now: now)
+    }
+    try? await hit.handler.finish()
   }
 
   private func serveStaleOnError(
@@ -375,17 +379,22 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   /// (`storeWholeAndServe`). Anything else streams: a fill task copies it into the store
   /// while this request reads the write back, so a large or trickling body reaches the
   /// client, and waiters, as it arrives.
+  ///
+  /// `staleOnError`: when the origin fails before anything was sent, return false (the
+  /// lock released) instead of answering 502, so the caller serves its stale copy.
+  @discardableResult
   private func storeAndServe(
     _ response: OriginResponse, request: ServerRequest, primaryKey: CacheKey, index: VaryIndex?,
-    requestTime: CacheTime, ticket: CacheLock.Ticket?, status: inout CacheStatus, writer: inout ResponseWriter
-  ) async throws {
+    requestTime: CacheTime, ticket: CacheLock.Ticket?, status: inout CacheStatus, writer: inout ResponseWriter,
+    staleOnError: Bool = false
+  ) async throws -> Bool {
     let planned = await plan(
       response, request: request.head, primaryKey: primaryKey, index: index, requestTime: requestTime)
     guard case .store(let key, let meta, let ext, let bodySize) = planned else {
       if let ticket { lock.release(ticket, outcome: .notStored) }
       if case .notStored(let reason) = planned { status.detail = reason }
       try await forward(response, request: request.head, status: status, writer: &writer)
-      return
+      return true
     }
     var prefix: [ByteBuffer] = []
     if let bodySize, bodySize <= Self.wholeBodyMaxBytes {
@@ -398,16 +407,17 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
           if let more = try await response.body.read() { prefix.append(more) } else { whole = true }
         }
       } catch {
-        // Nothing sent yet: the client gets a clean 502, not a cut body.
+        // Nothing sent yet: the client gets a clean 502 (or the stale copy), not a cut body.
         if let ticket { lock.release(ticket, outcome: .notStored) }
+        if staleOnError { return false }
         try await originFailure(error, status: &status, writer: &writer)
-        return
+        return true
       }
       if whole {
         try await storeWholeAndServe(
           prefix.first ?? ByteBuffer(), response: response.head, key: key, meta: meta, ext: ext, request: request,
           ticket: ticket, status: &status, writer: &writer)
-        return
+        return true
       }
     }
     let prepared = await openFill(response, key: key, meta: meta, prefix: prefix)
@@ -423,7 +433,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       }
       guard var hit else {
         try await writer.respond(status: .badGateway, headers: status.headers, text: "cache fill failed\n")
-        return
+        return true
       }
       // A range of a large fill must not wait for the rest of it.
       if !request.head.headers.contains(name: "range") { writer.endBarrier = copy }
@@ -433,6 +443,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       status.detail = reason
       try await forward(response, request: request.head, status: status, writer: &writer, prefix: prefix)
     }
+    return true
   }
 
   /// The largest body taken whole from the origin's first read rather than streamed

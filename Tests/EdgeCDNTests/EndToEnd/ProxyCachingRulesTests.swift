@@ -149,6 +149,25 @@ import Testing
     }
   }
 
+  /// The origin answers a revalidation with a 200 head, then hangs up before its body:
+  /// nothing was sent to the client yet, so stale-if-error still serves the stale copy.
+  @Test func staleIfErrorCoversAnOriginThatFailsAfterItsHead() async throws {
+    try await ProxyHarness.run { h in
+      h.origin.route("/cut") { _, n in
+        guard n > 1 else { return .text("good", ["Cache-Control": "max-age=0, stale-if-error=60", "ETag": "\"g\""]) }
+        var reply = OriginReply.text("newer", ["Cache-Control": "max-age=60"])
+        reply.hangUpAfterChunks = 0
+        return reply
+      }
+      #expect(try await h.get("/cut").body == "good")
+      let stale = try await h.get("/cut")
+      #expect(stale.status == 200, "\(stale.status) \(stale.cacheStatus)")
+      #expect(stale.body == "good")
+      #expect(stale.cacheStatus.contains("detail=stale-if-error"), "\(stale.cacheStatus)")
+      #expect(h.origin.count("/cut") == 2)
+    }
+  }
+
   @Test func staleWhileRevalidateServesStaleAndRefreshes() async throws {
     try await ProxyHarness.run { h in
       h.origin.route("/swr") { _, n in
