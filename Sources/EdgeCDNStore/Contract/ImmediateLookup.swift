@@ -9,34 +9,26 @@ public import NIOCore
 /// the request. Optional: a store without it, or any lookup it declines, goes the
 /// ordinary way.
 public protocol ImmediateLookup: Sendable {
-  /// The complete object of `key` when it is in RAM now, its body is at most
-  /// `maxBodyBytes`, and `accept` agrees to its meta; else nil.
+  /// Serves the complete object of `key` in place when it is in RAM now, its body is at
+  /// most `maxBodyBytes`, and `accept` agrees to it; returns whether `serve` ran.
   ///
-  /// Nil means "ask `lookup`", never "miss": nothing is counted and no eviction state
-  /// changes. A non-nil answer is a hit in every respect (eviction access, hit and
-  /// byte counters), as `lookup` plus a whole read of the body would be; `readsBody`
-  /// false (HEAD) counts no body bytes, as a lookup whose body is never read.
+  /// False means "ask `lookup`", never "miss": nothing is counted and no eviction state
+  /// changes. True is a hit in every respect (eviction access, hit and byte counters), as
+  /// `lookup` plus a whole read of the body would be, counted by the time this returns;
+  /// `readsBody` false (HEAD) counts no body bytes, as a lookup whose body is never read.
   ///
   /// `accept` runs before anything is counted, so the caller can decline an object it
   /// would not serve from here (stale, an entry of its own bookkeeping, one whose
   /// rendering it keeps in the memo and finds unfit) at no cost. It sees the meta, the
-  /// body's size and the stored version's memo (see `ImmediateHit.memo`).
-  func immediateLookup(
-    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
-    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
-  ) -> ImmediateHit?
-
-  /// The same answer as `immediateLookup`, handed over in place: `accept` decides as
-  /// there (nothing counted yet), also seeing the memo's value when the store can lend it
-  /// (`kept`, else nil: ask `memo`); then, the hit taken, `serve` sees the body's chunks,
-  /// or its `FileBody` (no chunks) when the store keeps it in a file. Both see what the
-  /// store holds, borrowed for the call: nothing is copied out. Returns whether `serve`
-  /// ran; the hit is counted by then.
+  /// body's size, the stored version's memo (see `ImmediateHit.memo`) and, when the store
+  /// can lend it, the memo's value (`kept`, else nil: ask `memo`). Then `serve` sees the
+  /// body's chunks, or its `FileBody` (no chunks) when the store keeps it in a file.
   ///
-  /// Why: a hot object is read by every event loop at once, and every reference copied
-  /// out of the store (the meta's arrays, the body's list, the memo) is a retain and a
-  /// release on a cache line all those cores write. A caller that renders the response
-  /// within the call needs none of those copies.
+  /// Both see what the store holds, borrowed for the call: nothing is copied out. Why: a
+  /// hot object is read by every event loop at once, and every reference copied out of
+  /// the store (the meta's arrays, the body's list, the memo) is a retain and a release
+  /// on a cache line all those cores write. A caller that renders the response within
+  /// the call needs none of those copies.
   func immediateServe(
     _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
     accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
@@ -45,16 +37,27 @@ public protocol ImmediateLookup: Sendable {
 }
 
 extension ImmediateLookup {
-  /// Through `immediateLookup`, its hit copied out; `kept` is nil.
-  public func immediateServe(
+  /// `immediateServe`'s answer copied out, for a caller that keeps it past the call; nil
+  /// where that returns false.
+  public func immediateLookup(
     _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
-    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
-    serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
-  ) -> Bool {
-    let hit = immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody) { accept($0, $1, $2, nil) }
-    guard let hit else { return false }
-    serve(hit.body, hit.fileBody)
-    return true
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
+  ) -> ImmediateHit? {
+    var hit: ImmediateHit?
+    var accepted: (meta: CacheMeta, bodySize: Int, memo: (any EntryMemo)?)?
+    let served = immediateServe(
+      key, maxBodyBytes: maxBodyBytes, readsBody: readsBody,
+      accept: { meta, bodySize, memo, _ in
+        guard accept(meta, bodySize, memo) else { return false }
+        accepted = (meta, bodySize, memo)
+        return true
+      },
+      serve: { body, file in
+        guard let accepted else { return }
+        hit = ImmediateHit(
+          meta: accepted.meta, body: body, bodySize: accepted.bodySize, memo: accepted.memo, fileBody: file)
+      })
+    return served ? hit : nil
   }
 }
 

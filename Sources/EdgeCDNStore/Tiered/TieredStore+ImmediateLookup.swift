@@ -2,13 +2,6 @@ public import NIOCore
 
 extension TieredStore: ImmediateLookup where Memory: ImmediateLookup {
   /// The RAM tier only: anything below it needs I/O, which `lookup` does.
-  public func immediateLookup(
-    _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
-    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
-  ) -> ImmediateHit? {
-    memory.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept)
-  }
-
   public func immediateServe(
     _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
     accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,

@@ -461,13 +461,15 @@ import Testing
       var value = 0
     }
 
-    func immediateLookup(
+    func immediateServe(
       _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
-      accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?) -> Bool
-    ) -> ImmediateHit? {
-      let hit = base.immediateLookup(key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept)
-      if hit != nil { answers.value += 1 }
-      return hit
+      accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+      serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
+    ) -> Bool {
+      let served = base.immediateServe(
+        key, maxBodyBytes: maxBodyBytes, readsBody: readsBody, accept: accept, serve: serve)
+      if served { answers.value += 1 }
+      return served
     }
   }
 
