@@ -42,6 +42,9 @@ enum MemoryFile {
   /// At most half the open-file limit goes to RAM files: one per large body would
   /// otherwise take the descriptors that accepting clients and reaching the origin need
   /// (a cache full of 64 KiB bodies holds thousands), and fail them before falling back.
+  /// Read at the first RAM file, after edge-cdn raised its limit at start, not per file.
+  static let openFilesLimit = openLimit()
+
   static func openLimit() -> Int {
     var limit = rlimit()
     #if os(Linux)
@@ -54,7 +57,7 @@ enum MemoryFile {
   }
 
   /// A new RAM file holding `chunks`' readable bytes, in order.
-  static func make(holding chunks: [ByteBuffer], limit: Int = openLimit()) throws(Failure) -> SharedDescriptor {
+  static func make(holding chunks: [ByteBuffer], limit: Int = openFilesLimit) throws(Failure) -> SharedDescriptor {
     guard let memfdCreate else { throw Failure(operation: "memfd_create (not available)", errno: ENOSYS) }
     guard open.add(1, ordering: .relaxed).newValue <= limit else {
       open.subtract(1, ordering: .relaxed)

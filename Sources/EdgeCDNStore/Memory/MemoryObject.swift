@@ -54,9 +54,10 @@ struct MemoryBody: Sendable {
     size = whole.readableBytes
   }
 
-  /// Lends the chunks to `body` without copying the list out (a copy is a retain).
+  /// Lends the chunks, or the RAM file as a `FileBody` (then no chunks), to `serve`
+  /// without copying the body out (a copy retains its lists).
   @inline(__always)
-  func withChunks(_ body: ([ByteBuffer]) -> Void) { body(chunks) }
+  func withContents(_ serve: ([ByteBuffer], FileBody?) -> Void) { serve(chunks, fileBody) }
 
   mutating func append(_ chunk: ByteBuffer) {
     guard chunk.readableBytes > 0 else { return }

@@ -114,16 +114,10 @@ public final class MemoryStore: Storage {
 
     func memo<T: AnyObject & Sendable>(as type: T.Type) -> T? { memoSlot.value(as: type) }
 
-    /// Lends the complete body's chunks to `serve`, in place: copying the body out of the
-    /// entry would retain its lists. A body in a RAM file comes as its `FileBody` (no chunks).
+    /// Lends the complete body to `serve`, in place (`MemoryBody.withContents`): binding
+    /// it to a local first may copy it, a retain of each of its lists.
     @inline(__always)
-    func serveBody(_ serve: ([ByteBuffer], FileBody?) -> Void) {
-      switch completeBody {
-      case .some(let body) where body.file != nil: serve([], body.fileBody)
-      case .some(let body): body.withChunks { serve($0, nil) }
-      case .none: break
-      }
-    }
+    func serveBody(_ serve: ([ByteBuffer], FileBody?) -> Void) { completeBody?.withContents(serve) }
 
     /// Lends the memo's value without a retain (`EntryMemoSlot.withValue`).
     @inline(__always)
