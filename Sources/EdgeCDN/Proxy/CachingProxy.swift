@@ -415,7 +415,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       }
       if whole {
         try await storeWholeAndServe(
-          prefix.first ?? ByteBuffer(), response: response.head, key: key, meta: meta, ext: ext, request: request,
+          prefix.first ?? ByteBuffer(), response: response, key: key, meta: meta, ext: ext, request: request,
           ticket: ticket, status: &status, writer: &writer)
         return true
       }
@@ -456,18 +456,15 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   /// committed; then served from `body` with the store's rules (`HitResponder`). No fill
   /// task, no read back through the store: the cheap path of a small miss.
   private func storeWholeAndServe(
-    _ body: ByteBuffer, response: HTTPResponseHead, key: CacheKey, meta: CacheMeta, ext: EntryExtensions,
+    _ body: ByteBuffer, response: OriginResponse, key: CacheKey, meta: CacheMeta, ext: EntryExtensions,
     request: ServerRequest,
     ticket: CacheLock.Ticket?, status: inout CacheStatus, writer: inout ResponseWriter
   ) async throws {
     if let failure = await storeWhole(body, key: key, meta: meta, ticket: ticket) {
       if let ticket { lock.release(ticket, outcome: .notStored) }
       status.detail = failure
-      var headers = HopByHop.stripped(response.headers)
-      headers.add(name: "Cache-Status", value: status.description)
-      writer.writeHead(status: response.status, headers: headers)
-      try await writer.writeBody(body)
-      try await writer.end()
+      // The origin's body is all read: `forward` sends the bytes in hand and finds its end.
+      try await forward(response, request: request.head, status: status, writer: &writer, prefix: [body])
       return
     }
     status.stored = true
