@@ -9,6 +9,11 @@
 
 /// Incremental BLAKE2b hasher. A value type: copying it forks the hash state.
 struct BLAKE2b {
+  /// 128 bytes, as words so that it is aligned for the loads in `compress`.
+  private typealias Block = (
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+  )
   private static let iv: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (
     0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b, 0x3c6e_f372_fe94_f82b, 0xa54f_f53a_5f1d_36f1,
     0x510e_527f_ade6_82d1, 0x9b05_688c_2b3e_6c1f, 0x1f83_d9ab_fb41_bd6b, 0x5be0_cd19_137e_2179
@@ -31,8 +36,10 @@ struct BLAKE2b {
     14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3,
   ]
 
-  private var h: [UInt64]
-  private var buffer: [UInt8]
+  /// State and block buffer are tuples, kept inline: as arrays they were two heap
+  /// allocations per hash, and a key is hashed on every request for a new URL.
+  private var h: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+  private var buffer: Block = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
   private var bufferCount = 0
   private var totalLow: UInt64 = 0
   private var totalHigh: UInt64 = 0
@@ -42,11 +49,9 @@ struct BLAKE2b {
   init(digestLength: Int) {
     precondition((1...64).contains(digestLength), "BLAKE2b digest length must be 1...64")
     self.digestLength = digestLength
-    let iv = Self.iv
-    h = [iv.0, iv.1, iv.2, iv.3, iv.4, iv.5, iv.6, iv.7]
+    h = Self.iv
     // Parameter block: digest length, key length 0, fanout 1, depth 1.
-    h[0] ^= 0x0101_0000 ^ UInt64(digestLength)
-    buffer = [UInt8](repeating: 0, count: 128)
+    h.0 ^= 0x0101_0000 ^ UInt64(digestLength)
   }
 
   mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
@@ -56,7 +61,8 @@ struct BLAKE2b {
         compress(isLast: false)
         bufferCount = 0
       }
-      buffer[bufferCount] = byte
+      let index = bufferCount
+      withUnsafeMutableBytes(of: &buffer) { $0[index] = byte }
       bufferCount += 1
     }
   }
@@ -79,7 +85,7 @@ struct BLAKE2b {
         }
         let count = min(128 - bufferCount, source.count - offset)
         let start = bufferCount
-        buffer.withUnsafeMutableBytes { target in
+        withUnsafeMutableBytes(of: &buffer) { target in
           target.baseAddress?.advanced(by: start).copyMemory(
             from: base.advanced(by: offset), byteCount: count)
         }
@@ -90,13 +96,15 @@ struct BLAKE2b {
   }
 
   consuming func finalize() -> [UInt8] {
-    incrementCounter(by: UInt64(bufferCount))
-    for i in bufferCount..<128 { buffer[i] = 0 }
+    padLastBlock()
     compress(isLast: true)
     var out = [UInt8]()
     out.reserveCapacity(digestLength)
-    for i in 0..<digestLength {
-      out.append(UInt8(truncatingIfNeeded: h[i / 8] >> (8 * UInt64(i % 8))))
+    withUnsafeBytes(of: h) { state in
+      for i in 0..<digestLength {
+        out.append(
+          UInt8(truncatingIfNeeded: state.load(fromByteOffset: i / 8 * 8, as: UInt64.self) >> (8 * UInt64(i % 8))))
+      }
     }
     return out
   }
@@ -104,10 +112,18 @@ struct BLAKE2b {
   /// The first two state words after the last block: a 16-byte digest read as two
   /// little-endian words (what `CacheHash` holds), without building the byte array.
   consuming func finalizeWords() -> (UInt64, UInt64) {
-    incrementCounter(by: UInt64(bufferCount))
-    for i in bufferCount..<128 { buffer[i] = 0 }
+    padLastBlock()
     compress(isLast: true)
-    return (h[0], h[1])
+    return (h.0, h.1)
+  }
+
+  /// Counts the last block's bytes and zeroes the rest of it.
+  private mutating func padLastBlock() {
+    incrementCounter(by: UInt64(bufferCount))
+    let start = bufferCount
+    withUnsafeMutableBytes(of: &buffer) { block in
+      for i in start..<128 { block[i] = 0 }
+    }
   }
 
   private mutating func incrementCounter(by n: UInt64) {
@@ -125,11 +141,11 @@ struct BLAKE2b {
     withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 32) { words in
       guard let m = words.baseAddress else { return }
       let v = m + 16
-      buffer.withUnsafeBytes { block in
-        for i in 0..<16 { m[i] = UInt64(littleEndian: block.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
+      withUnsafeBytes(of: buffer) { block in
+        for i in 0..<16 { m[i] = UInt64(littleEndian: block.load(fromByteOffset: i * 8, as: UInt64.self)) }
       }
-      h.withUnsafeBufferPointer { state in
-        for i in 0..<8 { v[i] = state[i] }
+      withUnsafeBytes(of: h) { state in
+        for i in 0..<8 { v[i] = state.load(fromByteOffset: i * 8, as: UInt64.self) }
       }
       v[8] = iv.0
       v[9] = iv.1
@@ -166,8 +182,11 @@ struct BLAKE2b {
           mix(3, 4, 9, 14, m[Int(s[14])], m[Int(s[15])])
         }
       }
-      h.withUnsafeMutableBufferPointer { state in
-        for i in 0..<8 { state[i] ^= v[i] ^ v[i + 8] }
+      withUnsafeMutableBytes(of: &h) { state in
+        for i in 0..<8 {
+          let word = state.load(fromByteOffset: i * 8, as: UInt64.self) ^ v[i] ^ v[i + 8]
+          state.storeBytes(of: word, toByteOffset: i * 8, as: UInt64.self)
+        }
       }
     }
   }
