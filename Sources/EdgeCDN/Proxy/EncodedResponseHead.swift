@@ -18,34 +18,65 @@ import NIOHTTP1
 /// responses do the same). Any other head is memoised as not encodable, and its hits
 /// take the HTTPHeaders path.
 ///
-/// Kept for as long as the entry, so its bytes are in storage of exactly their size (NIO
-/// would round a 300-byte head up to 512), and it tells the store what it holds
+/// Kept for as long as the entry, so its bytes are in an allocation of exactly their size
+/// (NIO would round a 300-byte head up to 512), and it tells the store what it holds
 /// (`MemoFootprint`), which charges it to the RAM tier's budget.
-final class EncodedResponseHead: MemoFootprint {
-  /// Nil when the head is not encodable.
-  let bytes: ByteBuffer?
+///
+/// The bytes are raw memory, not a ByteBuffer. Why: a hot entry's head is read by every
+/// event loop at once, and copying a ByteBuffer out of it retains and releases the
+/// buffer's storage, a reference count on a cache line the cores then fight over, twice
+/// per hit; a raw pointer is read without touching it.
+final class EncodedResponseHead: MemoFootprint, @unchecked Sendable {
+  // @unchecked: `head` is written once, in init, and freed in deinit; in between it is
+  // only read.
+
+  /// The serialised head; nil when the head is not encodable.
+  let head: UnsafeRawBufferPointer?
   /// What a hit needs from the entry's extensions (initial age, whether it is a Vary
   /// index), read once per stored version like the head: parsing them was about 1% of a
   /// hot hit.
   let facts: EntryExtensions.HitFacts
 
   init(_ response: CacheMeta.ResponseHeader, bodySize: Int, facts: EntryExtensions.HitFacts) {
-    self.bytes = Self.encode(response, bodySize: bodySize).map(ExactBuffer.copy)
+    self.head = Self.encode(response, bodySize: bodySize).map { encoded in
+      encoded.withUnsafeReadableBytes { source in
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: source.count, alignment: 1)
+        copy.copyMemory(from: source)
+        return UnsafeRawBufferPointer(copy)
+      }
+    }
     self.facts = facts
   }
 
-  /// The memo a store lent (`ImmediateLookup.immediateServe`), if it is one of these;
-  /// told by its exact class, which costs less than a dynamic cast.
+  deinit {
+    head?.deallocate()
+  }
+
+  /// A copy of the serialised head, for inspection (tests); hits read `head`.
+  var bytes: ByteBuffer? { head.map { ByteBuffer(bytes: $0) } }
+
+  /// The head and facts of the memo a store lent (`ImmediateLookup.immediateServe`), if it
+  /// is one of these; told by its exact class, which costs less than a dynamic cast.
+  ///
+  /// Plain values out, read under a guaranteed reference: the object itself in the
+  /// caller's hands was retained around the response buffer's allocation, on a reference
+  /// count every event loop shares when the entry is hot.
   @inline(__always)
-  static func lent(_ object: AnyObject) -> EncodedResponseHead? {
-    guard ObjectIdentifier(type(of: object)) == ObjectIdentifier(EncodedResponseHead.self) else { return nil }
-    return unsafeDowncast(object, to: EncodedResponseHead.self)
+  static func parts(
+    ofLent lent: Unmanaged<AnyObject>
+  ) -> (head: UnsafeRawBufferPointer, facts: EntryExtensions.HitFacts)? {
+    lent._withUnsafeGuaranteedRef { object in
+      guard ObjectIdentifier(type(of: object)) == ObjectIdentifier(EncodedResponseHead.self) else { return nil }
+      let kept = unsafeDowncast(object, to: EncodedResponseHead.self)
+      guard let head = kept.head else { return nil }
+      return (head, kept.facts)
+    }
   }
 
   var heapFootprint: Int {
     HeapFootprint.object(
-      storedBytes: MemoryLayout<ByteBuffer?>.stride + MemoryLayout<EntryExtensions.HitFacts>.stride)
-      + (bytes.map(HeapFootprint.byteBuffer) ?? 0)
+      storedBytes: MemoryLayout<UnsafeRawBufferPointer?>.stride + MemoryLayout<EntryExtensions.HitFacts>.stride)
+      + (head.map { HeapFootprint.allocation($0.count) } ?? 0)
   }
 
   private static func encode(_ response: CacheMeta.ResponseHeader, bodySize: Int) -> ByteBuffer? {

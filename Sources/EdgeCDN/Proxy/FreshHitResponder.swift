@@ -14,12 +14,18 @@ import NIOHTTP1
 ///
 /// Not generic: the store is reached through `any ImmediateLookup`, one witness call,
 /// so the hot path does not run as unspecialised generic code from another module.
-final class FreshHitResponder: ImmediateResponder {
+final class FreshHitResponder: ImmediateResponder, @unchecked Sendable {
+  // @unchecked: every stored property is a constant; `cacheStatusBytes` is written in
+  // init, only read afterwards and freed in deinit.
+
   private let store: any ImmediateLookup
   private let counters: ProxyCounters
   private let maxBodyBytes: Int
   /// `CacheStatus(cacheName:, hit: true, ttl:)`'s text up to the ttl value.
   private let cacheStatusPrefix: String
+  /// The same bytes, raw, for the serialised path: as a String, each hit retained its
+  /// storage, shared by every event loop (see `EncodedResponseHead`).
+  private let cacheStatusBytes: UnsafeRawBufferPointer
   private let logger: Logger
   private let accessLogLevel: Logger.Level
   /// Decided once: reading `logger.logLevel` copies the log handler's existential (and
@@ -43,10 +49,17 @@ final class FreshHitResponder: ImmediateResponder {
     var prefix = CacheStatus(cacheName: cacheName, hit: true, ttl: 0).description
     prefix.removeLast()
     self.cacheStatusPrefix = prefix
+    let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: prefix.utf8.count, alignment: 1)
+    _ = bytes.initializeMemory(as: UInt8.self, from: prefix.utf8)
+    self.cacheStatusBytes = UnsafeRawBufferPointer(bytes)
     self.encodesHeads = encodesHeads && EncodedResponseHead.isValidValue(prefix)
     self.logger = logger
     self.accessLogLevel = accessLogAtInfo ? .info : .debug
     self.logsAccess = logger.logLevel <= accessLogLevel
+  }
+
+  deinit {
+    cacheStatusBytes.deallocate()
   }
 
   func immediateResponse(
@@ -102,27 +115,13 @@ final class FreshHitResponder: ImmediateResponder {
       accept: { meta, bodySize, memo, lent in
         guard meta.isFresh(at: now) else { return false }
         // The usual hit: the head serialised by an earlier one, lent by the store.
-        if encodesHeads, let lent, let kept = EncodedResponseHead.lent(lent), let stored = kept.bytes {
+        if encodesHeads, let lent, let kept = EncodedResponseHead.parts(ofLent: lent) {
           return accept(
-            meta, bodySize: bodySize, facts: kept.facts, stored: stored, isHEAD: isHEAD, now: now, into: &hit)
+            meta, bodySize: bodySize, facts: kept.facts, stored: kept.head, isHEAD: isHEAD, now: now, into: &hit)
         }
-        let kept = encodesHeads ? memo?.memo(as: EncodedResponseHead.self) : nil
-        let facts = kept?.facts ?? EntryExtensions.hitFacts(of: meta.extensions)
-        // A Vary index routes lookups: never answered here, nothing kept for it.
-        guard !facts.isVaryIndex else { return false }
-        let head =
-          kept ?? (encodesHeads ? encodedHead(of: meta.response, bodySize: bodySize, facts: facts, memo: memo) : nil)
-        if let stored = head?.bytes {
-          return accept(meta, bodySize: bodySize, facts: facts, stored: stored, isHEAD: isHEAD, now: now, into: &hit)
-        }
-        if encodedOnly {
-          connection.answerableBehind = true
-          return false
-        }
-        hit.facts(of: meta, bodySize: bodySize, initialAge: facts.initialAge, now: now)
-        hit.headers = responseHeaders(
-          meta.response.fields, age: hit.age, ttl: hit.ttl, keepAlive: &hit.keepAlive, requestVersion: version)
-        return true
+        return acceptWithoutKeptHead(
+          meta, bodySize: bodySize, memo: memo, isHEAD: isHEAD, version: version, encodedOnly: encodedOnly, now: now,
+          connection: &connection, into: &hit)
       },
       serve: { body, file in
         guard !isHEAD else { return }
@@ -184,10 +183,42 @@ final class FreshHitResponder: ImmediateResponder {
     }
   }
 
+  /// A hit without a serialised head in hand: the first on this stored version (the head
+  /// is serialised and kept now), or one whose head cannot be serialised.
+  ///
+  /// Not inlined into the store's call. Why: merged with the usual path, the head built
+  /// here, which must outlive its use, made the compiler retain the lent head on every
+  /// hit too, on a reference count every event loop shares when the entry is hot.
+  @inline(never)
+  private func acceptWithoutKeptHead(
+    _ meta: CacheMeta, bodySize: Int, memo: (any EntryMemo)?, isHEAD: Bool, version: HTTPVersion, encodedOnly: Bool,
+    now: CacheTime, connection: inout ImmediateConnectionMemo, into hit: inout Rendered
+  ) -> Bool {
+    let kept = encodesHeads ? memo?.memo(as: EncodedResponseHead.self) : nil
+    let facts = kept?.facts ?? EntryExtensions.hitFacts(of: meta.extensions)
+    // A Vary index routes lookups: never answered here, nothing kept for it.
+    guard !facts.isVaryIndex else { return false }
+    let head =
+      kept ?? (encodesHeads ? encodedHead(of: meta.response, bodySize: bodySize, facts: facts, memo: memo) : nil)
+    if let head, let stored = head.head {
+      return withExtendedLifetime(head) {
+        accept(meta, bodySize: bodySize, facts: facts, stored: stored, isHEAD: isHEAD, now: now, into: &hit)
+      }
+    }
+    if encodedOnly {
+      connection.answerableBehind = true
+      return false
+    }
+    hit.facts(of: meta, bodySize: bodySize, initialAge: facts.initialAge, now: now)
+    hit.headers = responseHeaders(
+      meta.response.fields, age: hit.age, ttl: hit.ttl, keepAlive: &hit.keepAlive, requestVersion: version)
+    return true
+  }
+
   /// Accepts a hit whose head is serialised (`stored`), unless it is a Vary index, and
   /// starts its response; the body follows when the store serves it.
   private func accept(
-    _ meta: CacheMeta, bodySize: Int, facts: EntryExtensions.HitFacts, stored: ByteBuffer, isHEAD: Bool,
+    _ meta: CacheMeta, bodySize: Int, facts: EntryExtensions.HitFacts, stored: UnsafeRawBufferPointer, isHEAD: Bool,
     now: CacheTime, into hit: inout Rendered
   ) -> Bool {
     // A Vary index routes lookups: never answered here.
@@ -210,14 +241,15 @@ final class FreshHitResponder: ImmediateResponder {
   /// The stored head, then what is per request (Age, Cache-Status, Connection), in one
   /// buffer with room for a small body after it: one write, one iovec. The stored head
   /// has a Content-Length, so HTTP/1.0 keep-alive holds.
-  private func encodedResponse(_ stored: ByteBuffer, copiedBodyBytes: Int, hit: Rendered) -> ByteBuffer {
-    var buffer = allocator.buffer(
-      capacity: stored.readableBytes + cacheStatusPrefix.utf8.count + 80 + copiedBodyBytes)
-    buffer.writeImmutableBuffer(stored)
+  @inline(__always)
+  private func encodedResponse(_ stored: UnsafeRawBufferPointer, copiedBodyBytes: Int, hit: Rendered) -> ByteBuffer {
+    let prefix = cacheStatusBytes
+    var buffer = allocator.buffer(capacity: stored.count + prefix.count + 80 + copiedBodyBytes)
+    buffer.writeBytes(stored)
     buffer.writeStaticString("Age: ")
     buffer.writeString(String(hit.age))
     buffer.writeStaticString("\r\nCache-Status: ")
-    buffer.writeString(cacheStatusPrefix)
+    buffer.writeBytes(prefix)
     buffer.writeString(String(hit.ttl))
     if !hit.keepAlive {
       buffer.writeStaticString("\r\nConnection: close")

@@ -44,14 +44,13 @@ public struct EntryMemoSlot: ~Copyable, @unchecked Sendable {
     slot.load(ordering: .acquiring).flatMap { Self.cast($0.takeUnretainedValue(), to: T.self) }
   }
 
-  /// Lends the kept value (nil when none) to `body`, without a retain: the slot holds
-  /// it for as long as the slot lives, and the caller keeps the slot alive for the call.
-  /// Why: a hot entry's memo is read by every event loop, and a retain writes its
-  /// reference count, a line all their cores then take turns owning.
+  /// Lends the kept value (nil when none) to `body`, unretained: the slot holds it for as
+  /// long as the slot lives, and the caller keeps the slot alive for the call. Why: a hot
+  /// entry's memo is read by every event loop, and a retain writes its reference count,
+  /// a line all their cores then take turns owning.
   @inline(__always)
-  public func withValue<R>(_ body: (AnyObject?) -> R) -> R {
-    guard let stored = slot.load(ordering: .acquiring) else { return body(nil) }
-    return stored._withUnsafeGuaranteedRef { body($0) }
+  public func withValue<R>(_ body: (Unmanaged<AnyObject>?) -> R) -> R {
+    body(slot.load(ordering: .acquiring))
   }
 
   /// `as? T`, without the runtime's generic dynamic cast when the class is exactly `T`

@@ -21,17 +21,19 @@ public protocol ImmediateLookup: Sendable {
   /// would not serve from here (stale, an entry of its own bookkeeping, one whose
   /// rendering it keeps in the memo and finds unfit) at no cost. It sees the meta, the
   /// body's size, the stored version's memo (see `ImmediateHit.memo`) and, when the store
-  /// can lend it, the memo's value (`kept`, else nil: ask `memo`). Then `serve` sees the
-  /// body's chunks, or its `FileBody` (no chunks) when the store keeps it in a file.
+  /// can lend it, the memo's value (`kept`, else nil: ask `memo`), unretained: valid for
+  /// the call. Then `serve` sees the body's chunks, or its `FileBody` (no chunks) when the
+  /// store keeps it in a file.
   ///
   /// Both see what the store holds, borrowed for the call: nothing is copied out. Why: a
   /// hot object is read by every event loop at once, and every reference copied out of
   /// the store (the meta's arrays, the body's list, the memo) is a retain and a release
   /// on a cache line all those cores write. A caller that renders the response within
-  /// the call needs none of those copies.
+  /// the call needs none of those copies. `kept` is `Unmanaged` for the same reason: lent
+  /// as an object reference, the caller's compiled code retained it around its own calls.
   func immediateServe(
     _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
-    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: Unmanaged<AnyObject>?) -> Bool,
     serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
   ) -> Bool
 }

@@ -9,7 +9,7 @@ extension MemoryStore: ImmediateLookup {
   /// as it may leave the index meanwhile).
   public func immediateServe(
     _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
-    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: Unmanaged<AnyObject>?) -> Bool,
     serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
   ) -> Bool {
     let hash = key.combinedHash

@@ -121,7 +121,7 @@ public final class MemoryStore: Storage {
 
     /// Lends the memo's value without a retain (`EntryMemoSlot.withValue`).
     @inline(__always)
-    func withMemoValue<R>(_ body: (AnyObject?) -> R) -> R { memoSlot.withValue(body) }
+    func withMemoValue<R>(_ body: (Unmanaged<AnyObject>?) -> R) -> R { memoSlot.withValue(body) }
 
     /// Charges the memo before keeping it; without room in the budget, the value is
     /// returned unkept (the caller uses it once, the next hit builds it again).

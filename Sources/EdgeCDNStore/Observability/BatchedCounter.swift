@@ -28,11 +28,16 @@ public final class BatchedCounter: Sendable {
 
   @inline(__always)
   public func increment(by value: Int = 1) {
+    increment(by: value, stripe: ThreadStripe.current)
+  }
+
+  /// The same, with the caller's `ThreadStripe.current`.
+  @inline(__always)
+  public func increment(by value: Int = 1, stripe: Int) {
     guard batch > 1 else {
       counter.increment(by: value)
       return
     }
-    let stripe = ThreadStripe.current
     let added = cells.cell(Self.added, stripe: stripe).pointee.wrappingAdd(value, ordering: .relaxed).newValue
     if added &- cells.value(Self.handedOver, stripe: stripe) >= batch { handOver(stripe: stripe) }
   }

@@ -9,10 +9,12 @@ extension InstrumentedStorage: ImmediateLookup where Base: ImmediateLookup {
   /// rendering in it is not counted as the store's.
   public func immediateServe(
     _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
-    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+    accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: Unmanaged<AnyObject>?) -> Bool,
     serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
   ) -> Bool {
-    let start = probe.sampler.shouldSample() ? NIODeadline.now() : nil
+    // First, before any object is loaded (see `ThreadStripe`).
+    let stripe = ThreadStripe.current
+    let start = probe.sampler.shouldSample(stripe: stripe) ? NIODeadline.now() : nil
     var bodySize = 0
     var elapsed: Int64?
     let served = base.immediateServe(
@@ -26,8 +28,7 @@ extension InstrumentedStorage: ImmediateLookup where Base: ImmediateLookup {
         serve(body, file)
       })
     guard served else { return false }
-    metrics.lookupsHit.increment()
-    if readsBody, bodySize > 0 { metrics.bytesRead.increment(by: bodySize) }
+    metrics.countImmediateHit(readBytes: readsBody ? bodySize : 0, stripe: stripe)
     if let elapsed {
       metrics.lookupDuration.recordNanoseconds(elapsed)
       if readsBody { metrics.firstByteDuration.recordNanoseconds(elapsed) }

@@ -15,7 +15,13 @@ final class LatencySampler: Sendable {
 
   @inline(__always)
   func shouldSample() -> Bool {
+    shouldSample(stripe: ThreadStripe.current)
+  }
+
+  /// The same, with the caller's `ThreadStripe.current`.
+  @inline(__always)
+  func shouldSample(stripe: Int) -> Bool {
     guard interval > 1 else { return true }
-    return UInt64(truncatingIfNeeded: ticks.add(1, to: 0)) % interval == 0
+    return UInt64(truncatingIfNeeded: ticks.add(1, to: 0, stripe: stripe)) % interval == 0
   }
 }

@@ -117,6 +117,16 @@ public final class StoreMetrics: Sendable {
   @inline(__always)
   func readOpened() { readsInFlightCount.wrappingAdd(1, ordering: .relaxed) }
 
+  /// A hit answered synchronously (`ImmediateLookup`), with the caller's
+  /// `ThreadStripe.current`. A method of its own, not inlined, so that each counter is a
+  /// property of this call's `self`: inlined into the caller, each was retained and
+  /// released around its increment, on a reference count every event loop shares.
+  @inline(never)
+  func countImmediateHit(readBytes: Int, stripe: Int) {
+    lookupsHit.increment(stripe: stripe)
+    if readBytes > 0 { bytesRead.increment(by: readBytes, stripe: stripe) }
+  }
+
   @inline(__always)
   func readClosed() { readsInFlightCount.wrappingSubtract(1, ordering: .relaxed) }
 

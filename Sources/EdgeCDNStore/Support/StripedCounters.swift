@@ -55,7 +55,15 @@ public final class StripedCounters: @unchecked Sendable {
   @inline(__always)
   @discardableResult
   public func add(_ value: Int, to counter: Int) -> Int {
-    cell(counter, stripe: ThreadStripe.current).pointee.wrappingAdd(value, ordering: .relaxed).newValue
+    add(value, to: counter, stripe: ThreadStripe.current)
+  }
+
+  /// The same, with the caller's thread stripe: see `ThreadStripe.current` for why a hot
+  /// path reads it first.
+  @inline(__always)
+  @discardableResult
+  public func add(_ value: Int, to counter: Int, stripe: Int) -> Int {
+    cell(counter, stripe: stripe).pointee.wrappingAdd(value, ordering: .relaxed).newValue
   }
 
   /// The sum over the stripes: exact once the adds it should see have returned.
@@ -77,7 +85,13 @@ public final class StripedCounters: @unchecked Sendable {
 /// The calling thread's stripe index: threads are numbered on first use, in order, so
 /// that the first `StripedCounters.stripeCount` threads (the event loops start first)
 /// each have a stripe of their own.
-enum ThreadStripe {
+///
+/// Hot paths read it before they load the objects they count into, and pass it down.
+/// Why: reading it calls into the C library (`pthread_getspecific`), and a class
+/// reference loaded before an opaque call is retained across it; every event loop
+/// retaining the same sampler or counter object made its reference count a cache line
+/// the cores fought over, on every hit, which is what striping is meant to avoid.
+public enum ThreadStripe {
   /// The thread's number plus one, kept in the pointer value itself (no allocation);
   /// never freed, so no destructor.
   private static let key: pthread_key_t = {
@@ -89,7 +103,7 @@ enum ThreadStripe {
   private static let nextThread = Atomic<Int>(0)
 
   @inline(__always)
-  static var current: Int {
+  public static var current: Int {
     let key = Self.key
     if let stored = pthread_getspecific(key) {
       return (Int(bitPattern: stored) &- 1) & (StripedCounters.stripeCount - 1)

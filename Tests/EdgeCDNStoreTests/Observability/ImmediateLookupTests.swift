@@ -74,7 +74,7 @@ struct ImmediateLookupTests {
       accept: { meta, size, memo, lent in
         statusSeen = meta.response.status
         sizeSeen = size
-        lentBefore = lent
+        lentBefore = lent?.takeUnretainedValue()
         _ = memo?.keepMemo(Rendering())
         return false
       }, serve: { _, _ in servedDeclined = true })
@@ -89,7 +89,7 @@ struct ImmediateLookupTests {
     let served = store.immediateServe(
       key, maxBodyBytes: 500, readsBody: true,
       accept: { _, _, _, kept in
-        lent = kept
+        lent = kept?.takeUnretainedValue()
         return true
       }, serve: { chunks, _ in for chunk in chunks { body += chunk.readableBytesView } })
     #expect(served)
@@ -110,7 +110,7 @@ struct ImmediateLookupTests {
     let servedNew = store.immediateServe(
       key, maxBodyBytes: 1 << 20, readsBody: true,
       accept: { _, size, _, kept in
-        newLent = kept
+        newLent = kept?.takeUnretainedValue()
         return size == 10
       }, serve: { _, _ in })
     #expect(servedNew)

@@ -463,7 +463,7 @@ import Testing
 
     func immediateServe(
       _ key: CacheKey, maxBodyBytes: Int, readsBody: Bool,
-      accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: AnyObject?) -> Bool,
+      accept: (_ meta: CacheMeta, _ bodySize: Int, _ memo: (any EntryMemo)?, _ kept: Unmanaged<AnyObject>?) -> Bool,
       serve: (_ body: [ByteBuffer], _ file: FileBody?) -> Void
     ) -> Bool {
       let served = base.immediateServe(
