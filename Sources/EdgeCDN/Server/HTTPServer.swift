@@ -77,6 +77,8 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
       .childChannelOption(.maxMessagesPerRead, value: 16)
+      // With a responder, `WireResponder` issues the reads (see its `channelReadComplete`).
+      .childChannelOption(.autoRead, value: responder == nil)
       .bind(host: host, port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
           // First, so that it sees each socket read and write once, whichever handler answers.
