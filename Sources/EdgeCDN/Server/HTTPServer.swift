@@ -81,15 +81,19 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
       .childChannelOption(.autoRead, value: responder == nil)
       .bind(host: host, port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
-          // First, so that it sees each socket read and write once, whichever handler answers.
-          try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
+          // First, so that it sees each socket read and write once, whichever handler answers;
+          // with a responder, `WireResponder` is first and does this work.
+          if responder == nil {
+            try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
+          }
           let exchanges = OpenExchanges()
           try ResponseEncoder.configureServerPipeline(
             channel.pipeline.syncOperations, exchanges: exchanges,
             front: responder.map {
               WireResponder(
                 responder: $0, shuttingDown: shuttingDown, exchanges: exchanges,
-                maxRequestLineBytes: limits.maxRequestLineBytes, maxHeaderBytes: limits.maxHeaderBytes)
+                maxRequestLineBytes: limits.maxRequestLineBytes, maxHeaderBytes: limits.maxHeaderBytes,
+                idleTimeout: idle)
             })
           if let responder {
             try channel.pipeline.syncOperations.addHandler(

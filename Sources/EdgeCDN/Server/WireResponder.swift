@@ -26,10 +26,13 @@ import Synchronization
 /// pipelining handler never sees the requests answered here, so its bookkeeping stays idle.
 ///
 /// It also issues the connection's reads, the channel's `autoRead` being off (see
-/// `channelReadComplete`).
-final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
+/// `channelReadComplete`), and, first in the pipeline, runs the connection's idle timer
+/// (`ConnectionIdleTimer`): it sees every socket read, its own writes and, as an outbound
+/// handler, every write from behind.
+final class WireResponder: ChannelDuplexHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
   typealias InboundOut = ByteBuffer
+  typealias OutboundIn = IOData
   typealias OutboundOut = IOData
 
   private let responder: any ImmediateResponder
@@ -40,6 +43,7 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   private let maxRequestLineBytes: Int
   private let maxHeaderBytes: Int
   private var memo = ImmediateConnectionMemo()
+  private let idle: ConnectionIdleTimer?
   /// The start of a request whose head has not all arrived. Dropped if the client goes
   /// (the server does not allow half-closed connections, so there is no input-closed
   /// event to hand it to the decoder on).
@@ -57,10 +61,13 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   /// six handlers to the async channel's, which would find nothing to deliver.
   private var forwarded = false
 
+  /// `idleTimeout`: when given, this handler closes the connection after that long
+  /// without a read or a write (`ConnectionIdleHandler`'s work).
   init(
     responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges, maxRequestLineBytes: Int,
-    maxHeaderBytes: Int
+    maxHeaderBytes: Int, idleTimeout: TimeAmount? = nil
   ) {
+    self.idle = idleTimeout.map { ConnectionIdleTimer(timeout: $0) }
     self.responder = responder
     self.shuttingDown = shuttingDown
     self.exchanges = exchanges
@@ -69,6 +76,7 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    idle?.active = true
     if closing { return }
     if decoderOnly {
       forward(context, data)
@@ -116,12 +124,30 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
 
   /// The first read, from the tail as `autoRead` issues it.
   func handlerAdded(context: ChannelHandlerContext) {
-    if context.channel.isActive { context.pipeline.syncOperations.read() }
+    guard context.channel.isActive else { return }
+    idle?.start(context: context)
+    context.pipeline.syncOperations.read()
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    idle?.stop()
   }
 
   func channelActive(context: ChannelHandlerContext) {
+    idle?.start(context: context)
     context.fireChannelActive()
     context.pipeline.syncOperations.read()
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    idle?.stop()
+    context.fireChannelInactive()
+  }
+
+  /// A write from the handlers behind.
+  func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    idle?.active = true
+    context.write(data, promise: promise)
   }
 
   /// Issues the next read, as `autoRead` would (one per read cycle, and one when the
@@ -185,6 +211,7 @@ final class WireResponder: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   private func write(_ response: ImmediateResponse, head: ByteBuffer, context: ChannelHandlerContext) {
+    idle?.active = true
     // A large file body goes out corked: head and body in full segments, pushed when the
     // flush below has handed the kernel all it takes now (see `Self.corkedBodyBytes`).
     let corks = (response.fileBody?.length ?? 0) >= Self.corkedBodyBytes

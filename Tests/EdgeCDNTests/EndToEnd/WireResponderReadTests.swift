@@ -181,4 +181,34 @@ import Testing
     #expect(p.exchanges.closing)
     #expect(reads(p, since: before).tail == 1)
   }
+
+  /// On the connections it fronts, `WireResponder` runs the idle timer: writes from the
+  /// handlers behind count as activity as much as reads and its own answers do.
+  @Test func theIdleTimerSeesWritesFromBehindAndClosesOnceQuiet() throws {
+    let channel = EmbeddedChannel()
+    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    defer { _ = try? channel.finish() }
+    let exchanges = OpenExchanges()
+    try ResponseEncoder.configureServerPipeline(
+      channel.pipeline.syncOperations, exchanges: exchanges,
+      front: WireResponder(
+        responder: Stub(), shuttingDown: Flag(), exchanges: exchanges, maxRequestLineBytes: 1 << 10,
+        maxHeaderBytes: 1 << 10, idleTimeout: .seconds(4)))
+    let loop = channel.embeddedEventLoop
+    try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"))
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Length", value: "7")
+    channel.write(
+      HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)), promise: nil)
+    for _ in 0..<7 {
+      loop.advanceTime(by: .seconds(1))
+      try channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: "x")))).wait()
+    }
+    #expect(channel.isActive, "a body written from behind, a byte a second, for longer than the timeout")
+    try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+    loop.advanceTime(by: .seconds(3))
+    #expect(channel.isActive)
+    loop.advanceTime(by: .seconds(3))
+    #expect(!channel.isActive, "closed within a quarter past the timeout of quiet")
+  }
 }
