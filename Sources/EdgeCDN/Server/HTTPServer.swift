@@ -184,7 +184,16 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     unserved.served(id)
     connections.withLock { $0[id] = (channel, false) }
     defer { connections.withLock { _ = $0.removeValue(forKey: id) } }
-    if shuttingDown.value.load(ordering: .relaxed) { channel.close(promise: nil) }
+    if shuttingDown.value.load(ordering: .relaxed) {
+      // As `beginShutdown` does for an idle connection: the event loop may already have
+      // answered a request of this one (its task starts late on a busy pool), and a large
+      // response still in NIO's buffers would be cut by a plain close.
+      if hasImmediateResponder {
+        channel.pipeline.fireUserInboundEventTriggered(ImmediateResponseHandler.CloseWhenWritten())
+      } else {
+        channel.close(promise: nil)
+      }
+    }
     do {
       try await connection.executeThenClose { inbound, outbound in
         let parts = RequestStream(inbound.makeAsyncIterator(), limit: limits.maxRequestBodyBytes)
