@@ -77,17 +77,23 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
       .childChannelOption(.maxMessagesPerRead, value: 16)
+      // With a responder, `WireResponder` issues the reads (see its `channelReadComplete`).
+      .childChannelOption(.autoRead, value: responder == nil)
       .bind(host: host, port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
-          // First, so that it sees each socket read and write once, whichever handler answers.
-          try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
+          // First, so that it sees each socket read and write once, whichever handler answers;
+          // with a responder, `WireResponder` is first and does this work.
+          if responder == nil {
+            try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
+          }
           let exchanges = OpenExchanges()
           try ResponseEncoder.configureServerPipeline(
             channel.pipeline.syncOperations, exchanges: exchanges,
             front: responder.map {
               WireResponder(
                 responder: $0, shuttingDown: shuttingDown, exchanges: exchanges,
-                maxRequestLineBytes: limits.maxRequestLineBytes, maxHeaderBytes: limits.maxHeaderBytes)
+                maxRequestLineBytes: limits.maxRequestLineBytes, maxHeaderBytes: limits.maxHeaderBytes,
+                idleTimeout: idle)
             })
           if let responder {
             try channel.pipeline.syncOperations.addHandler(
@@ -178,7 +184,16 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
     unserved.served(id)
     connections.withLock { $0[id] = (channel, false) }
     defer { connections.withLock { _ = $0.removeValue(forKey: id) } }
-    if shuttingDown.value.load(ordering: .relaxed) { channel.close(promise: nil) }
+    if shuttingDown.value.load(ordering: .relaxed) {
+      // As `beginShutdown` does for an idle connection: the event loop may already have
+      // answered a request of this one (its task starts late on a busy pool), and a large
+      // response still in NIO's buffers would be cut by a plain close.
+      if hasImmediateResponder {
+        channel.pipeline.fireUserInboundEventTriggered(ImmediateResponseHandler.CloseWhenWritten())
+      } else {
+        channel.close(promise: nil)
+      }
+    }
     do {
       try await connection.executeThenClose { inbound, outbound in
         let parts = RequestStream(inbound.makeAsyncIterator(), limit: limits.maxRequestBodyBytes)
