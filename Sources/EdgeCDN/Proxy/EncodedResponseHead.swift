@@ -60,7 +60,8 @@ final class EncodedResponseHead: MemoFootprint, @unchecked Sendable {
   ///
   /// Plain values out, read under a guaranteed reference: the object itself in the
   /// caller's hands was retained around the response buffer's allocation, on a reference
-  /// count every event loop shares when the entry is hot.
+  /// count every event loop shares when the entry is hot. The head's pointer is valid for
+  /// as long as the lender's is: within `immediateServe`'s `accept`, where it is copied.
   @inline(__always)
   static func parts(
     ofLent lent: Unmanaged<AnyObject>

@@ -47,14 +47,17 @@ final class OpenExchanges {
     context.writeAndFlush(data).assumeIsolated().whenComplete { [self] _ in
       lease?.end()
       largeWritesInFlight -= 1
-      if closeWhenWritten, largeWritesInFlight == 0 { channel.close(promise: nil) }
+      if closeWhenWritten, largeWritesInFlight == 0, open == 0 { channel.close(promise: nil) }
     }
   }
 
-  /// The server's graceful shutdown, on a connection with no request in the async path:
-  /// closes now, or once the large fast responses in flight are written.
+  /// The server's graceful shutdown, on a connection the server saw no request on: closes
+  /// now, or once the large fast responses in flight are written. Not while a request is
+  /// open behind (one the async path had not picked up yet when the server looked): that
+  /// path closes the connection itself after its response, when the server is shutting
+  /// down, and a close here would cut that response or drop it.
   func closeWhenWritten(context: ChannelHandlerContext) {
-    if largeWritesInFlight == 0 {
+    if largeWritesInFlight == 0, open == 0 {
       context.close(promise: nil)
     } else {
       closeWhenWritten = true

@@ -76,8 +76,10 @@ final class WireResponder: ChannelDuplexHandler, RemovableChannelHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    idle?.active = true
+    // Dropped bytes are no activity: a client that trickles bytes after a response that
+    // closes, without reading it, must still time out.
     if closing { return }
+    idle?.active = true
     if decoderOnly {
       forward(context, data)
       return

@@ -22,7 +22,7 @@ public protocol ImmediateLookup: Sendable {
   /// rendering it keeps in the memo and finds unfit) at no cost. It sees the meta, the
   /// body's size, the stored version's memo (see `ImmediateHit.memo`) and, when the store
   /// can lend it, the memo's value (`kept`, else nil: ask `memo`), unretained: valid for
-  /// the call. Then `serve` sees the body's chunks, or its `FileBody` (no chunks) when the
+  /// the call, as is anything read through it (a pointer into it must not outlive `accept`). Then `serve` sees the body's chunks, or its `FileBody` (no chunks) when the
   /// store keeps it in a file.
   ///
   /// Both see what the store holds, borrowed for the call: nothing is copied out. Why: a

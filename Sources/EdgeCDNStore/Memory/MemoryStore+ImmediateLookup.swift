@@ -14,8 +14,7 @@ extension MemoryStore: ImmediateLookup {
   ) -> Bool {
     let hash = key.combinedHash
     let found = shard(for: hash).pointee.withLock { state -> Entry? in
-      // Writes in progress are rare: an empty table is not hashed into.
-      if !state.writing.isEmpty, state.writing[hash] != nil { return nil }
+      if state.writing[hash] != nil { return nil }
       return state.committed[hash]
     }
     guard let entry = found, let size = entry.completeBody?.size, size <= maxBodyBytes,

@@ -218,7 +218,7 @@ public final class MemoryStore: Storage {
   private func find(_ key: CacheKey) -> Entry? {
     let hash = key.combinedHash
     let found = shard(for: hash).pointee.withLock { state -> (Entry, partial: Bool)? in
-      if !state.writing.isEmpty, let partial = state.writing[hash]?.first { return (partial, true) }
+      if let partial = state.writing[hash]?.first { return (partial, true) }
       return state.committed[hash].map { ($0, false) }
     }
     guard let (entry, partial) = found else { return nil }

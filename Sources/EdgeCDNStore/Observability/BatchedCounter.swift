@@ -33,7 +33,7 @@ public final class BatchedCounter: Sendable {
 
   /// The same, with the caller's `ThreadStripe.current`.
   @inline(__always)
-  public func increment(by value: Int = 1, stripe: Int) {
+  func increment(by value: Int = 1, stripe: Int) {
     guard batch > 1 else {
       counter.increment(by: value)
       return

@@ -67,32 +67,29 @@ struct BLAKE2b {
     }
   }
 
-  mutating func update(_ bytes: UnsafeRawBufferPointer) {
-    update(bytes.bindMemory(to: UInt8.self))
-  }
-
   /// The same as the generic `update`, a block's room at a time instead of byte by byte:
   /// a cache key is hashed on every request for a new URL.
-  mutating func update(_ bytes: [UInt8]) {
-    bytes.withUnsafeBytes { source in
-      guard let base = source.baseAddress else { return }
-      var offset = 0
-      while offset < source.count {
-        if bufferCount == 128 {
-          incrementCounter(by: 128)
-          compress(isLast: false)
-          bufferCount = 0
-        }
-        let count = min(128 - bufferCount, source.count - offset)
-        let start = bufferCount
-        withUnsafeMutableBytes(of: &buffer) { target in
-          target.baseAddress?.advanced(by: start).copyMemory(
-            from: base.advanced(by: offset), byteCount: count)
-        }
-        bufferCount += count
-        offset += count
+  mutating func update(_ source: UnsafeRawBufferPointer) {
+    guard let base = source.baseAddress else { return }
+    var offset = 0
+    while offset < source.count {
+      if bufferCount == 128 {
+        incrementCounter(by: 128)
+        compress(isLast: false)
+        bufferCount = 0
       }
+      let count = min(128 - bufferCount, source.count - offset)
+      let start = bufferCount
+      withUnsafeMutableBytes(of: &buffer) { target in
+        target.baseAddress?.advanced(by: start).copyMemory(from: base.advanced(by: offset), byteCount: count)
+      }
+      bufferCount += count
+      offset += count
     }
+  }
+
+  mutating func update(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { update($0) }
   }
 
   consuming func finalize() -> [UInt8] {
@@ -112,6 +109,7 @@ struct BLAKE2b {
   /// The first two state words after the last block: a 16-byte digest read as two
   /// little-endian words (what `CacheHash` holds), without building the byte array.
   consuming func finalizeWords() -> (UInt64, UInt64) {
+    assert(digestLength == 16, "finalizeWords reads a 16-byte digest")
     padLastBlock()
     compress(isLast: true)
     return (h.0, h.1)

@@ -62,7 +62,7 @@ public final class StripedCounters: @unchecked Sendable {
   /// path reads it first.
   @inline(__always)
   @discardableResult
-  public func add(_ value: Int, to counter: Int, stripe: Int) -> Int {
+  func add(_ value: Int, to counter: Int, stripe: Int) -> Int {
     cell(counter, stripe: stripe).pointee.wrappingAdd(value, ordering: .relaxed).newValue
   }
 
@@ -91,7 +91,7 @@ public final class StripedCounters: @unchecked Sendable {
 /// reference loaded before an opaque call is retained across it; every event loop
 /// retaining the same sampler or counter object made its reference count a cache line
 /// the cores fought over, on every hit, which is what striping is meant to avoid.
-public enum ThreadStripe {
+enum ThreadStripe {
   /// The thread's number plus one, kept in the pointer value itself (no allocation);
   /// never freed, so no destructor.
   private static let key: pthread_key_t = {
@@ -103,7 +103,7 @@ public enum ThreadStripe {
   private static let nextThread = Atomic<Int>(0)
 
   @inline(__always)
-  public static var current: Int {
+  static var current: Int {
     let key = Self.key
     if let stored = pthread_getspecific(key) {
       return (Int(bitPattern: stored) &- 1) & (StripedCounters.stripeCount - 1)
