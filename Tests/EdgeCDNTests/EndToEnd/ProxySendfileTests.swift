@@ -197,14 +197,17 @@ import Testing
   /// file body in slices, each write telling the idle timer the client is still taking
   /// it. As one region the body was a single write, and the connection was closed
   /// after the timeout with more of the region unsent than the socket buffers hold
-  /// (the body is larger than the 4 MiB a loopback send buffer grows to).
+  /// (the body is larger than the 4 MiB a loopback send buffer grows to). The timeout is
+  /// 2 s, not 1: under the whole suite on 2 cores the server's own writes stalled for over
+  /// a second in about one run in three, and the test read that as the bug; the body
+  /// still takes about 5 s, so without slices the connection is still cut.
   @Test func aSlowClientGetsAWholeBodyPastTheIdleTimeout() async throws {
     try await ProxyHarness.run(configure: {
       $0.immediateHitMaxBodyBytes = 0
-      $0.idleTimeoutSeconds = 1
+      $0.idleTimeoutSeconds = 2
     }) { h in
       let size = (8 << 20) - (64 << 10)
-      // Straight into the store: a miss of 8 MiB through a proxy with a 1 s idle timeout
+      // Straight into the store: a miss of 8 MiB through a proxy with a short idle timeout
       // could itself be cut on a loaded machine.
       try await h.store(
         "/s", body: Self.body(size, seed: 5), fields: [.init("Content-Length", "\(size)")])
@@ -244,12 +247,12 @@ import Testing
       let received = collector.received.withLock { $0.count }
       let closed = collector.closed.withLock { $0 }
       try? await channel.close()
-      if received <= size, longestGap > .milliseconds(500) {
+      if received <= size, longestGap > .seconds(1) {
         print("voided: the client stalled for \(longestGap) between reads")
         return
       }
       #expect(received > size, "\(received) bytes in \(elapsed), connection \(closed ? "closed" : "open")")
-      #expect(elapsed > .milliseconds(1500), "slower than the idle timeout: \(elapsed)")
+      #expect(elapsed > .milliseconds(2500), "slower than the idle timeout: \(elapsed)")
     }
   }
 
