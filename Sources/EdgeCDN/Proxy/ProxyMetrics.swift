@@ -20,10 +20,9 @@ public final class ProxyMetrics: Sendable {
   let completeDuration: [Timer]
   /// An origin request: from asking the pool for a connection to the response head.
   let originFirstByte: Timer
-  let fastHitSampleInterval: UInt64
-  /// Per thread (`StripedCounters`): each event loop times one in the interval of its
-  /// own hits, without a line shared by the loops.
-  private let fastHitTicks = StripedCounters(count: 1)
+  /// Each event loop times one in `fastHitSampleInterval` of its own hits, without a
+  /// line shared by the loops.
+  private let fastHitSampler: LatencySampler
 
   public static let headDurationLabel = "edge_cdn_proxy_request_duration_seconds"
   public static let completeDurationLabel = "edge_cdn_proxy_request_complete_duration_seconds"
@@ -49,15 +48,12 @@ public final class ProxyMetrics: Sendable {
     headDuration = timers(Self.headDurationLabel)
     completeDuration = timers(Self.completeDurationLabel)
     originFirstByte = Timer(label: Self.originFirstByteLabel, dimensions: [], factory: factory)
-    self.fastHitSampleInterval = UInt64(max(1, fastHitSampleInterval))
+    self.fastHitSampler = LatencySampler(interval: fastHitSampleInterval)
   }
 
   /// Whether this event-loop request is timed: one in `fastHitSampleInterval`.
   @inline(__always)
-  func sampleFastHit() -> Bool {
-    guard fastHitSampleInterval > 1 else { return true }
-    return UInt64(truncatingIfNeeded: fastHitTicks.add(1, to: 0)) % fastHitSampleInterval == 0
-  }
+  func sampleFastHit() -> Bool { fastHitSampler.shouldSample() }
 
   /// An event-loop hit: head and body are written in one go, so both histograms get the
   /// same observation.

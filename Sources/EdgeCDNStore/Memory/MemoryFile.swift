@@ -46,14 +46,8 @@ enum MemoryFile {
   static let openFilesLimit = openLimit()
 
   static func openLimit() -> Int {
-    var limit = rlimit()
-    #if os(Linux)
-      let status = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
-    #else
-      let status = getrlimit(RLIMIT_NOFILE, &limit)
-    #endif
-    guard status == 0 else { return 512 }
-    return Int(min(limit.rlim_cur, 1 << 30)) / 2
+    guard let soft = FileDescriptorLimit.soft else { return 512 }
+    return Int(min(soft, 1 << 30)) / 2
   }
 
   /// A new RAM file holding `chunks`' readable bytes, in order.
