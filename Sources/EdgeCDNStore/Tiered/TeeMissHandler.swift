@@ -34,11 +34,14 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
   /// Set for a client write: told once when the write ends, however it ends.
   private let writes: WriteStamps?
   private let ended = Atomic<Bool>(false)
+  /// Set for a client write into RAM and disk: told how disk's write ends, so that
+  /// readers of RAM's copy go on from disk if RAM's write is dropped.
+  private let handoff: DiskHandoff?
   public let streamingWriteTag: StreamingWriteTag?
 
   init(
     key: CacheKey, memory: Memory.Miss?, disk: Disk.Miss?, memoryLimit: Int?, metrics: TieredMetrics, logger: Logger,
-    onFinish: (@Sendable (CacheKey) -> Void)?, writes: WriteStamps? = nil
+    onFinish: (@Sendable (CacheKey) -> Void)?, writes: WriteStamps? = nil, handoff: DiskHandoff? = nil
   ) {
     self.key = key
     self.state = Mutex(State(memory: memory, disk: disk))
@@ -48,13 +51,16 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
     self.logger = logger
     self.onFinish = onFinish
     self.writes = writes
+    self.handoff = handoff
     self.streamingWriteTag = memory?.streamingWriteTag
   }
 
   deinit { endWrite() }
 
-  /// Tells the write stamps, once, that this client write can commit no more.
+  /// Tells the write stamps, once, that this client write can commit no more, and
+  /// readers waiting for disk that it did not commit (if it had, they know already).
   private func endWrite() {
+    handoff?.resolve(.failed)
     guard let writes, !ended.exchange(true, ordering: .relaxed) else { return }
     writes.writeEnded(key.combinedHash)
   }
@@ -104,7 +110,12 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
     // Disk first: once RAM commits, lookups stop at RAM, so RAM last keeps the two
     // tiers agreeing on the newest write when writers of one key race.
     if let disk {
-      do { result = try await disk.finish() } catch { await drop(disk: disk, error, while: "finish") }
+      do {
+        result = try await disk.finish()
+        handoff?.resolve(.committed)
+      } catch {
+        await drop(disk: disk, error, while: "finish")
+      }
     }
     if let memory {
       do { result = try await memory.finish() } catch { await drop(memory: memory, error, while: "finish") }
@@ -128,6 +139,7 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
       return (state.memory, state.disk)
     }
     guard let (memory, disk) = handlers else { return }
+    handoff?.resolve(.failed)
     await memory?.abort(reason: reason)
     await disk?.abort(reason: reason)
     endWrite()
@@ -140,6 +152,7 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
 
   private func drop(disk: Disk.Miss, _ error: CacheError, while operation: String) async {
     recordDrop(of: "disk", counter: metrics.diskWriteFailures, error, while: operation) { $0.disk = nil }
+    handoff?.resolve(.failed)
     await disk.abort(reason: "\(operation) failed: \(error)")
   }
 

@@ -21,6 +21,9 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
   /// Client writes under way and done, per stripe of keys, so that a promotion or a
   /// shared-tier fill that raced one does not leave an older version in RAM.
   let writes = WriteStamps()
+  /// Client writes into RAM and disk, by RAM tag, so that their readers can go on from
+  /// disk if the write leaves RAM (see DiskHandoff).
+  let handoffs = DiskHandoffs()
   private let purgeEpoch = Atomic<UInt64>(0)
 
   init(
@@ -166,9 +169,32 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     if let queue = uploads {
       onFinish = { key in queue.enqueue(key) }
     }
+    let tag = diskMiss == nil ? nil : memoryMiss?.streamingWriteTag
+    let handoff = tag.map { handoffs.register($0, meta: meta) }
     return TeeMissHandler(
       key: key, memory: memoryMiss, disk: diskMiss, memoryLimit: memoryLimit, metrics: metrics, logger: logger,
-      onFinish: onFinish, writes: writes)
+      onFinish: onFinish, writes: writes, handoff: handoff)
+  }
+
+  /// A reader of the client write `tag`, whose RAM copy `memoryHit` is (nil once the
+  /// write left RAM); nil when there is no such write to read.
+  func followedWrite(
+    _ key: CacheKey, tag: StreamingWriteTag, memoryHit: CacheHit<Memory.Hit>?
+  ) async throws(CacheError) -> CacheHit<TieredHitHandler<Memory, Disk>>? {
+    guard let disk, let handoff = handoffs.handoff(for: tag) else {
+      return memoryHit.map { CacheHit(meta: $0.meta, handler: .init(memory: $0.handler)) }
+    }
+    let read: FollowedWrite<Memory, Disk>
+    if let memoryHit {
+      read = FollowedWrite(memory: memoryHit.handler, diskTier: disk, handoff: handoff, key: key)
+    } else {
+      let onDisk = try await FollowedWrite<Memory, Disk>(onDisk: disk, handoff: handoff, key: key)
+      guard let onDisk else { return nil }
+      read = onDisk
+    }
+    let lower = TieredLowerRead(
+      source: .followed(read), fill: nil, core: self, key: key, epoch: epoch, stamp: 0, isPromotion: false)
+    return CacheHit(meta: memoryHit?.meta ?? handoff.meta, handler: .init(lower: lower))
   }
 
   func purge(_ key: CompactCacheKey, reason: PurgeReason) async throws(CacheError) -> Bool {

@@ -134,6 +134,8 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
     /// The client's own stream (not any tier's), so that a dropped reader can end it
     /// without waiting (`close`, in `deinit`).
     case shared(TimedBodyStream, size: Int?)
+    /// A client write in progress, read from RAM and, if it leaves RAM, from disk.
+    case followed(FollowedWrite<Memory, Disk>)
   }
 
   var source: Source
@@ -169,6 +171,10 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
       canSeek = false
       evictionWeight = size ?? 0
       countsAccess = Atomic(true)
+    case .followed(let read):
+      canSeek = read.canSeek
+      evictionWeight = read.evictionWeight
+      countsAccess = Atomic(read.shouldCountAccess)
     }
   }
 
@@ -182,6 +188,9 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
         chunk = try await handler.readBody()
       case .shared(let stream, _):
         chunk = try await stream.next()
+      case .followed(var read):
+        defer { source = .followed(read) }
+        chunk = try await read.readBody()
       }
     } catch {
       await abandonFill("the source failed: \(error)")
@@ -232,6 +241,9 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
       try await handler.finish()
     case .shared(let stream, _):
       await stream.cancel()
+    case .followed(var read):
+      defer { source = .followed(read) }
+      try await read.finish()
     }
   }
 
@@ -249,6 +261,10 @@ public actor TieredLowerRead<Memory: Storage, Disk: Storage> {
       countsAccess.store(handler.shouldCountAccess, ordering: .relaxed)
     case .shared:
       throw .invalidState(key: key.combinedHash, reason: "an object streamed from the shared tier cannot seek")
+    case .followed(var read):
+      defer { source = .followed(read) }
+      try await read.seek(start: start, end: end, multipart: multipart)
+      countsAccess.store(read.shouldCountAccess, ordering: .relaxed)
     }
   }
 

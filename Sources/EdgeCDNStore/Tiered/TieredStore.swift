@@ -69,14 +69,13 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
     return CacheHit(meta: consume meta, handler: Hit(memory: consume handler))
   }
 
-  /// With a tag, only RAM is asked: tags name the RAM tier's writes (a write's tag is
-  /// its RAM write's), and a write that left RAM for its size has no tag to find.
-  /// (A reader of its own write; not the hot path, so the RAM hit's parts are copied.)
+  /// With a tag, the write of that tag: RAM's copy while it is written there, and disk's
+  /// once it left RAM for its size or a RAM failure (tags name the RAM tier's writes; a
+  /// write's tag is its RAM write's). Not the hot path: the RAM hit's parts are copied.
   public func lookupStreamingWrite(_ key: CacheKey, tag: StreamingWriteTag?) async throws(CacheError) -> CacheHit<Hit>?
   {
     guard let tag else { return try await lookup(key) }
-    guard let hit = try await memory.lookupStreamingWrite(key, tag: tag) else { return nil }
-    return CacheHit(meta: hit.meta, handler: Hit(memory: hit.handler))
+    return try await core.followedWrite(key, tag: tag, memoryHit: try await memory.lookupStreamingWrite(key, tag: tag))
   }
 
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Miss {

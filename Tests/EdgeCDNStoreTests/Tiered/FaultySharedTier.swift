@@ -110,6 +110,14 @@ struct FailingWritesStore: Storage {
 
   func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<MemoryHitHandler>? { try await base.lookup(key) }
 
+  func lookupStreamingWrite(
+    _ key: CacheKey, tag: StreamingWriteTag?
+  ) async throws(CacheError) -> CacheHit<MemoryHitHandler>? {
+    try await base.lookupStreamingWrite(key, tag: tag)
+  }
+
+  var supportsStreamingPartialWrite: Bool { base.supportsStreamingPartialWrite }
+
   func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> FailingMiss {
     FailingMiss(base: try await base.missHandler(for: key, meta: meta), key: key, failAfterBytes: failAfterBytes)
   }

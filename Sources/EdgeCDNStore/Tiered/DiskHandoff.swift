@@ -1,0 +1,98 @@
+import Synchronization
+
+/// Lets readers of a client write keep reading when the write leaves RAM midway while
+/// disk goes on with it: they wait for disk to commit, then read the rest from there
+/// (`FollowedWrite`).
+///
+/// Why: readers of a write in progress read RAM's copy (`lookupStreamingWrite` names
+/// the write by its RAM tag). A write leaves RAM when it grows past RAM's maximum object
+/// size, which is only known as the bytes come, or when RAM's write fails; readers were
+/// then cut at the byte where RAM stopped (a 1 MiB miss ended after 110 KB with
+/// `memory.maxObjectSize` at 512 KiB), although disk took the whole object.
+///
+/// One per client write that goes into both tiers, registered under the RAM write's tag
+/// until the write ends, however it ends.
+final class DiskHandoff: Sendable {
+  enum Outcome: Sendable {
+    case committed
+    case failed
+  }
+
+  private struct State {
+    var outcome: Outcome?
+    var waiters: [UInt64: CheckedContinuation<Outcome, Never>] = [:]
+    var nextWaiter: UInt64 = 0
+  }
+
+  let tag: StreamingWriteTag
+  /// The meta the write stores, so that a reader takes disk's copy only if it is this
+  /// write's and not a newer write's of the same key.
+  let meta: CacheMeta
+  private let state = Mutex(State())
+  private let registry: DiskHandoffs
+
+  fileprivate init(tag: StreamingWriteTag, meta: CacheMeta, registry: DiskHandoffs) {
+    self.tag = tag
+    self.meta = meta
+    self.registry = registry
+  }
+
+  /// Disk's write ended. The first call counts; it wakes the readers waiting and takes
+  /// the handoff out of the registry (readers holding it still see the outcome).
+  func resolve(_ outcome: Outcome) {
+    let waiters = state.withLock { state -> [UInt64: CheckedContinuation<Outcome, Never>]? in
+      guard state.outcome == nil else { return nil }
+      state.outcome = outcome
+      defer { state.waiters = [:] }
+      return state.waiters
+    }
+    guard let waiters else { return }
+    registry.remove(self)
+    for waiter in waiters.values { waiter.resume(returning: outcome) }
+  }
+
+  /// Suspends until disk's write ends; true when it committed. A cancelled reader
+  /// returns false at once (it then fails as its RAM read did).
+  func diskCommitted() async -> Bool {
+    let id = state.withLock { state in
+      defer { state.nextWaiter += 1 }
+      return state.nextWaiter
+    }
+    let outcome: Outcome = await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+        let now = state.withLock { state -> Outcome? in
+          if let outcome = state.outcome { return outcome }
+          if Task.isCancelled { return .failed }
+          state.waiters[id] = continuation
+          return nil
+        }
+        if let now { continuation.resume(returning: now) }
+      }
+    } onCancel: {
+      state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: .failed)
+    }
+    return outcome == .committed
+  }
+}
+
+/// The handoffs of the client writes under way, by RAM tag.
+final class DiskHandoffs: Sendable {
+  private let byTag = Mutex<[StreamingWriteTag: DiskHandoff]>([:])
+
+  func register(_ tag: StreamingWriteTag, meta: CacheMeta) -> DiskHandoff {
+    let handoff = DiskHandoff(tag: tag, meta: meta, registry: self)
+    byTag.withLock { $0[tag] = handoff }
+    return handoff
+  }
+
+  func handoff(for tag: StreamingWriteTag) -> DiskHandoff? { byTag.withLock { $0[tag] } }
+
+  /// The writes under way that readers could follow onto disk (for tests).
+  var count: Int { byTag.withLock { $0.count } }
+
+  fileprivate func remove(_ handoff: DiskHandoff) {
+    byTag.withLock { table in
+      if table[handoff.tag] === handoff { table[handoff.tag] = nil }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import NIOCore
+
+/// A reader of a client write in progress: it reads RAM's copy as it comes and, if the
+/// write leaves RAM midway while disk goes on (`DiskHandoff`), waits for disk to commit
+/// and reads the rest from there, from the byte it had reached.
+///
+/// The reader then waits for the whole body to reach disk before its next byte: RAM
+/// cannot hold the object, and disk's write cannot be read before it commits. That is
+/// the price of bounded RAM; a cut response was the price before.
+struct FollowedWrite<Memory: Storage, Disk: Storage>: Sendable {
+  private var memory: Memory.Hit?
+  private var disk: Disk.Hit?
+  private let diskTier: Disk
+  private let handoff: DiskHandoff
+  private let key: CacheKey
+  /// Bytes of the body read so far, and the end of the range asked for, if any: where
+  /// disk's read starts and ends after a handoff.
+  private var position = 0
+  private var end: Int?
+  /// Set when the handoff found the reader already at the end of the body.
+  private var atEnd = false
+
+  /// A reader that starts in RAM, or with nil, one that starts on disk (`onDisk`).
+  init(memory: Memory.Hit?, diskTier: Disk, handoff: DiskHandoff, key: CacheKey) {
+    self.memory = memory
+    self.diskTier = diskTier
+    self.handoff = handoff
+    self.key = key
+  }
+
+  /// A reader of a write that had already left RAM: it starts on disk once the write
+  /// commits there; nil when it failed or disk now holds another version.
+  init?(onDisk diskTier: Disk, handoff: DiskHandoff, key: CacheKey) async throws(CacheError) {
+    self.init(memory: nil, diskTier: diskTier, handoff: handoff, key: key)
+    guard await handoff.diskCommitted(), try await openDisk() else { return nil }
+  }
+
+  var canSeek: Bool { memory?.canSeek ?? disk?.canSeek ?? false }
+  var evictionWeight: Int { memory?.evictionWeight ?? disk?.evictionWeight ?? 0 }
+  var shouldCountAccess: Bool { memory?.shouldCountAccess ?? disk?.shouldCountAccess ?? true }
+
+  mutating func readBody() async throws(CacheError) -> ByteBuffer? {
+    if memory != nil {
+      do {
+        let chunk = try await memory?.readBody()
+        position += chunk?.readableBytes ?? 0
+        return chunk
+      } catch {
+        try await leaveMemory(after: error)
+      }
+    }
+    if atEnd { return nil }
+    return try await disk?.readBody()
+  }
+
+  mutating func seek(start: Int, end: Int?, multipart: Bool) async throws(CacheError) {
+    if memory != nil {
+      do {
+        if multipart {
+          try await memory?.seekMultipart(start: start, end: end)
+        } else {
+          try await memory?.seek(start: start, end: end)
+        }
+        position = start
+        self.end = end
+        return
+      } catch {
+        // The seek waited for bytes RAM will not get: disk's read starts at the range.
+        position = start
+        self.end = end
+        try await leaveMemory(after: error)
+        if atEnd { throw .invalidRange(key: key.combinedHash, start: start, end: end, bodySize: start) }
+        return
+      }
+    }
+    atEnd = false
+    if multipart {
+      try await disk?.seekMultipart(start: start, end: end)
+    } else {
+      try await disk?.seek(start: start, end: end)
+    }
+  }
+
+  mutating func finish() async throws(CacheError) {
+    try await memory?.finish()
+    try await disk?.finish()
+  }
+
+  /// RAM's read failed: when that is the write leaving RAM and disk commits it, the
+  /// read goes on from disk; otherwise the RAM error stands.
+  private mutating func leaveMemory(after error: CacheError) async throws(CacheError) {
+    guard case .writerFailed = error, await handoff.diskCommitted(), try await openDisk() else { throw error }
+  }
+
+  /// Opens disk's copy of this write at the reader's position; false when disk now
+  /// holds another version (a newer write of the key committed after this one).
+  private mutating func openDisk() async throws(CacheError) -> Bool {
+    guard let hit = try await diskTier.lookup(key) else { return false }
+    guard hit.meta == handoff.meta else {
+      var other = hit.handler
+      try? await other.finish()
+      return false
+    }
+    var handler = hit.handler
+    if position > 0 || end != nil {
+      do {
+        try await handler.seek(start: position, end: end)
+      } catch .invalidRange where position > 0 {
+        // RAM had given every byte before its write failed (at its commit, say).
+        atEnd = true
+      }
+    }
+    memory = nil
+    disk = handler
+    return true
+  }
+}

@@ -1,0 +1,148 @@
+import EdgeCDNStore
+import NIOCore
+import Testing
+
+/// Readers of a client write follow RAM's copy; when the write leaves RAM midway (past
+/// RAM's maximum object size, or a RAM failure) while disk goes on, they must get the
+/// rest from disk, not a cut body.
+@Suite("A write that leaves RAM hands its readers to disk", .hangGuard())
+struct TieredHandoffTests {
+  static let key = CacheKey(primary: "handed-off")
+
+  /// RAM takes objects up to 64 KiB, disk any.
+  static func store() async throws -> Tiered {
+    Tiered(memory: try TieredFixture.memory(maxObjectSize: 64 << 10), disk: try await TieredFixture.disk())
+  }
+
+  /// Writes `body` from `offset` in 16 KiB chunks, yielding between them so readers interleave.
+  static func write(_ miss: some MissHandler, _ body: [UInt8], from offset: Int = 0, eof: Bool = true) async throws {
+    var offset = offset
+    while offset < body.count {
+      let end = min(offset + 16_384, body.count)
+      try await miss.writeBody(ByteBuffer(bytes: body[offset..<end]), eof: eof && end == body.count)
+      offset = end
+      await Task.yield()
+    }
+  }
+
+  @Test("a reader following the write from its start gets every byte, past RAM's limit")
+  func readerFromTheStart() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 300_000, seed: 7)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let tag = try #require(miss.streamingWriteTag)
+    var hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
+    let reader = Task { [hit] in
+      var handler = hit.handler
+      return try await TieredFixture.readAll(&handler)
+    }
+    try await Self.write(miss, body)
+    _ = try await miss.finish()
+    let read = try await reader.value
+    #expect(read.count == body.count)
+    #expect(read == body)
+    #expect(try await store.memoryTier.lookup(Self.key) == nil, "the object is too large for RAM")
+    try await hit.handler.finish()
+    try await TieredFixture.close(store)
+  }
+
+  @Test("a reader that asks after the write left RAM waits for disk's commit and reads it whole")
+  func readerAfterRAMLeft() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 200_000, seed: 8)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let tag = try #require(miss.streamingWriteTag)
+    // 96 KiB written: past RAM's 64 KiB, so RAM's write is gone.
+    try await Self.write(Array(body[0..<98_304]), into: miss)
+    let reader = Task {
+      guard var hit = try await store.lookupStreamingWrite(Self.key, tag: tag) else { return [UInt8]?.none }
+      return try await TieredFixture.readAll(&hit.handler)
+    }
+    try await Self.write(miss, body, from: 98_304)
+    _ = try await miss.finish()
+    #expect(try await reader.value == body)
+    try await TieredFixture.close(store)
+  }
+
+  @Test("a range beyond RAM's part is read from disk, exactly")
+  func rangeBeyondRAM() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 300_000, seed: 9)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let tag = try #require(miss.streamingWriteTag)
+    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
+    let reader = Task { [hit] in
+      var handler = hit.handler
+      try await handler.seek(start: 200_000, end: 250_000)
+      return try await TieredFixture.readAll(&handler)
+    }
+    try await Self.write(miss, body)
+    _ = try await miss.finish()
+    #expect(try await reader.value == Array(body[200_000..<250_000]))
+    try await TieredFixture.close(store)
+  }
+
+  @Test("a RAM write that fails midway hands its readers to disk")
+  func ramFailureHandsOver() async throws {
+    let store = TieredStore<FailingWritesStore, DiskStore>(
+      memory: FailingWritesStore(base: try TieredFixture.memory(), failAfterBytes: 40_000),
+      disk: try await TieredFixture.disk())
+    let body = TieredFixture.body(size: 150_000, seed: 10)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let tag = try #require(miss.streamingWriteTag)
+    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
+    let reader = Task { [hit] in
+      var handler = hit.handler
+      return try await TieredFixture.readAll(&handler)
+    }
+    try await Self.write(miss, body)
+    _ = try await miss.finish()
+    #expect(try await reader.value == body)
+    await store.shutdown()
+    try await store.disk?.close()
+  }
+
+  @Test("when the write is aborted after leaving RAM, its reader fails instead of ending early")
+  func abortFailsTheReader() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 200_000, seed: 11)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let tag = try #require(miss.streamingWriteTag)
+    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
+    let reader = Task { [hit] in
+      var handler = hit.handler
+      return try await TieredFixture.readAll(&handler)
+    }
+    try await Self.write(Array(body[0..<100_000]), into: miss)
+    await miss.abort(reason: "the origin hung up")
+    await #expect(throws: CacheError.self) { _ = try await reader.value }
+    #expect(try await store.lookup(Self.key) == nil)
+    try await TieredFixture.close(store)
+  }
+
+  @Test("a reader cancelled while it waits for disk returns at once")
+  func cancelledReaderReturns() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 200_000, seed: 12)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let tag = try #require(miss.streamingWriteTag)
+    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
+    let reader = Task { [hit] in
+      var handler = hit.handler
+      return try await TieredFixture.readAll(&handler)
+    }
+    try await Self.write(Array(body[0..<100_000]), into: miss)
+    // The reader is now waiting for disk's commit, which does not come until we finish.
+    try await Task.sleep(for: .milliseconds(50))
+    reader.cancel()
+    await #expect(throws: CacheError.self) { _ = try await reader.value }
+    try await Self.write(miss, body, from: 100_000)
+    _ = try await miss.finish()
+    #expect(try await TieredFixture.read(store, Self.key) == body)
+    try await TieredFixture.close(store)
+  }
+
+  static func write(_ prefix: [UInt8], into miss: some MissHandler) async throws {
+    try await write(miss, prefix, eof: false)
+  }
+}
