@@ -183,11 +183,31 @@ import Testing
       }
       let text = String(decoding: bytes, as: UTF8.self)
       guard Array(text.utf8) == bytes else { continue }  // not valid UTF-8: skip (the decoder test needs a String)
-      if Self.isPlain(Self.checkAgainstDecoder(text)) { plain += 1 }
+      if Self.isPlain(Self.checkAgainstDecoder(Self.firstRequest(of: text))) { plain += 1 }
       checked += 1
     }
     #expect(checked > 100)
     #expect(plain > 0, "some mutations stay plain")
+  }
+
+  /// The bytes the scan takes as one request: a mutation that makes an empty line early
+  /// (`\r\n\r\n` in place of a field's first bytes) turns the text into a request
+  /// followed by another, pipelined; the scan rightly takes the first alone, and that is
+  /// what must read as the decoder reads it. (Checked whole, such a text failed the test
+  /// about once in a few hundred runs: "29 bytes against 53".)
+  static func firstRequest(of text: String) -> String {
+    let length: Int
+    switch scan(text) {
+    case .plain(_, let scanned), .bodiless(let scanned): length = scanned
+    case .incomplete, .other: return text
+    }
+    return String(decoding: Array(text.utf8)[0..<min(length, text.utf8.count)], as: UTF8.self)
+  }
+
+  @Test func aRequestFollowedByAnotherIsScannedAlone() {
+    let text = "HEAD /x HTTP/1.0\r\nHost: h\r\n\r\nnnection: keep-alive\r\n\r\n"
+    #expect(Self.firstRequest(of: text) == "HEAD /x HTTP/1.0\r\nHost: h\r\n\r\n")
+    #expect(Self.isPlain(Self.checkAgainstDecoder(Self.firstRequest(of: text))))
   }
 
   /// Requests whose one extra field is drawn from the names llhttp or the fast path treat
