@@ -14,10 +14,14 @@ final class RawClient: Sendable {
     let closed = Mutex<Bool>(false)
     /// When the connection closed, as its event loop saw it.
     let closedAt = Mutex<NIODeadline?>(nil)
+    /// When the last bytes arrived, as the event loop saw it: a test's own task can be
+    /// late to look, which would stretch a time measured from there.
+    let lastReadAt = Mutex<NIODeadline?>(nil)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
       let buffer = unwrapInboundIn(data)
       received.withLock { $0.append(contentsOf: buffer.readableBytesView) }
+      lastReadAt.withLock { $0 = .now() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
