@@ -181,10 +181,15 @@ final class MemoryObject: Sendable {
     for waiter in waiters.values { waiter.resume() }
   }
 
-  /// Fails the write: readers that have not reached the end get `error`.
+  /// Fails the write: readers that have not reached the end get `error`. The chunks are
+  /// let go at once: the budget no longer counts them, and a reader that outlives the
+  /// write (one waiting to go on from disk, `FollowedWrite`) must not keep them alive.
   func fail(_ error: CacheError) {
     let waiters = state.withLock { state in
-      if state.phase == .writing { state.phase = .failed(error) }
+      if state.phase == .writing {
+        state.phase = .failed(error)
+        state.body = MemoryBody()
+      }
       return Self.takeWaiters(&state)
     }
     for waiter in waiters.values { waiter.resume() }

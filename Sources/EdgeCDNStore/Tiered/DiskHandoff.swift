@@ -51,6 +51,9 @@ final class DiskHandoff: Sendable {
     for waiter in waiters.values { waiter.resume(returning: outcome) }
   }
 
+  /// Readers waiting for disk's write now (for tests).
+  var waitingReaders: Int { state.withLock { $0.waiters.count } }
+
   /// Suspends until disk's write ends; true when it committed. A cancelled reader
   /// returns false at once (it then fails as its RAM read did).
   func diskCommitted() async -> Bool {

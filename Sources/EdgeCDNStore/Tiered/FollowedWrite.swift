@@ -65,11 +65,11 @@ struct FollowedWrite<Memory: Storage, Disk: Storage>: Sendable {
         self.end = end
         return
       } catch {
-        // The seek waited for bytes RAM will not get: disk's read starts at the range.
+        // The seek waited for bytes RAM will not get: disk's read starts at the range,
+        // and a range past the body fails there, with disk's error.
         position = start
         self.end = end
-        try await leaveMemory(after: error)
-        if atEnd { throw .invalidRange(key: key.combinedHash, start: start, end: end, bodySize: start) }
+        try await leaveMemory(after: error, seeking: true)
         return
       }
     }
@@ -82,35 +82,43 @@ struct FollowedWrite<Memory: Storage, Disk: Storage>: Sendable {
   }
 
   mutating func finish() async throws(CacheError) {
-    try await memory?.finish()
-    try await disk?.finish()
+    var failure: CacheError?
+    do { try await memory?.finish() } catch { failure = error }
+    do { try await disk?.finish() } catch { failure = failure ?? error }
+    if let failure { throw failure }
   }
 
   /// RAM's read failed: when that is the write leaving RAM and disk commits it, the
-  /// read goes on from disk; otherwise the RAM error stands.
-  private mutating func leaveMemory(after error: CacheError) async throws(CacheError) {
-    guard case .writerFailed = error, await handoff.diskCommitted(), try await openDisk() else { throw error }
+  /// read goes on from disk; otherwise the RAM error stands. RAM's handler is let go
+  /// before the wait, which lasts as long as the rest of the body takes to reach disk.
+  private mutating func leaveMemory(after error: CacheError, seeking: Bool = false) async throws(CacheError) {
+    try? await memory?.finish()
+    memory = nil
+    guard case .writerFailed = error, await handoff.diskCommitted(), try await openDisk(seeking: seeking) else {
+      throw error
+    }
   }
 
   /// Opens disk's copy of this write at the reader's position; false when disk now
   /// holds another version (a newer write of the key committed after this one).
-  private mutating func openDisk() async throws(CacheError) -> Bool {
+  private mutating func openDisk(seeking: Bool = false) async throws(CacheError) -> Bool {
     guard let hit = try await diskTier.lookup(key) else { return false }
+    var handler = hit.handler
     guard hit.meta == handoff.meta else {
-      var other = hit.handler
-      try? await other.finish()
+      try? await handler.finish()
       return false
     }
-    var handler = hit.handler
     if position > 0 || end != nil {
       do {
         try await handler.seek(start: position, end: end)
-      } catch .invalidRange where position > 0 {
+      } catch .invalidRange where position > 0 && !seeking {
         // RAM had given every byte before its write failed (at its commit, say).
         atEnd = true
+      } catch {
+        try? await handler.finish()
+        throw error
       }
     }
-    memory = nil
     disk = handler
     return true
   }

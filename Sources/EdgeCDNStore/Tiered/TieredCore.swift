@@ -176,12 +176,13 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
       onFinish: onFinish, writes: writes, handoff: handoff)
   }
 
-  /// A reader of the client write `tag`, whose RAM copy `memoryHit` is (nil once the
-  /// write left RAM); nil when there is no such write to read.
+  /// A reader of a client write, from its handoff (nil when the write goes to RAM alone
+  /// or has ended) and its RAM copy `memoryHit` (nil once the write left RAM); nil when
+  /// there is no such write to read.
   func followedWrite(
-    _ key: CacheKey, tag: StreamingWriteTag, memoryHit: CacheHit<Memory.Hit>?
+    _ key: CacheKey, handoff: DiskHandoff?, memoryHit: CacheHit<Memory.Hit>?
   ) async throws(CacheError) -> CacheHit<TieredHitHandler<Memory, Disk>>? {
-    guard let disk, let handoff = handoffs.handoff(for: tag) else {
+    guard let disk, let handoff else {
       return memoryHit.map { CacheHit(meta: $0.meta, handler: .init(memory: $0.handler)) }
     }
     let read: FollowedWrite<Memory, Disk>

@@ -75,7 +75,11 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
   public func lookupStreamingWrite(_ key: CacheKey, tag: StreamingWriteTag?) async throws(CacheError) -> CacheHit<Hit>?
   {
     guard let tag else { return try await lookup(key) }
-    return try await core.followedWrite(key, tag: tag, memoryHit: try await memory.lookupStreamingWrite(key, tag: tag))
+    // The handoff first: found before RAM, it still tells how disk's write ended if RAM's
+    // write fails and disk commits between the two lookups (it leaves the registry then).
+    let handoff = core.handoffs.handoff(for: tag)
+    let memoryHit = try await memory.lookupStreamingWrite(key, tag: tag)
+    return try await core.followedWrite(key, handoff: handoff, memoryHit: memoryHit)
   }
 
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> Miss {

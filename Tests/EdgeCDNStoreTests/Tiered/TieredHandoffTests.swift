@@ -1,6 +1,7 @@
-import EdgeCDNStore
 import NIOCore
 import Testing
+
+@testable import EdgeCDNStore
 
 /// Readers of a client write follow RAM's copy; when the write leaves RAM midway (past
 /// RAM's maximum object size, or a RAM failure) while disk goes on, they must get the
@@ -42,6 +43,7 @@ struct TieredHandoffTests {
     #expect(read.count == body.count)
     #expect(read == body)
     #expect(try await store.memoryTier.lookup(Self.key) == nil, "the object is too large for RAM")
+    #expect(store.core.handoffs.count == 0, "the write ended: its handoff is gone")
     try await hit.handler.finish()
     try await TieredFixture.close(store)
   }
@@ -54,13 +56,18 @@ struct TieredHandoffTests {
     let tag = try #require(miss.streamingWriteTag)
     // 96 KiB written: past RAM's 64 KiB, so RAM's write is gone.
     try await Self.write(Array(body[0..<98_304]), into: miss)
+    let handoff = try #require(store.core.handoffs.handoff(for: tag))
     let reader = Task {
       guard var hit = try await store.lookupStreamingWrite(Self.key, tag: tag) else { return [UInt8]?.none }
       return try await TieredFixture.readAll(&hit.handler)
     }
+    // The rest only once the reader waits: a reader that asks after the commit finds no
+    // write of that tag (the handoff has left the registry), as with RAM alone.
+    #expect(try await TieredFixture.eventually { handoff.waitingReaders == 1 })
     try await Self.write(miss, body, from: 98_304)
     _ = try await miss.finish()
     #expect(try await reader.value == body)
+    #expect(store.core.handoffs.count == 0, "the write ended: its handoff is gone")
     try await TieredFixture.close(store)
   }
 
@@ -117,6 +124,7 @@ struct TieredHandoffTests {
     await miss.abort(reason: "the origin hung up")
     await #expect(throws: CacheError.self) { _ = try await reader.value }
     #expect(try await store.lookup(Self.key) == nil)
+    #expect(store.core.handoffs.count == 0, "the write ended: its handoff is gone")
     try await TieredFixture.close(store)
   }
 
@@ -133,12 +141,33 @@ struct TieredHandoffTests {
     }
     try await Self.write(Array(body[0..<100_000]), into: miss)
     // The reader is now waiting for disk's commit, which does not come until we finish.
-    try await Task.sleep(for: .milliseconds(50))
+    let handoff = try #require(store.core.handoffs.handoff(for: tag))
+    #expect(try await TieredFixture.eventually { handoff.waitingReaders == 1 })
     reader.cancel()
     await #expect(throws: CacheError.self) { _ = try await reader.value }
     try await Self.write(miss, body, from: 100_000)
     _ = try await miss.finish()
     #expect(try await TieredFixture.read(store, Self.key) == body)
+    try await TieredFixture.close(store)
+  }
+
+  @Test("a write dropped without finish or abort fails its waiting reader and leaves no handoff")
+  func droppedWriteFailsTheReader() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 100_000, seed: 13)
+    var miss: Tiered.Miss? = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let tag = try #require(miss?.streamingWriteTag)
+    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
+    let reader = Task { [hit] in
+      var handler = hit.handler
+      return try await TieredFixture.readAll(&handler)
+    }
+    if let writing = miss { try await Self.write(body, into: writing) }
+    let handoff = try #require(store.core.handoffs.handoff(for: tag))
+    #expect(try await TieredFixture.eventually { handoff.waitingReaders == 1 })
+    miss = nil
+    await #expect(throws: CacheError.self) { _ = try await reader.value }
+    #expect(store.core.handoffs.count == 0)
     try await TieredFixture.close(store)
   }
 
