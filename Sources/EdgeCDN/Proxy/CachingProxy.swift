@@ -353,6 +353,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         if var hit = try await store.lookupStreamingWrite(key, tag: tag) {
           status.forward = .miss
           status.stored = true
+          writer.sendsEachChunk = true
           try await serveFromStore(&hit, request: request, status: status, writer: &writer)
           return
         }
@@ -420,11 +421,22 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         return true
       }
     }
-    let prepared = await openFill(response, key: key, meta: meta, prefix: prefix)
+    // Of unknown length, the body may outgrow what the store takes: the fill relays it to
+    // this request as it stores it (RelayedHitHandler), so a store that gives up midway
+    // does not cut the response.
+    let relay = bodySize == nil ? BodyPipe() : nil
+    let prepared = await openFill(response, key: key, meta: meta, prefix: prefix, relay: relay)
     switch prepared {
     case .stored(let key, let tag, let meta, let copy):
       if let ticket { lock.release(ticket, outcome: .stored(key: key, tag: tag, meta: meta)) }
       status.stored = true
+      writer.sendsEachChunk = true
+      if let relay {
+        var hit = CacheHit(meta: meta, handler: RelayedHitHandler(hash: key.combinedHash, pipe: relay))
+        writer.endBarrier = copy
+        try await serveFromStore(&hit, request: request, status: status, writer: &writer)
+        return true
+      }
       var hit = try await store.lookupStreamingWrite(key, tag: tag)
       if hit == nil {
         // A store without partial-write reads: wait for the fill, then read it whole.
@@ -572,8 +584,12 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
 
   /// Opens the miss handler and starts the body copy (after `prefix`, chunks already read
   /// from the origin) in its own task, so the fill completes even if every client goes away.
+  ///
+  /// With a `relay`, each chunk is also handed to the leader (RelayedHitHandler): the copy
+  /// goes on for the leader if the store's write fails, and for the store if the leader
+  /// goes away; the origin is read until both are gone or the body ends.
   private func openFill(
-    _ response: OriginResponse, key: CacheKey, meta: CacheMeta, prefix: [ByteBuffer]
+    _ response: OriginResponse, key: CacheKey, meta: CacheMeta, prefix: [ByteBuffer], relay: BodyPipe? = nil
   ) async -> Prepared {
     let miss: Store.Miss
     do {
@@ -585,15 +601,64 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     let logger = self.logger
     let tag = miss.streamingWriteTag
     let copy = Task { [key] in
-      do {
-        for chunk in prefix { try await miss.writeBody(chunk, eof: false) }
-        while let chunk = try await body.read() { try await miss.writeBody(chunk, eof: false) }
-        try await miss.writeBody(ByteBuffer(), eof: true)
-        _ = try await miss.finish()
-      } catch {
-        logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
-        await miss.abort(reason: "\(error)")
+      guard let relay else {
+        do {
+          for chunk in prefix { try await miss.writeBody(chunk, eof: false) }
+          while let chunk = try await body.read() { try await miss.writeBody(chunk, eof: false) }
+          try await miss.writeBody(ByteBuffer(), eof: true)
+          _ = try await miss.finish()
+        } catch {
+          logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
+          await miss.abort(reason: "\(error)")
+        }
+        return
       }
+      var storing = true
+      var relaying = true
+      var pending = prefix[...]
+      while storing || relaying {
+        let next: ByteBuffer?
+        if let first = pending.popFirst() {
+          next = first
+        } else {
+          do throws(OriginError) {
+            next = try await body.read()
+          } catch {
+            relay.finish(error: error)
+            if storing {
+              logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
+              await miss.abort(reason: "\(error)")
+            }
+            return
+          }
+        }
+        guard let chunk = next else {
+          relay.finish()
+          guard storing else { return }
+          do {
+            try await miss.writeBody(ByteBuffer(), eof: true)
+            _ = try await miss.finish()
+          } catch {
+            logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
+            await miss.abort(reason: "\(error)")
+          }
+          return
+        }
+        if storing {
+          do {
+            try await miss.writeBody(chunk, eof: false)
+          } catch {
+            storing = false
+            logger.debug(
+              "cache fill failed; the leader's response goes on from the origin",
+              metadata: ["key": "\(key)", "error": "\(error)"])
+            await miss.abort(reason: "\(error)")
+          }
+        }
+        if relaying { relaying = await relay.send(chunk) }
+      }
+      // Neither the store nor the leader takes more (the miss is aborted already): the
+      // rest of the origin's body is left unread, as when a plain fill fails.
     }
     return .stored(key: key, tag: tag, meta: meta, copy: copy)
   }
@@ -692,6 +757,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     var headers = HopByHop.stripped(response.head.headers)
     headers.add(name: "Cache-Status", value: status.description)
     writer.writeHead(status: response.head.status, headers: headers)
+    writer.sendsEachChunk = true
     for chunk in prefix { try await writer.writeBody(chunk) }
     while let chunk = try await response.body.read() { try await writer.writeBody(chunk) }
     try await writer.end()

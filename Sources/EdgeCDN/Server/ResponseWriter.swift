@@ -28,6 +28,11 @@ public struct ResponseWriter {
   public private(set) var completed = false
   let requestVersion: HTTPVersion
   static let flushThreshold = 64 << 10
+  /// Each body chunk goes out at once instead of gathering to `flushThreshold`: set for a
+  /// body read as the origin sends it (a fill's leader and its waiters), so that a body
+  /// trickling in small chunks reaches the client as it comes. Gathered, a 20 KiB body
+  /// sent 1 KiB every 100 ms reached the client only at its end.
+  public var sendsEachChunk = false
   /// Work the response's end waits for. The leader of a miss sets it to the cache fill, so a
   /// client that has the whole response (and asks again, on any connection) finds the entry
   /// committed, never a miss for an object it has just received: the disk tier's lookup finds
@@ -90,7 +95,7 @@ public struct ResponseWriter {
     bodyBytes += chunk.readableBytes
     pendingBytes += chunk.readableBytes
     pending.append(.body(.byteBuffer(chunk)))
-    if pendingBytes >= Self.flushThreshold { try await flush() }
+    if pendingBytes >= Self.flushThreshold || sendsEachChunk { try await flush() }
   }
 
   /// Sends a body part from a file (sendfile), after what is gathered, and returns once

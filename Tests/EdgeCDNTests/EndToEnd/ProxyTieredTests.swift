@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import TestSupport
 import Testing
 
@@ -70,6 +71,89 @@ import Testing
       #expect(!inMemory, "too large for RAM")
       #expect(onDisk)
       #expect(origin.count("/large") == 1)
+    }
+  }
+}
+
+/// Cacheable responses without Content-Length: the fill relays the body to the request that
+/// fetched it (RelayedHitHandler) as it stores it.
+@Suite struct ProxyRelayedFillTests {
+  static func chunks(_ count: Int, size: Int) -> [String] {
+    (0..<count).map { index in String(repeating: String(String(10_000 + index).suffix(4)), count: size / 4) }
+  }
+
+  /// Larger than the store takes: the store's write fails midway, the response must not.
+  @Test func aChunkedBodyLargerThanTheStoreReachesTheClientWhole() async throws {
+    // 12 MiB in 192 chunks of 64 KiB; the harness's RAM store takes objects up to 8 MiB.
+    let chunks = Self.chunks(192, size: 64 << 10)
+    let body = chunks.joined()
+    try await ProxyHarness.run { h in
+      h.origin.route("/chunked", reply: OriginReply(headers: ["Cache-Control": "max-age=60"], chunks: chunks))
+      let response = try await h.get("/chunked")
+      #expect(response.status == 200)
+      #expect(response.body.utf8.count == body.utf8.count, "\(response.cacheStatus)")
+      #expect(response.body == body)
+      #expect(h.store.objectCount == 0, "too large to keep")
+      #expect(try await h.get("/chunked").body == body, "fetched again, whole again")
+      #expect(h.origin.count("/chunked") == 2)
+    }
+  }
+
+  /// The relay streams: the first bytes reach the client while the origin is still sending.
+  @Test(arguments: [false, true])
+  func theLeaderGetsTheFirstBytesBeforeTheOriginEnds(withLength: Bool) async throws {
+    let chunks = Self.chunks(20, size: 1024)
+    var headers: HTTPHeaders = ["Cache-Control": "max-age=60"]
+    if withLength { headers.add(name: "Content-Length", value: "\(20 * 1024)") }
+    try await ProxyHarness.run { [headers] h in
+      h.origin.route(
+        "/trickle", reply: OriginReply(headers: headers, chunks: chunks, chunkDelayMilliseconds: 100))
+      let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
+      try await client.send("GET /trickle HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      #expect(try await client.waitFor { $0.text.contains(chunks[1]) })
+      #expect(h.origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
+      await client.close()
+    }
+  }
+
+  /// A leader that goes away mid-body stops taking the relay; the fill goes on and commits.
+  @Test func aLeaderLeavingMidBodyDoesNotStopTheFill() async throws {
+    let chunks = Self.chunks(8, size: 1000)
+    try await ProxyHarness.run { h in
+      h.origin.route(
+        "/leave",
+        reply: OriginReply(headers: ["Cache-Control": "max-age=60"], chunks: chunks, chunkDelayMilliseconds: 50))
+      let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
+      try await client.send("GET /leave HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      #expect(try await client.waitFor { $0.text.contains(chunks[0]) })
+      await client.close()
+      try await h.eventually("the fill to finish") { h.store.objectCount == 1 }
+      let hit = try await h.get("/leave")
+      #expect(hit.cacheStatus.contains("hit"), "\(hit.cacheStatus)")
+      #expect(hit.body == chunks.joined())
+      #expect(h.origin.count("/leave") == 1)
+    }
+  }
+
+  /// Waiters read the stored write while the leader reads the relay: one origin fetch.
+  @Test func coalescedWaitersOfAChunkedFillGetTheObject() async throws {
+    let chunks = Self.chunks(16, size: 16 << 10)
+    let body = chunks.joined()
+    try await ProxyHarness.run { h in
+      h.origin.route("/together") { _, _ in
+        OriginReply(
+          headers: ["Cache-Control": "max-age=60"], chunks: chunks, delayMilliseconds: 300, chunkDelayMilliseconds: 10)
+      }
+      let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
+        for _ in 0..<5 { group.addTask { try await h.get("/together") } }
+        var all: [TestResponse] = []
+        for try await response in group { all.append(response) }
+        return all
+      }
+      #expect(responses.count == 5)
+      #expect(responses.allSatisfy { $0.status == 200 && $0.body == body })
+      #expect(h.origin.count("/together") == 1)
+      #expect(responses.contains { $0.cacheStatus.contains("collapsed") }, "\(responses.map(\.cacheStatus))")
     }
   }
 }
