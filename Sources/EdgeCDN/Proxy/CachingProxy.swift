@@ -433,7 +433,12 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       writer.sendsEachChunk = true
       if let relay {
         var hit = CacheHit(meta: meta, handler: RelayedHitHandler(hash: key.combinedHash, pipe: relay))
-        writer.endBarrier = copy
+        // At the end the leader has all it wants (all of it, or none for a HEAD or a 304):
+        // the relay is let go, so the fill stops waiting for it, and the end waits for the commit.
+        writer.endBarrier = {
+          relay.cancel()
+          await copy.value
+        }
         try await serveFromStore(&hit, request: request, status: status, writer: &writer)
         return true
       }
@@ -448,7 +453,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         return true
       }
       // A range of a large fill must not wait for the rest of it.
-      if !request.head.headers.contains(name: "range") { writer.endBarrier = copy }
+      if !request.head.headers.contains(name: "range") { writer.endBarrier = { await copy.value } }
       try await serveFromStore(&hit, request: request, status: status, writer: &writer)
     case .notStored(let response, let reason):
       if let ticket { lock.release(ticket, outcome: .notStored) }

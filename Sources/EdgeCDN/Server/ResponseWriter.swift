@@ -38,7 +38,11 @@ public struct ResponseWriter {
   /// committed, never a miss for an object it has just received: the disk tier's lookup finds
   /// committed objects only (the RAM tier's also finds a write in progress). The wait is
   /// short: the body was read back from the fill, which only has its commit left.
-  var endBarrier: Task<Void, Never>?
+  ///
+  /// A closure rather than the fill's task, so that it runs only at the end: a relayed
+  /// leader first lets go of the relay there (`RelayedHitHandler`), or a fill waiting for
+  /// a leader that answered without reading it (HEAD, 304) would wait for ever.
+  var endBarrier: (@Sendable () async -> Void)?
 
   init(
     outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel, keepAlive: Bool,
@@ -129,7 +133,7 @@ public struct ResponseWriter {
 
   public mutating func end() async throws {
     if let endBarrier {
-      await endBarrier.value
+      await endBarrier()
       self.endBarrier = nil
     }
     pending.append(.end(nil))
