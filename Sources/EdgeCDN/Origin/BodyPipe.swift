@@ -3,7 +3,8 @@ import Synchronization
 
 /// A bounded hand-off of body chunks from one producer task to one consumer task: a
 /// request body on its way to the origin (the client's side produces, the origin
-/// connection's upload task consumes).
+/// connection's upload task consumes), or a fill's body relayed to its leader (the fill
+/// task produces, `RelayedHitHandler` consumes).
 ///
 /// The producer waits when `capacity` chunks are queued; while it waits it reads no more
 /// from the client, so NIO stops reading and TCP flow control pushes back on the client:

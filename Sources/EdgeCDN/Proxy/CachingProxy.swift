@@ -762,8 +762,10 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     var headers = HopByHop.stripped(response.head.headers)
     headers.add(name: "Cache-Status", value: status.description)
     writer.writeHead(status: response.head.status, headers: headers)
-    writer.sendsEachChunk = true
     for chunk in prefix { try await writer.writeBody(chunk) }
+    // What the origin sends from here goes out as it comes; the head and the bytes in hand
+    // go with the first of it, or with the end when the body is all in hand.
+    writer.sendsEachChunk = true
     while let chunk = try await response.body.read() { try await writer.writeBody(chunk) }
     try await writer.end()
   }
