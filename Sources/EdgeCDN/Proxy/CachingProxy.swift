@@ -606,66 +606,63 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     let logger = self.logger
     let tag = miss.streamingWriteTag
     let copy = Task { [key] in
-      guard let relay else {
+      await Self.copyFill(body, prefix: prefix, into: miss, relay: relay, key: key, logger: logger)
+    }
+    return .stored(key: key, tag: tag, meta: meta, copy: copy)
+  }
+
+  /// The fill's copy (see `openFill`): the origin's body into the store and, with a relay,
+  /// to the leader, until the body ends or neither takes more. A store that fails is
+  /// aborted and the relay goes on; a leader that goes away stops the relay and the store
+  /// goes on; an origin that fails ends both.
+  private static func copyFill(
+    _ body: OriginBody, prefix: [ByteBuffer], into miss: Store.Miss, relay: BodyPipe?, key: CacheKey,
+    logger: Logger
+  ) async {
+    var storing = true
+    var relaying = relay != nil
+    var pending = prefix[...]
+    func abandon(_ error: any Error, _ message: Logger.Message = "cache fill failed") async {
+      logger.debug(message, metadata: ["key": "\(key)", "error": "\(error)"])
+      await miss.abort(reason: "\(error)")
+    }
+    while storing || relaying {
+      let next: ByteBuffer?
+      if let first = pending.popFirst() {
+        next = first
+      } else {
+        do throws(OriginError) {
+          next = try await body.read()
+        } catch {
+          relay?.finish(error: error)
+          if storing { await abandon(error) }
+          return
+        }
+      }
+      guard let chunk = next else {
+        relay?.finish()
+        guard storing else { return }
         do {
-          for chunk in prefix { try await miss.writeBody(chunk, eof: false) }
-          while let chunk = try await body.read() { try await miss.writeBody(chunk, eof: false) }
           try await miss.writeBody(ByteBuffer(), eof: true)
           _ = try await miss.finish()
         } catch {
-          logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
-          await miss.abort(reason: "\(error)")
+          await abandon(error)
         }
         return
       }
-      var storing = true
-      var relaying = true
-      var pending = prefix[...]
-      while storing || relaying {
-        let next: ByteBuffer?
-        if let first = pending.popFirst() {
-          next = first
-        } else {
-          do throws(OriginError) {
-            next = try await body.read()
-          } catch {
-            relay.finish(error: error)
-            if storing {
-              logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
-              await miss.abort(reason: "\(error)")
-            }
-            return
-          }
+      if storing {
+        do {
+          try await miss.writeBody(chunk, eof: false)
+        } catch {
+          storing = false
+          await abandon(
+            error, relaying ? "cache fill failed; the leader's response goes on from the origin" : "cache fill failed")
         }
-        guard let chunk = next else {
-          relay.finish()
-          guard storing else { return }
-          do {
-            try await miss.writeBody(ByteBuffer(), eof: true)
-            _ = try await miss.finish()
-          } catch {
-            logger.debug("cache fill failed", metadata: ["key": "\(key)", "error": "\(error)"])
-            await miss.abort(reason: "\(error)")
-          }
-          return
-        }
-        if storing {
-          do {
-            try await miss.writeBody(chunk, eof: false)
-          } catch {
-            storing = false
-            logger.debug(
-              "cache fill failed; the leader's response goes on from the origin",
-              metadata: ["key": "\(key)", "error": "\(error)"])
-            await miss.abort(reason: "\(error)")
-          }
-        }
-        if relaying { relaying = await relay.send(chunk) }
       }
-      // Neither the store nor the leader takes more (the miss is aborted already): the
-      // rest of the origin's body is left unread, as when a plain fill fails.
+      if relaying, let relay { relaying = await relay.send(chunk) }
     }
-    return .stored(key: key, tag: tag, meta: meta, copy: copy)
+    // Neither the store nor the leader takes more (the miss is aborted already): the
+    // rest of the origin's body is left unread, as when a plain fill fails.
   }
 
   private func writeVaryIndex(
