@@ -31,12 +31,7 @@ struct TieredHandoffTests {
     let store = try await Self.store()
     let body = TieredFixture.body(size: 300_000, seed: 7)
     let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
-    let tag = try #require(miss.streamingWriteTag)
-    var hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
-    let reader = Task { [hit] in
-      var handler = hit.handler
-      return try await TieredFixture.readAll(&handler)
-    }
+    let (_, reader) = try await Self.follow(miss, in: store)
     try await Self.write(miss, body)
     _ = try await miss.finish()
     let read = try await reader.value
@@ -44,7 +39,6 @@ struct TieredHandoffTests {
     #expect(read == body)
     #expect(try await store.memoryTier.lookup(Self.key) == nil, "the object is too large for RAM")
     #expect(store.core.handoffs.count == 0, "the write ended: its handoff is gone")
-    try await hit.handler.finish()
     try await TieredFixture.close(store)
   }
 
@@ -96,12 +90,7 @@ struct TieredHandoffTests {
       disk: try await TieredFixture.disk())
     let body = TieredFixture.body(size: 150_000, seed: 10)
     let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
-    let tag = try #require(miss.streamingWriteTag)
-    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
-    let reader = Task { [hit] in
-      var handler = hit.handler
-      return try await TieredFixture.readAll(&handler)
-    }
+    let (_, reader) = try await Self.follow(miss, in: store)
     try await Self.write(miss, body)
     _ = try await miss.finish()
     #expect(try await reader.value == body)
@@ -114,12 +103,7 @@ struct TieredHandoffTests {
     let store = try await Self.store()
     let body = TieredFixture.body(size: 200_000, seed: 11)
     let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
-    let tag = try #require(miss.streamingWriteTag)
-    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
-    let reader = Task { [hit] in
-      var handler = hit.handler
-      return try await TieredFixture.readAll(&handler)
-    }
+    let (_, reader) = try await Self.follow(miss, in: store)
     try await Self.write(Array(body[0..<100_000]), into: miss)
     await miss.abort(reason: "the origin hung up")
     await #expect(throws: CacheError.self) { _ = try await reader.value }
@@ -133,12 +117,7 @@ struct TieredHandoffTests {
     let store = try await Self.store()
     let body = TieredFixture.body(size: 200_000, seed: 12)
     let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
-    let tag = try #require(miss.streamingWriteTag)
-    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
-    let reader = Task { [hit] in
-      var handler = hit.handler
-      return try await TieredFixture.readAll(&handler)
-    }
+    let (tag, reader) = try await Self.follow(miss, in: store)
     try await Self.write(Array(body[0..<100_000]), into: miss)
     // The reader is now waiting for disk's commit, which does not come until we finish.
     let handoff = try #require(store.core.handoffs.handoff(for: tag))
@@ -169,6 +148,22 @@ struct TieredHandoffTests {
     await #expect(throws: CacheError.self) { _ = try await reader.value }
     #expect(store.core.handoffs.count == 0)
     try await TieredFixture.close(store)
+  }
+
+  /// A reader of `miss`'s write, started before any of it is written: the write's tag and
+  /// the task reading the whole body (the handler finished at its end).
+  static func follow<S: Storage>(
+    _ miss: S.Miss, in store: S
+  ) async throws -> (StreamingWriteTag, Task<[UInt8], any Error>) {
+    let tag = try #require(miss.streamingWriteTag)
+    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
+    let reader = Task { [hit] in
+      var handler = hit.handler
+      let body = try await TieredFixture.readAll(&handler)
+      try await handler.finish()
+      return body
+    }
+    return (tag, reader)
   }
 
   static func write(_ prefix: [UInt8], into miss: some MissHandler) async throws {
