@@ -28,10 +28,12 @@ public struct ResponseWriter {
   public private(set) var completed = false
   let requestVersion: HTTPVersion
   static let flushThreshold = 64 << 10
-  /// Each body chunk goes out at once instead of gathering to `flushThreshold`: set for a
-  /// body read as the origin sends it (a fill's leader and its waiters), so that a body
-  /// trickling in small chunks reaches the client as it comes. Gathered, a 20 KiB body
-  /// sent 1 KiB every 100 ms reached the client only at its end.
+  /// Each body chunk goes out when the next one comes, instead of gathering to
+  /// `flushThreshold`: set for a body read as the origin sends it (a fill's leader and its
+  /// waiters, a pass-through), so that a body trickling in small chunks reaches the client
+  /// as it comes (gathered, a 20 KiB body sent 1 KiB every 100 ms reached the client only
+  /// at its end). One chunk behind, not at once: the last chunk then still goes with the
+  /// end, after `endBarrier`, so a client never holds a whole fill that has not committed.
   public var sendsEachChunk = false
   /// Work the response's end waits for. The leader of a miss sets it to the cache fill, so a
   /// client that has the whole response (and asks again, on any connection) finds the entry
@@ -96,10 +98,12 @@ public struct ResponseWriter {
   }
 
   public mutating func writeBody(_ chunk: ByteBuffer) async throws {
+    if sendsEachChunk, !pending.isEmpty { try await flush() }
     bodyBytes += chunk.readableBytes
     pendingBytes += chunk.readableBytes
     pending.append(.body(.byteBuffer(chunk)))
-    if pendingBytes >= Self.flushThreshold || sendsEachChunk { try await flush() }
+    // In `sendsEachChunk` the newest chunk always waits, whatever its size (see there).
+    if pendingBytes >= Self.flushThreshold, !sendsEachChunk { try await flush() }
   }
 
   /// Sends a body part from a file (sendfile), after what is gathered, and returns once

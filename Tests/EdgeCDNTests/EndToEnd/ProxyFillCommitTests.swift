@@ -11,12 +11,21 @@ import Testing
 /// A miss's response ends only once the fill has committed: a client that received the
 /// whole object and asks again must hit, not start a second origin fetch.
 @Suite struct ProxyFillCommitTests {
-  @Test func theResponseEndsAfterTheFillCommits() async throws {
+  /// A small body (stored whole, served from the bytes in hand) and a streamed one (read
+  /// back from the fill as it comes, its chunks sent one behind: the last waits for the end).
+  @Test(arguments: [1, 5])
+  func theResponseEndsAfterTheFillCommits(chunks: Int) async throws {
+    let parts =
+      chunks == 1 ? ["whole body"] : (0..<chunks).map { String(repeating: Character(String($0)), count: 64 << 10) }
+    let whole = parts.joined()
     try await withTimeout(seconds: 150) {
       var logger = Logger(label: "edge-cdn-test")
       logger.logLevel = .critical
       let origin = TestOrigin()
-      origin.route("/commit", reply: .text("whole body", ["Cache-Control": "max-age=60"]))
+      origin.route(
+        "/commit",
+        reply: OriginReply(
+          headers: ["Cache-Control": "max-age=60", "Content-Length": "\(whole.utf8.count)"], chunks: parts))
       let originServer = try await HTTPServer(host: "127.0.0.1", port: 0, handler: origin, logger: logger)
       var configuration = ProxyConfiguration(
         origin: .init(host: "127.0.0.1", port: originServer.localAddress?.port ?? 0),
@@ -27,12 +36,16 @@ import Testing
         base: try MemoryStore(configuration: .init(byteBudget: 8 << 20, maxObjectSize: 1 << 20)),
         commitDelay: .milliseconds(500))
       let app = try await EdgeCDNApplication.start(configuration: configuration, store: store, logger: logger)
-      let client = OriginClient(
-        configuration: .init(host: "127.0.0.1", port: app.server.localAddress?.port ?? 0),
-        group: MultiThreadedEventLoopGroup.singleton)
+      // Two clients: the second asks on a connection of its own, which does not wait for the
+      // first response's end (a request behind it on the same connection would).
+      let clients = (0..<2).map { _ in
+        OriginClient(
+          configuration: .init(host: "127.0.0.1", port: app.server.localAddress?.port ?? 0),
+          group: MultiThreadedEventLoopGroup.singleton)
+      }
       // Graceful stops only (see ProxyHarness.run).
       let servers = [Task { try await originServer.run() }, Task { try await app.server.run() }]
-      func get() async throws -> (status: String, body: String) {
+      func get(_ client: OriginClient) async throws -> (status: String, body: String) {
         let head = HTTPRequestHead(
           version: .http1_1, method: .GET, uri: "/commit", headers: ["Host": "example.test"])
         let response = try await client.send(head)
@@ -40,15 +53,15 @@ import Testing
         while let chunk = try await response.body.read() { body += String(buffer: chunk) }
         return (response.head.headers.first(name: "cache-status") ?? "", body)
       }
-      let first = try await get()
-      let second = try await get()
-      client.shutdown()
+      let first = try await get(clients[0])
+      let second = try await get(clients[1])
+      for client in clients { client.shutdown() }
       app.server.beginShutdown()
       originServer.beginShutdown()
       app.proxy.origin.shutdown()
       for server in servers { _ = await server.result }
-      #expect(first.body == "whole body" && first.status.contains("fwd=uri-miss"))
-      #expect(second.body == "whole body")
+      #expect(first.body == whole && first.status.contains("fwd=uri-miss"))
+      #expect(second.body == whole)
       #expect(second.status.contains("hit"), "asked again after the whole miss response: \(second.status)")
       #expect(origin.count("/commit") == 1)
     }

@@ -10,8 +10,9 @@ import Testing
 @testable import EdgeCDN
 
 /// The proxy on RAM over disk, as the embedded default store runs, with objects larger
-/// than RAM's maximum object size: RAM's write is dropped midway, disk's goes on, and the
-/// client reading the fill must still get the whole body (it was cut where RAM stopped).
+/// than RAM's maximum object size: RAM's write is dropped midway, disk's goes on, and a
+/// client reading the fill through the store must still get the whole body (it was cut
+/// where RAM stopped): the leader of a fill with a Content-Length, and a waiter always.
 @Suite struct ProxyTieredTests {
   /// 1 MiB in 64 chunks, each its own text so that a misplaced chunk shows.
   static let chunks = (0..<64).map { index in String(repeating: String(String(10_000 + index).suffix(4)), count: 4096) }
@@ -25,7 +26,9 @@ import Testing
       let origin = TestOrigin()
       var headers: HTTPHeaders = ["Cache-Control": "max-age=60"]
       if withContentLength { headers.add(name: "Content-Length", value: "\(Self.body.utf8.count)") }
-      origin.route("/large", reply: OriginReply(headers: headers, chunks: Self.chunks))
+      // Held a while, so that a second request waits on the cache lock: a waiter reads the
+      // write through the store (the handoff) whether or not the leader reads a relay.
+      origin.route("/large", reply: OriginReply(headers: headers, chunks: Self.chunks, delayMilliseconds: 1000))
       let originServer = try await HTTPServer(host: "127.0.0.1", port: 0, handler: origin, logger: logger)
       var configuration = ProxyConfiguration(
         origin: .init(host: "127.0.0.1", port: originServer.localAddress?.port ?? 0),
@@ -50,7 +53,10 @@ import Testing
         while let chunk = try await response.body.read() { body += String(buffer: chunk) }
         return (response.head.headers.first(name: "cache-status") ?? "", body)
       }
-      let first = try await get()
+      async let leader = get()
+      try await Task.sleep(for: .milliseconds(200))
+      async let waiter = get()
+      let (first, collapsed) = try await (leader, waiter)
       let second = try await get()
       client.shutdown()
       app.server.beginShutdown()
@@ -66,6 +72,8 @@ import Testing
       #expect(first.body.utf8.count == Self.body.utf8.count, "the miss's body: \(first.status)")
       #expect(first.body == Self.body)
       #expect(first.status.contains("stored"), "\(first.status)")
+      #expect(collapsed.body == Self.body, "the waiter's body: \(collapsed.status)")
+      #expect(collapsed.status.contains("collapsed"), "\(collapsed.status)")
       #expect(second.body == Self.body)
       #expect(second.status.contains("hit"), "from disk: \(second.status)")
       #expect(!inMemory, "too large for RAM")
@@ -102,14 +110,15 @@ import Testing
   /// The relay streams: the first bytes reach the client while the origin is still sending.
   @Test(arguments: [false, true])
   func theLeaderGetsTheFirstBytesBeforeTheOriginEnds(withLength: Bool) async throws {
-    // 100 chunks 100 ms apart: the origin sends for 10 s, so a loaded machine's stall
-    // between the client's read and the check cannot pass for the origin's end.
-    let chunks = Self.chunks(100, size: 1024)
+    // 40 KiB, under the 64 KiB a response gathers, so gathered it would reach the client
+    // only at the origin's end; 40 chunks 250 ms apart: the origin sends for 10 s, so a
+    // loaded machine's stall between the client's read and the check cannot pass for it.
+    let chunks = Self.chunks(40, size: 1024)
     var headers: HTTPHeaders = ["Cache-Control": "max-age=60"]
-    if withLength { headers.add(name: "Content-Length", value: "\(100 * 1024)") }
+    if withLength { headers.add(name: "Content-Length", value: "\(40 * 1024)") }
     try await ProxyHarness.run { [headers] h in
       h.origin.route(
-        "/trickle", reply: OriginReply(headers: headers, chunks: chunks, chunkDelayMilliseconds: 100))
+        "/trickle", reply: OriginReply(headers: headers, chunks: chunks, chunkDelayMilliseconds: 250))
       let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
       try await client.send("GET /trickle HTTP/1.1\r\nHost: example.test\r\n\r\n")
       // Chunk 1's text ("0001" repeated), which chunked framing could split but not hide
@@ -122,11 +131,11 @@ import Testing
 
   /// A leader that goes away mid-body stops taking the relay; the fill goes on and commits.
   @Test func aLeaderLeavingMidBodyDoesNotStopTheFill() async throws {
-    let chunks = Self.chunks(8, size: 1000)
+    let chunks = Self.chunks(20, size: 1000)
     try await ProxyHarness.run { h in
       h.origin.route(
         "/leave",
-        reply: OriginReply(headers: ["Cache-Control": "max-age=60"], chunks: chunks, chunkDelayMilliseconds: 50))
+        reply: OriginReply(headers: ["Cache-Control": "max-age=60"], chunks: chunks, chunkDelayMilliseconds: 100))
       let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
       try await client.send("GET /leave HTTP/1.1\r\nHost: example.test\r\n\r\n")
       #expect(try await client.waitFor { $0.text.contains(chunks[0]) })
@@ -179,7 +188,7 @@ import Testing
     try await ProxyHarness.run { h in
       h.origin.route("/together") { _, _ in
         OriginReply(
-          headers: ["Cache-Control": "max-age=60"], chunks: chunks, delayMilliseconds: 300, chunkDelayMilliseconds: 10)
+          headers: ["Cache-Control": "max-age=60"], chunks: chunks, delayMilliseconds: 1500, chunkDelayMilliseconds: 10)
       }
       let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
         for _ in 0..<5 { group.addTask { try await h.get("/together") } }
