@@ -7,7 +7,7 @@ import Synchronization
 /// Why: readers of a write in progress read RAM's copy (`lookupStreamingWrite` names
 /// the write by its RAM tag). A write leaves RAM when it grows past RAM's maximum object
 /// size, which is only known as the bytes come, or when RAM's write fails; readers were
-/// then cut at the byte where RAM stopped (a 1 MiB miss ended after 110 KB with
+/// then cut at the byte where RAM stopped (a 1 MiB miss ended after 110 KiB with
 /// `memory.maxObjectSize` at 512 KiB), although disk took the whole object.
 ///
 /// One per client write that goes into both tiers, registered under the RAM write's tag
