@@ -604,9 +604,11 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     }
     let body = response.body
     let logger = self.logger
+    let maxBytes = configuration.maxCacheableObjectBytes
     let tag = miss.streamingWriteTag
     let copy = Task { [key] in
-      await Self.copyFill(body, prefix: prefix, into: miss, relay: relay, key: key, logger: logger)
+      await Self.copyFill(
+        body, prefix: prefix, into: miss, relay: relay, maxBytes: maxBytes, key: key, logger: logger)
     }
     return .stored(key: key, tag: tag, meta: meta, copy: copy)
   }
@@ -615,13 +617,17 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
   /// to the leader, until the body ends or neither takes more. A store that fails is
   /// aborted and the relay goes on; a leader that goes away stops the relay and the store
   /// goes on; an origin that fails ends both.
+  ///
+  /// `maxBytes` (`proxy.cache.maxObjectSize`) stops the store's part of a body whose length
+  /// was unknown once it grows past it, as a Content-Length past it is not stored at all.
   private static func copyFill(
-    _ body: OriginBody, prefix: [ByteBuffer], into miss: Store.Miss, relay: BodyPipe?, key: CacheKey,
-    logger: Logger
+    _ body: OriginBody, prefix: [ByteBuffer], into miss: Store.Miss, relay: BodyPipe?, maxBytes: Int,
+    key: CacheKey, logger: Logger
   ) async {
     var storing = true
     var relaying = relay != nil
     var pending = prefix[...]
+    var copied = 0
     func abandon(_ error: any Error, _ message: Logger.Message = "cache fill failed") async {
       logger.debug(message, metadata: ["key": "\(key)", "error": "\(error)"])
       await miss.abort(reason: "\(error)")
@@ -649,6 +655,12 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
           await abandon(error)
         }
         return
+      }
+      copied += chunk.readableBytes
+      if storing, copied > maxBytes {
+        storing = false
+        logger.debug("cache fill stopped: larger than proxy.cache.maxObjectSize", metadata: ["key": "\(key)"])
+        await miss.abort(reason: "the body outgrew proxy.cache.maxObjectSize (\(maxBytes) bytes)")
       }
       if storing {
         do {

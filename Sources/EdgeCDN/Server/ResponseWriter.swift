@@ -137,6 +137,10 @@ public struct ResponseWriter {
 
   public mutating func end() async throws {
     if let endBarrier {
+      // A response with no body (HEAD, 304) is whole with its head, which goes out first:
+      // such a leader of a large fill is not kept waiting for all of it. (An empty body that
+      // a fill stores comes whole with the origin's first read and has no barrier.)
+      if bodyBytes == 0, !pending.isEmpty { try await flush() }
       await endBarrier()
       self.endBarrier = nil
     }

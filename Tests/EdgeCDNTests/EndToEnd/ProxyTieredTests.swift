@@ -107,6 +107,21 @@ import Testing
     }
   }
 
+  /// A chunked body past `proxy.cache.maxObjectSize` is not kept, as one whose Content-Length
+  /// says so is not, although the store could take it; the client gets it whole.
+  @Test func aChunkedBodyPastTheMaximumObjectSizeIsNotKept() async throws {
+    let chunks = Self.chunks(8, size: 64 << 10)
+    try await ProxyHarness.run(configure: { $0.maxCacheableObjectBytes = 256 << 10 }) { h in
+      h.origin.route("/big", reply: OriginReply(headers: ["Cache-Control": "max-age=60"], chunks: chunks))
+      for _ in 0..<2 {
+        let response = try await h.get("/big")
+        #expect(response.body == chunks.joined())
+      }
+      #expect(h.store.objectCount == 0)
+      #expect(h.origin.count("/big") == 2)
+    }
+  }
+
   /// The relay streams: the first bytes reach the client while the origin is still sending.
   @Test(arguments: [false, true])
   func theLeaderGetsTheFirstBytesBeforeTheOriginEnds(withLength: Bool) async throws {
@@ -178,6 +193,27 @@ import Testing
       #expect(head.status == 200 && head.body.isEmpty, "\(head.cacheStatus)")
       #expect(h.origin.count("/stale") == 2, "the HEAD revalidated")
       #expect(try await h.get("/stale").body == chunks.joined())
+    }
+  }
+
+  /// A HEAD that revalidates gets its head while the new body is still coming: a response
+  /// with no body does not wait for the fill it leads (it waited for all of it).
+  @Test func aHeadLeaderIsAnsweredBeforeItsFillEnds() async throws {
+    let chunks = Self.chunks(20, size: 4096)
+    try await ProxyHarness.run(timeout: 60) { h in
+      h.origin.route("/slow-stale") { _, n in
+        OriginReply(
+          headers: ["Cache-Control": "max-age=0", "ETag": "\"v\(n)\""], chunks: chunks,
+          chunkDelayMilliseconds: n == 1 ? 0 : 400)
+      }
+      _ = try await h.get("/slow-stale")
+      let before = h.origin.chunksWritten.withLock { $0 }
+      let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
+      try await client.send("HEAD /slow-stale HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      #expect(try await client.waitFor(milliseconds: 6000) { $0.text.hasPrefix("HTTP/1.1 200") })
+      #expect(
+        h.origin.chunksWritten.withLock { $0 } - before < chunks.count, "the head came before the new body's end")
+      await client.close()
     }
   }
 
