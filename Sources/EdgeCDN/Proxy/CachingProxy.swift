@@ -423,8 +423,10 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
     }
     // Of unknown length, the body may outgrow what the store takes: the fill relays it to
     // this request as it stores it (RelayedHitHandler), so a store that gives up midway
-    // does not cut the response.
-    let relay = bodySize == nil ? BodyPipe() : nil
+    // does not cut the response. So does a body larger than the store lets a reader
+    // follow as it is written, which this request would otherwise get only once committed.
+    let followable = bodySize.map { $0 <= store.streamingPartialWriteLimit ?? .max } ?? false
+    let relay = followable ? nil : BodyPipe()
     let prepared = await openFill(response, key: key, meta: meta, prefix: prefix, relay: relay)
     switch prepared {
     case .stored(let key, let tag, let meta, let copy):

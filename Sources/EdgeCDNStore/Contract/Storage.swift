@@ -41,6 +41,12 @@ public protocol Storage: Sendable {
 
   /// Whether readers may read an object while it is being written.
   var supportsStreamingPartialWrite: Bool { get }
+
+  /// How much of a write readers can follow as it comes; past it they wait for its commit
+  /// (nil: no such limit). The tiered store's writes past RAM's maximum object size go on
+  /// on disk alone, which is read only once committed. A caller that must not wait (the
+  /// proxy's leader of a larger fill) then takes the body from elsewhere.
+  var streamingPartialWriteLimit: Int? { get }
 }
 
 extension Storage {
@@ -50,6 +56,8 @@ extension Storage {
   }
 
   public var supportsStreamingPartialWrite: Bool { false }
+
+  public var streamingPartialWriteLimit: Int? { nil }
 
   @inlinable
   public func lookupParts(_ key: CacheKey) async throws(CacheError) -> (meta: CacheMeta, handler: Hit)? {

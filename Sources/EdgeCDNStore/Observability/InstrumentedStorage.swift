@@ -28,6 +28,8 @@ public struct InstrumentedStorage<Base: Storage>: Storage {
 
   public var supportsStreamingPartialWrite: Bool { base.supportsStreamingPartialWrite }
 
+  public var streamingPartialWriteLimit: Int? { base.streamingPartialWriteLimit }
+
   @inlinable
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<Hit>? {
     let started = probe.lookupStarted()

@@ -61,6 +61,9 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
 
   public var supportsStreamingPartialWrite: Bool { memory.supportsStreamingPartialWrite }
 
+  /// RAM's maximum object size when a disk tier takes larger writes (see DiskHandoff).
+  public var streamingPartialWriteLimit: Int? { core.disk == nil ? nil : core.memoryLimit }
+
   /// The RAM tier is asked for its meta and handler as two values (`lookupParts`), so
   /// the handler moves into the tiered one: taking it out of a `CacheHit` would copy it.
   @inlinable

@@ -10,75 +10,109 @@ import Testing
 @testable import EdgeCDN
 
 /// The proxy on RAM over disk, as the embedded default store runs, with objects larger
-/// than RAM's maximum object size: RAM's write is dropped midway, disk's goes on, and a
-/// client reading the fill through the store must still get the whole body (it was cut
-/// where RAM stopped): the leader of a fill with a Content-Length, and a waiter always.
+/// than RAM's maximum object size: RAM's write is dropped midway and disk's goes on. A
+/// waiter reading the fill through the store must still get the whole body (it was cut
+/// where RAM stopped), and the leader must get its first bytes before the fill ends (it is
+/// relayed: the store lets a reader follow only RAM's part as it comes).
 @Suite struct ProxyTieredTests {
   /// 1 MiB in 64 chunks, each its own text so that a misplaced chunk shows.
   static let chunks = (0..<64).map { index in String(repeating: String(String(10_000 + index).suffix(4)), count: 4096) }
   static let body = chunks.joined()
+  static let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/large", headers: ["Host": "example.test"])
+
+  typealias Store = TieredStore<MemoryStore, DiskStore>
+
+  /// An origin and the proxy on RAM (64 KiB objects at most) over disk, for `body`.
+  static func withTieredProxy(
+    _ origin: TestOrigin, _ body: (_ port: Int, _ store: Store) async throws -> Void
+  ) async throws {
+    var logger = Logger(label: "edge-cdn-test")
+    logger.logLevel = .critical
+    let originServer = try await HTTPServer(host: "127.0.0.1", port: 0, handler: origin, logger: logger)
+    var configuration = ProxyConfiguration(
+      origin: .init(host: "127.0.0.1", port: originServer.localAddress?.port ?? 0),
+      listen: .init(host: "127.0.0.1", port: 0))
+    configuration.originResponseTimeoutSeconds = 30
+    configuration.cacheLockTimeoutMilliseconds = 30_000
+    let folder = try TemporaryDirectory()
+    let disk = try await DiskStore.open(
+      configuration: DiskStoreConfiguration(
+        path: folder.path, size: 64 << 20, regionSize: 4 << 20, fragmentSize: 64 << 10, maxObjectSize: 8 << 20,
+        flushIntervalMilliseconds: 50))
+    let store = Store(
+      memory: try MemoryStore(configuration: .init(byteBudget: 8 << 20, maxObjectSize: 64 << 10)), disk: disk)
+    let app = try await EdgeCDNApplication.start(configuration: configuration, store: store, logger: logger)
+    let servers = [Task { try await originServer.run() }, Task { try await app.server.run() }]
+    var failure: (any Error)?
+    do { try await body(app.server.localAddress?.port ?? 0, store) } catch { failure = error }
+    app.server.beginShutdown()
+    originServer.beginShutdown()
+    app.proxy.origin.shutdown()
+    for server in servers { _ = await server.result }
+    await store.shutdown()
+    try await disk.close()
+    if let failure { throw failure }
+  }
 
   @Test(arguments: [true, false])
   func aMissLargerThanRAMReachesTheClientWhole(withContentLength: Bool) async throws {
     try await withTimeout(seconds: 150) {
-      var logger = Logger(label: "edge-cdn-test")
-      logger.logLevel = .critical
       let origin = TestOrigin()
       var headers: HTTPHeaders = ["Cache-Control": "max-age=60"]
       if withContentLength { headers.add(name: "Content-Length", value: "\(Self.body.utf8.count)") }
       // Held a while, so that a second request waits on the cache lock: a waiter reads the
       // write through the store (the handoff) whether or not the leader reads a relay.
       origin.route("/large", reply: OriginReply(headers: headers, chunks: Self.chunks, delayMilliseconds: 1000))
-      let originServer = try await HTTPServer(host: "127.0.0.1", port: 0, handler: origin, logger: logger)
-      var configuration = ProxyConfiguration(
-        origin: .init(host: "127.0.0.1", port: originServer.localAddress?.port ?? 0),
-        listen: .init(host: "127.0.0.1", port: 0))
-      configuration.originResponseTimeoutSeconds = 30
-      let folder = try TemporaryDirectory()
-      let disk = try await DiskStore.open(
-        configuration: DiskStoreConfiguration(
-          path: folder.path, size: 64 << 20, regionSize: 4 << 20, fragmentSize: 64 << 10, maxObjectSize: 8 << 20,
-          flushIntervalMilliseconds: 50))
-      let store = TieredStore(
-        memory: try MemoryStore(configuration: .init(byteBudget: 8 << 20, maxObjectSize: 64 << 10)), disk: disk)
-      let app = try await EdgeCDNApplication.start(configuration: configuration, store: store, logger: logger)
-      let client = OriginClient(
-        configuration: .init(host: "127.0.0.1", port: app.server.localAddress?.port ?? 0),
-        group: MultiThreadedEventLoopGroup.singleton)
-      let servers = [Task { try await originServer.run() }, Task { try await app.server.run() }]
-      func get() async throws -> (status: String, body: String) {
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/large", headers: ["Host": "example.test"])
-        let response = try await client.send(head)
-        var body = ""
-        while let chunk = try await response.body.read() { body += String(buffer: chunk) }
-        return (response.head.headers.first(name: "cache-status") ?? "", body)
+      try await Self.withTieredProxy(origin) { port, store in
+        let client = OriginClient(
+          configuration: .init(host: "127.0.0.1", port: port), group: MultiThreadedEventLoopGroup.singleton)
+        defer { client.shutdown() }
+        func get() async throws -> (status: String, body: String) {
+          let response = try await client.send(Self.head)
+          var body = ""
+          while let chunk = try await response.body.read() { body += String(buffer: chunk) }
+          return (response.head.headers.first(name: "cache-status") ?? "", body)
+        }
+        async let leader = get()
+        try await Task.sleep(for: .milliseconds(200))
+        async let waiter = get()
+        let (first, collapsed) = try await (leader, waiter)
+        let second = try await get()
+        let key = RequestKey.of(Self.head)
+        #expect(first.body.utf8.count == Self.body.utf8.count, "the miss's body: \(first.status)")
+        #expect(first.body == Self.body)
+        #expect(first.status.contains("stored"), "\(first.status)")
+        #expect(collapsed.body == Self.body, "the waiter's body: \(collapsed.status)")
+        #expect(collapsed.status.contains("collapsed"), "\(collapsed.status)")
+        #expect(second.body == Self.body)
+        #expect(second.status.contains("hit"), "from disk: \(second.status)")
+        #expect(try await store.memoryTier.lookup(key) == nil, "too large for RAM")
+        #expect(try await store.disk?.lookup(key) != nil)
+        #expect(origin.count("/large") == 1)
       }
-      async let leader = get()
-      try await Task.sleep(for: .milliseconds(200))
-      async let waiter = get()
-      let (first, collapsed) = try await (leader, waiter)
-      let second = try await get()
-      client.shutdown()
-      app.server.beginShutdown()
-      originServer.beginShutdown()
-      app.proxy.origin.shutdown()
-      for server in servers { _ = await server.result }
-      let key = RequestKey.of(
-        HTTPRequestHead(version: .http1_1, method: .GET, uri: "/large", headers: ["Host": "example.test"]))
-      let inMemory = try await store.memoryTier.lookup(key) != nil
-      let onDisk = try await disk.lookup(key) != nil
-      await store.shutdown()
-      try await disk.close()
-      #expect(first.body.utf8.count == Self.body.utf8.count, "the miss's body: \(first.status)")
-      #expect(first.body == Self.body)
-      #expect(first.status.contains("stored"), "\(first.status)")
-      #expect(collapsed.body == Self.body, "the waiter's body: \(collapsed.status)")
-      #expect(collapsed.status.contains("collapsed"), "\(collapsed.status)")
-      #expect(second.body == Self.body)
-      #expect(second.status.contains("hit"), "from disk: \(second.status)")
-      #expect(!inMemory, "too large for RAM")
-      #expect(onDisk)
-      #expect(origin.count("/large") == 1)
+    }
+  }
+
+  /// The leader of a fill with a Content-Length past RAM's limit gets its first bytes while
+  /// the origin still sends (it waited for the whole body to reach disk).
+  @Test func theLeaderOfAFillPastRAMsLimitGetsBytesBeforeTheEnd() async throws {
+    try await withTimeout(seconds: 150) {
+      let origin = TestOrigin()
+      // 40 chunks of 16 KiB, each one letter repeated (A, B, ...): a letter shows a chunk.
+      let chunks = (0..<40).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
+      origin.route(
+        "/large",
+        reply: OriginReply(
+          headers: ["Cache-Control": "max-age=60", "Content-Length": "\(chunks.joined().utf8.count)"], chunks: chunks,
+          chunkDelayMilliseconds: 250))
+      try await Self.withTieredProxy(origin) { port, _ in
+        let client = try await RawClient(port: port)
+        try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        // Chunk 10 ("K"), past RAM's 64 KiB (four chunks).
+        #expect(try await client.waitFor(milliseconds: 8000) { $0.text.contains("KKKKKKKK") })
+        #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
+        await client.close()
+      }
     }
   }
 }
