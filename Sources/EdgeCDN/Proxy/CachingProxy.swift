@@ -435,11 +435,13 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
       writer.sendsEachChunk = true
       if let relay {
         var hit = CacheHit(meta: meta, handler: RelayedHitHandler(hash: key.combinedHash, pipe: relay))
-        // At the end the leader has all it wants (all of it, or none for a HEAD or a 304):
-        // the relay is let go, so the fill stops waiting for it, and the end waits for the commit.
+        // At the end the leader has all it wants (all of it, a range, or none for a HEAD or a
+        // 304): the relay is let go, so the fill stops waiting for it, and the end waits for
+        // the commit, except a range's, which must not wait for the rest of a large fill.
+        let isRange = request.head.headers.contains(name: "range")
         writer.endBarrier = {
           relay.cancel()
-          await copy.value
+          if !isRange { await copy.value }
         }
         try await serveFromStore(&hit, request: request, status: status, writer: &writer)
         return true

@@ -93,6 +93,29 @@ import Testing
     }
   }
 
+  /// A range asked by the leader of a fill past RAM's limit (relayed) is answered once its
+  /// bytes went by, not after the whole fill.
+  @Test func aRangeLeaderOfARelayedFillDoesNotWaitForTheRest() async throws {
+    try await withTimeout(seconds: 150) {
+      let origin = TestOrigin()
+      let chunks = (0..<40).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
+      origin.route(
+        "/large",
+        reply: OriginReply(
+          headers: ["Cache-Control": "max-age=60", "Content-Length": "\(chunks.joined().utf8.count)"], chunks: chunks,
+          chunkDelayMilliseconds: 250))
+      try await Self.withTieredProxy(origin) { port, _ in
+        let client = try await RawClient(port: port)
+        // Bytes 100 000 to 100 009: in chunk 6 ("G"), 1.5 s into the origin's 10 s.
+        try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\nRange: bytes=100000-100009\r\n\r\n")
+        #expect(try await client.waitFor(milliseconds: 8000) { $0.text.hasSuffix("GGGGGGGGGG") })
+        #expect(client.text.hasPrefix("HTTP/1.1 206"), "\(client.text.prefix(200))")
+        #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "answered before the origin's end")
+        await client.close()
+      }
+    }
+  }
+
   /// The leader of a fill with a Content-Length past RAM's limit gets its first bytes while
   /// the origin still sends (it waited for the whole body to reach disk).
   @Test func theLeaderOfAFillPastRAMsLimitGetsBytesBeforeTheEnd() async throws {
