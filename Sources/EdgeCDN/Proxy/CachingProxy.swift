@@ -438,10 +438,9 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         // At the end the leader has all it wants (all of it, a range, or none for a HEAD or a
         // 304): the relay is let go, so the fill stops waiting for it, and the end waits for
         // the commit, except a range's, which must not wait for the rest of a large fill.
-        let isRange = request.head.headers.contains(name: "range")
-        writer.endBarrier = {
+        writer.endBarrier = { partial in
           relay.cancel()
-          if !isRange { await copy.value }
+          if !partial { await copy.value }
         }
         try await serveFromStore(&hit, request: request, status: status, writer: &writer)
         return true
@@ -457,7 +456,7 @@ public final class CachingProxy<Store: Storage>: HTTPRequestHandler {
         return true
       }
       // A range of a large fill must not wait for the rest of it.
-      if !request.head.headers.contains(name: "range") { writer.endBarrier = { await copy.value } }
+      writer.endBarrier = { partial in if !partial { await copy.value } }
       try await serveFromStore(&hit, request: request, status: status, writer: &writer)
     case .notStored(let response, let reason):
       if let ticket { lock.release(ticket, outcome: .notStored) }

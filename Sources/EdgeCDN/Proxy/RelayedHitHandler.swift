@@ -1,20 +1,22 @@
 import EdgeCDNStore
 import NIOCore
 
-/// The leader's read of a fill whose length the origin did not give: the fill task hands
-/// it each origin chunk as it stores it (a `BodyPipe`), instead of the leader reading its
-/// own write back through the store.
+/// The leader's read of a fill whose length the origin did not give, or whose length is
+/// past what the store lets a reader follow as it is written
+/// (`Storage.streamingPartialWriteLimit`): the fill task hands it each origin chunk as it
+/// stores it (a `BodyPipe`), instead of the leader reading its own write back.
 ///
 /// Why: a body of unknown length can turn out larger than the store takes. The store's
 /// write then fails midway, and a reader of that write was cut there (a chunked 12 MiB
-/// body ended at the RAM tier's 8 MiB limit). The relay goes on whatever the store does,
-/// as pingora's miss does. The price is pingora's too: the fill reads the origin at the
-/// leader's pace (the pipe holds a few chunks), so a slow leader slows the waiters that
-/// read the write. A body with a Content-Length keeps the read-back, which does not couple
-/// them: its size is checked against `proxy.cache.maxObjectSize` before it is stored.
+/// body ended at the RAM tier's 8 MiB limit); and a body past the tiered store's RAM limit
+/// can be read only once on disk, so its leader waited for all of it. The relay goes on
+/// whatever the store does, as pingora's miss does. The price is pingora's too: the fill
+/// reads the origin at the leader's pace (the pipe holds a few chunks), so a slow leader
+/// slows the waiters, which for a body past RAM's limit wait for the commit. Other bodies
+/// keep the read-back, which does not couple them.
 ///
-/// Served through `HitResponder` like any hit. A seek skips forward (ranges need a known
-/// size, so a chunked fill is not seeked today); multipart ranges are not offered.
+/// Served through `HitResponder` like any hit. A seek skips forward (a single range of a
+/// body whose length is known); multipart ranges are not offered (a whole 200 instead).
 struct RelayedHitHandler: HitHandler {
   /// Ends the relay when the leader's read goes away however it ends, so that the fill
   /// stops waiting for it and goes on at the origin's pace.

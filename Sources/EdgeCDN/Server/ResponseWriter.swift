@@ -28,23 +28,28 @@ public struct ResponseWriter {
   public private(set) var completed = false
   let requestVersion: HTTPVersion
   static let flushThreshold = 64 << 10
-  /// Each body chunk goes out when the next one comes, instead of gathering to
-  /// `flushThreshold`: set for a body read as the origin sends it (a fill's leader and its
-  /// waiters, a pass-through), so that a body trickling in small chunks reaches the client
-  /// as it comes (gathered, a 20 KiB body sent 1 KiB every 100 ms reached the client only
-  /// at its end). One chunk behind, not at once: the last chunk then still goes with the
-  /// end, after `endBarrier`, so a client never holds a whole fill that has not committed.
+  /// Each body chunk goes out as it comes instead of gathering to `flushThreshold`: set for
+  /// a body read as the origin sends it (a fill's leader and its waiters, a pass-through),
+  /// so that a body trickling in small chunks reaches the client as it comes (gathered, a
+  /// 20 KiB body sent 1 KiB every 100 ms reached the client only at its end). With an
+  /// `endBarrier`, one chunk behind: each goes out when the next comes and the last with
+  /// the end, after the barrier, so a client never holds a whole fill that has not
+  /// committed. Without one (a pass-through, a waiter), at once: a stream that pauses (a
+  /// long poll, server-sent events) must not hold its last event back.
   public var sendsEachChunk = false
-  /// Work the response's end waits for. The leader of a miss sets it to the cache fill, so a
-  /// client that has the whole response (and asks again, on any connection) finds the entry
-  /// committed, never a miss for an object it has just received: the disk tier's lookup finds
-  /// committed objects only (the RAM tier's also finds a write in progress). The wait is
-  /// short: the body was read back from the fill, which only has its commit left.
+  /// Work the response's end waits for, told whether the response was partial (206). The
+  /// leader of a miss sets it to the cache fill, so a client that has the whole response
+  /// (and asks again, on any connection) finds the entry committed, never a miss for an
+  /// object it has just received: the disk tier's lookup finds committed objects only (the
+  /// RAM tier's also finds a write in progress). The wait is short: the body was read from
+  /// the fill, which only has its commit left. A range does not wait for the rest of a fill.
+  /// A response with no body (HEAD, 304, 204) is whole with its head, which goes out before
+  /// the wait: a client that asks again at once may then miss a fill that only disk holds.
   ///
   /// A closure rather than the fill's task, so that it runs only at the end: a relayed
   /// leader first lets go of the relay there (`RelayedHitHandler`), or a fill waiting for
   /// a leader that answered without reading it (HEAD, 304) would wait for ever.
-  var endBarrier: (@Sendable () async -> Void)?
+  var endBarrier: (@Sendable (_ partial: Bool) async -> Void)?
 
   init(
     outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel, keepAlive: Bool,
@@ -98,12 +103,13 @@ public struct ResponseWriter {
   }
 
   public mutating func writeBody(_ chunk: ByteBuffer) async throws {
-    if sendsEachChunk, !pending.isEmpty { try await flush() }
+    let oneBehind = sendsEachChunk && endBarrier != nil
+    if oneBehind, !pending.isEmpty { try await flush() }
     bodyBytes += chunk.readableBytes
     pendingBytes += chunk.readableBytes
     pending.append(.body(.byteBuffer(chunk)))
-    // In `sendsEachChunk` the newest chunk always waits, whatever its size (see there).
-    if pendingBytes >= Self.flushThreshold, !sendsEachChunk { try await flush() }
+    if oneBehind { return }  // the newest chunk waits, whatever its size (see `sendsEachChunk`)
+    if sendsEachChunk || pendingBytes >= Self.flushThreshold { try await flush() }
   }
 
   /// Sends a body part from a file (sendfile), after what is gathered, and returns once
@@ -137,11 +143,10 @@ public struct ResponseWriter {
 
   public mutating func end() async throws {
     if let endBarrier {
-      // A response with no body (HEAD, 304) is whole with its head, which goes out first:
-      // such a leader of a large fill is not kept waiting for all of it. (An empty body that
-      // a fill stores comes whole with the origin's first read and has no barrier.)
+      // A response with no body (HEAD, 304, 204) is whole with its head, which goes out
+      // first: such a leader of a large fill is not kept waiting for all of it.
       if bodyBytes == 0, !pending.isEmpty { try await flush() }
-      await endBarrier()
+      await endBarrier(status == 206)
       self.endBarrier = nil
     }
     pending.append(.end(nil))

@@ -54,6 +54,17 @@ import Testing
     if let failure { throw failure }
   }
 
+  /// Waits (bounded) for the fill of `/large` to commit on disk: the store closes after
+  /// the test, and a fill still writing would write to a closed file.
+  static func waitForCommit(_ store: Store) async throws {
+    let key = RequestKey.of(head)
+    for _ in 0..<3000 {
+      if try await store.disk?.lookup(key) != nil { return }
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("the fill did not commit within 30 s")
+  }
+
   @Test(arguments: [true, false])
   func aMissLargerThanRAMReachesTheClientWhole(withContentLength: Bool) async throws {
     try await withTimeout(seconds: 150) {
@@ -62,7 +73,7 @@ import Testing
       if withContentLength { headers.add(name: "Content-Length", value: "\(Self.body.utf8.count)") }
       // Held a while, so that a second request waits on the cache lock: a waiter reads the
       // write through the store (the handoff) whether or not the leader reads a relay.
-      origin.route("/large", reply: OriginReply(headers: headers, chunks: Self.chunks, delayMilliseconds: 1000))
+      origin.route("/large", reply: OriginReply(headers: headers, chunks: Self.chunks, delayMilliseconds: 3000))
       try await Self.withTieredProxy(origin) { port, store in
         let client = OriginClient(
           configuration: .init(host: "127.0.0.1", port: port), group: MultiThreadedEventLoopGroup.singleton)
@@ -74,7 +85,8 @@ import Testing
           return (response.head.headers.first(name: "cache-status") ?? "", body)
         }
         async let leader = get()
-        try await Task.sleep(for: .milliseconds(200))
+        // The waiter asks once the leader's fetch is under way (the origin holds it 3 s).
+        for _ in 0..<1000 where origin.count("/large") == 0 { try await Task.sleep(for: .milliseconds(10)) }
         async let waiter = get()
         let (first, collapsed) = try await (leader, waiter)
         let second = try await get()
@@ -98,20 +110,21 @@ import Testing
   @Test func aRangeLeaderOfARelayedFillDoesNotWaitForTheRest() async throws {
     try await withTimeout(seconds: 150) {
       let origin = TestOrigin()
-      let chunks = (0..<40).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
+      let chunks = (0..<24).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
       origin.route(
         "/large",
         reply: OriginReply(
           headers: ["Cache-Control": "max-age=60", "Content-Length": "\(chunks.joined().utf8.count)"], chunks: chunks,
           chunkDelayMilliseconds: 250))
-      try await Self.withTieredProxy(origin) { port, _ in
+      try await Self.withTieredProxy(origin) { port, store in
         let client = try await RawClient(port: port)
-        // Bytes 100 000 to 100 009: in chunk 6 ("G"), 1.5 s into the origin's 10 s.
+        // Bytes 100 000 to 100 009: in chunk 6 ("G"), 1.5 s into the origin's 6 s.
         try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\nRange: bytes=100000-100009\r\n\r\n")
         #expect(try await client.waitFor(milliseconds: 8000) { $0.text.hasSuffix("GGGGGGGGGG") })
         #expect(client.text.hasPrefix("HTTP/1.1 206"), "\(client.text.prefix(200))")
         #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "answered before the origin's end")
         await client.close()
+        try await Self.waitForCommit(store)
       }
     }
   }
@@ -122,19 +135,20 @@ import Testing
     try await withTimeout(seconds: 150) {
       let origin = TestOrigin()
       // 40 chunks of 16 KiB, each one letter repeated (A, B, ...): a letter shows a chunk.
-      let chunks = (0..<40).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
+      let chunks = (0..<24).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
       origin.route(
         "/large",
         reply: OriginReply(
           headers: ["Cache-Control": "max-age=60", "Content-Length": "\(chunks.joined().utf8.count)"], chunks: chunks,
           chunkDelayMilliseconds: 250))
-      try await Self.withTieredProxy(origin) { port, _ in
+      try await Self.withTieredProxy(origin) { port, store in
         let client = try await RawClient(port: port)
         try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
         // Chunk 10 ("K"), past RAM's 64 KiB (four chunks).
         #expect(try await client.waitFor(milliseconds: 8000) { $0.text.contains("KKKKKKKK") })
         #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
         await client.close()
+        try await Self.waitForCommit(store)
       }
     }
   }
@@ -197,6 +211,22 @@ import Testing
       // (chunk 0 is "0000" repeated, the framing's sizes are hex).
       #expect(try await client.waitFor(milliseconds: 8000) { $0.text.contains("00010001") })
       #expect(h.origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
+      await client.close()
+    }
+  }
+
+  /// A pass-through that pauses (a long poll, server-sent events) sends each chunk at once:
+  /// nothing waits for its end, so no chunk is held back for it.
+  @Test func aPausingPassThroughSendsEachChunkAtOnce() async throws {
+    let chunks = ["event: one\n\n", "event: two\n\n"]
+    try await ProxyHarness.run { h in
+      h.origin.route(
+        "/events",
+        reply: OriginReply(headers: ["Cache-Control": "no-store"], chunks: chunks, chunkDelayMilliseconds: 4000))
+      let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
+      try await client.send("GET /events HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      #expect(try await client.waitFor(milliseconds: 3000) { $0.text.contains("event: one") })
+      #expect(!client.text.contains("event: two"), "the first event came before the second was sent")
       await client.close()
     }
   }
