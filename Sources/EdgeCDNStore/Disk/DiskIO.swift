@@ -52,7 +52,13 @@ final class FileDiskIO: DiskIO {
   /// Cleared when a direct write fails with EINVAL (an alignment the file system wants
   /// larger than `blockSize`): region writes then go through the page cache.
   private let directWorks = Atomic<Bool>(true)
-  private let isClosed = Atomic<Bool>(false)
+  /// Operations under way (in steps of 2) and whether `close()` was called (bit 0). The
+  /// descriptors are closed once both hold, by `close()` or by the last operation, and an
+  /// operation after `close()` fails: an operation racing `close()` (a fill still writing
+  /// while the store shuts down) must never reach a descriptor number the process has
+  /// since given to another file, such as a RAM body's memfd or a client's socket.
+  private let users = Atomic<Int>(0)
+  private let released = Atomic<Bool>(false)
 
   /// A multiple of every logical block size in use (512 or 4096) and of the page size.
   static let blockSize = 4096
@@ -84,82 +90,112 @@ final class FileDiskIO: DiskIO {
   }
 
   func writeDirect(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(CacheError) {
-    guard directFD >= 0, directWorks.load(ordering: .relaxed) else { return try write(bytes, at: offset) }
-    var done = 0
-    while done < bytes.count {
-      let n = pwrite(directFD, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
-      if n < 0 {
-        if errno == EINTR { continue }
-        if errno == EINVAL {
-          directWorks.store(false, ordering: .relaxed)
-          return try write(UnsafeRawBufferPointer(rebasing: bytes[done...]), at: offset + done)
+    try using("pwrite") { () throws(CacheError) in
+      guard directFD >= 0, directWorks.load(ordering: .relaxed) else { return try write(bytes, at: offset) }
+      var done = 0
+      while done < bytes.count {
+        let n = pwrite(directFD, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
+        if n < 0 {
+          if errno == EINTR { continue }
+          if errno == EINVAL {
+            directWorks.store(false, ordering: .relaxed)
+            return try write(UnsafeRawBufferPointer(rebasing: bytes[done...]), at: offset + done)
+          }
+          throw .io(key: nil, operation: "pwrite", path: path, errno: errno)
         }
-        throw .io(key: nil, operation: "pwrite", path: path, errno: errno)
+        done += n
       }
-      done += n
     }
   }
 
   func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(CacheError) -> Int {
-    var done = 0
-    while done < buffer.count {
-      let n = pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw .io(key: nil, operation: "pread", path: path, errno: errno)
+    try using("pread") { () throws(CacheError) in
+      var done = 0
+      while done < buffer.count {
+        let n = pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
+        if n < 0 {
+          if errno == EINTR { continue }
+          throw .io(key: nil, operation: "pread", path: path, errno: errno)
+        }
+        if n == 0 { break }
+        done += n
       }
-      if n == 0 { break }
-      done += n
+      return done
     }
-    return done
   }
 
   func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(CacheError) {
-    var done = 0
-    while done < bytes.count {
-      let n = pwrite(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw .io(key: nil, operation: "pwrite", path: path, errno: errno)
+    try using("pwrite") { () throws(CacheError) in
+      var done = 0
+      while done < bytes.count {
+        let n = pwrite(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
+        if n < 0 {
+          if errno == EINTR { continue }
+          throw .io(key: nil, operation: "pwrite", path: path, errno: errno)
+        }
+        done += n
       }
-      done += n
     }
   }
 
   func sync() throws(CacheError) {
-    #if canImport(Glibc)
-      let result = fdatasync(fd)
-    #else
-      let result = fsync(fd)
-    #endif
-    guard result == 0 else { throw .io(key: nil, operation: "fdatasync", path: path, errno: errno) }
+    try using("fdatasync") { () throws(CacheError) in
+      #if canImport(Glibc)
+        let result = fdatasync(fd)
+      #else
+        let result = fsync(fd)
+      #endif
+      guard result == 0 else { throw .io(key: nil, operation: "fdatasync", path: path, errno: errno) }
+    }
   }
 
   func size() throws(CacheError) -> Int {
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw .io(key: nil, operation: "fstat", path: path, errno: errno) }
-    return Int(info.st_size)
+    try using("fstat") { () throws(CacheError) in
+      var info = stat()
+      guard fstat(fd, &info) == 0 else { throw .io(key: nil, operation: "fstat", path: path, errno: errno) }
+      return Int(info.st_size)
+    }
   }
 
   func allocate(size: Int) throws(CacheError) {
-    guard ftruncate(fd, off_t(size)) == 0 else {
-      throw .io(key: nil, operation: "ftruncate", path: path, errno: errno)
-    }
-    #if canImport(Glibc)
-      let result = posix_fallocate(fd, 0, off_t(size))
-      // EOPNOTSUPP/EINVAL: the file system cannot preallocate; the sparse file still works.
-      if result != 0 && result != EOPNOTSUPP && result != EINVAL {
-        throw .io(key: nil, operation: "fallocate", path: path, errno: result)
+    try using("ftruncate") { () throws(CacheError) in
+      guard ftruncate(fd, off_t(size)) == 0 else {
+        throw .io(key: nil, operation: "ftruncate", path: path, errno: errno)
       }
-    #endif
+      #if canImport(Glibc)
+        let result = posix_fallocate(fd, 0, off_t(size))
+        // EOPNOTSUPP/EINVAL: the file system cannot preallocate; the sparse file still works.
+        if result != 0 && result != EOPNOTSUPP && result != EINVAL {
+          throw .io(key: nil, operation: "fallocate", path: path, errno: result)
+        }
+      #endif
+    }
   }
 
-  /// Closes once; a store dropped without close() still gives its descriptor back.
-  func close() {
-    if !isClosed.exchange(true, ordering: .relaxed) {
-      _ = Glibc.close(fd)
-      if directFD >= 0 { _ = Glibc.close(directFD) }
+  /// Runs one operation on the descriptors, unless `close()` was called.
+  private func using<T>(_ operation: String, _ body: () throws(CacheError) -> T) throws(CacheError) -> T {
+    let now = users.wrappingAdd(2, ordering: .acquiring).newValue
+    defer { leave() }
+    guard now & 1 == 0 else {
+      throw .unavailable(tier: "disk", reason: "\(operation) on \(path) after the store was closed")
     }
+    return try body()
+  }
+
+  private func leave() {
+    if users.wrappingSubtract(2, ordering: .releasing).newValue == 1 { release() }
+  }
+
+  /// Closes once no operation is under way (else the last one closes); a store dropped
+  /// without close() still gives its descriptors back.
+  func close() {
+    if users.bitwiseOr(1, ordering: .acquiringAndReleasing).oldValue == 0 { release() }
+  }
+
+  private func release() {
+    guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+    _ = Glibc.close(fd)
+    if directFD >= 0 { _ = Glibc.close(directFD) }
   }
 
   deinit { close() }
