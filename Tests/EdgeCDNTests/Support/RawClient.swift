@@ -89,6 +89,14 @@ final class RawClient: Sendable {
   var closedAt: NIODeadline? { collector.closedAt.withLock { $0 } }
 
   var text: String { String(decoding: collector.received.withLock { $0 }, as: UTF8.self) }
+  /// Bytes received so far, without decoding them (`text` decodes everything on each call,
+  /// which polled every 10 ms over megabytes loads a busy machine).
+  var receivedCount: Int { collector.received.withLock { $0.count } }
+  /// Whether what was received ends with `suffix`, without decoding the rest.
+  func receivedEnds(with suffix: String) -> Bool {
+    let tail = Array(suffix.utf8)
+    return collector.received.withLock { $0.count >= tail.count && Array($0.suffix(tail.count)) == tail }
+  }
   var isClosed: Bool { collector.closed.withLock { $0 } }
 
   /// Waits (bounded) until `condition` holds on what was received.
