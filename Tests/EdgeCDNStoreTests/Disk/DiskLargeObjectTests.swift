@@ -59,9 +59,10 @@ struct DiskLargeObjectTests {
     // The handler's own accounting: never more than one fragment plus the chunk written.
     #expect(handler.peakBufferedBytes <= configuration.fragmentSize + Self.chunkSize)
     // The process: below the object (region buffers in flight and the allocator's slack
-    // included; other suites run in parallel in this process, hence the wide margin; the
-    // bench measures the same write alone: disk.big_object_rss_growth_mb).
-    #expect(peakGrowth < 160 << 20, "RSS grew by \(peakGrowth) bytes while writing 256 MiB")
+    // included; other suites run in parallel in this process, hence the wide margin, which
+    // 160 MiB was not once the proxy's tests moved tens of MiB beside it (176 MB in a CI
+    // run); the bench measures the same write alone: disk.big_object_rss_growth_mb).
+    #expect(peakGrowth < 200 << 20, "RSS grew by \(peakGrowth) bytes while writing 256 MiB")
     try await store.flush()
 
     var hit = try #require(try await store.lookup(key))
