@@ -54,6 +54,19 @@ import Testing
     if let failure { throw failure }
   }
 
+  /// An origin sending `/large` with a Content-Length, slowly: 24 chunks of 16 KiB 250 ms
+  /// apart (6 s), each one letter repeated (A, B, ...), so a letter shows a chunk.
+  static func slowLetters() -> (TestOrigin, [String]) {
+    let origin = TestOrigin()
+    let chunks = (0..<24).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
+    origin.route(
+      "/large",
+      reply: OriginReply(
+        headers: ["Cache-Control": "max-age=60", "Content-Length": "\(chunks.joined().utf8.count)"], chunks: chunks,
+        chunkDelayMilliseconds: 250))
+    return (origin, chunks)
+  }
+
   /// Waits (bounded) for the fill of `/large` to commit on disk: the store closes after
   /// the test, and a fill still writing would write to a closed file.
   static func waitForCommit(_ store: Store) async throws {
@@ -109,13 +122,7 @@ import Testing
   /// bytes went by, not after the whole fill.
   @Test func aRangeLeaderOfARelayedFillDoesNotWaitForTheRest() async throws {
     try await withTimeout(seconds: 150) {
-      let origin = TestOrigin()
-      let chunks = (0..<24).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
-      origin.route(
-        "/large",
-        reply: OriginReply(
-          headers: ["Cache-Control": "max-age=60", "Content-Length": "\(chunks.joined().utf8.count)"], chunks: chunks,
-          chunkDelayMilliseconds: 250))
+      let (origin, chunks) = Self.slowLetters()
       try await Self.withTieredProxy(origin) { port, store in
         let client = try await RawClient(port: port)
         // Bytes 100 000 to 100 009: in chunk 6 ("G"), 1.5 s into the origin's 6 s.
@@ -133,14 +140,7 @@ import Testing
   /// the origin still sends (it waited for the whole body to reach disk).
   @Test func theLeaderOfAFillPastRAMsLimitGetsBytesBeforeTheEnd() async throws {
     try await withTimeout(seconds: 150) {
-      let origin = TestOrigin()
-      // 40 chunks of 16 KiB, each one letter repeated (A, B, ...): a letter shows a chunk.
-      let chunks = (0..<24).map { String(repeating: Character(UnicodeScalar(UInt8(65 + $0 % 26))), count: 16 << 10) }
-      origin.route(
-        "/large",
-        reply: OriginReply(
-          headers: ["Cache-Control": "max-age=60", "Content-Length": "\(chunks.joined().utf8.count)"], chunks: chunks,
-          chunkDelayMilliseconds: 250))
+      let (origin, chunks) = Self.slowLetters()
       try await Self.withTieredProxy(origin) { port, store in
         let client = try await RawClient(port: port)
         try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
