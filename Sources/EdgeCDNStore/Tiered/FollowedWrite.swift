@@ -55,23 +55,20 @@ struct FollowedWrite<Memory: Storage, Disk: Storage>: Sendable {
 
   mutating func seek(start: Int, end: Int?, multipart: Bool) async throws(CacheError) {
     if memory != nil {
+      position = start
+      self.end = end
       do {
         if multipart {
           try await memory?.seekMultipart(start: start, end: end)
         } else {
           try await memory?.seek(start: start, end: end)
         }
-        position = start
-        self.end = end
-        return
       } catch {
         // The seek waited for bytes RAM will not get: disk's read starts at the range,
         // and a range past the body fails there, with disk's error.
-        position = start
-        self.end = end
         try await leaveMemory(after: error, seeking: true)
-        return
       }
+      return
     }
     atEnd = false
     if multipart {

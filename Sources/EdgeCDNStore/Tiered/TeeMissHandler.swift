@@ -139,7 +139,6 @@ public final class TeeMissHandler<Memory: Storage, Disk: Storage>: MissHandler {
       return (state.memory, state.disk)
     }
     guard let (memory, disk) = handlers else { return }
-    handoff?.resolve(.failed)
     await memory?.abort(reason: reason)
     await disk?.abort(reason: reason)
     endWrite()

@@ -14,12 +14,7 @@ import Testing
         reply.delayMilliseconds = 300
         return reply
       }
-      let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
-        for _ in 0..<10 { group.addTask { try await h.get("/hot") } }
-        var all: [TestResponse] = []
-        for try await response in group { all.append(response) }
-        return all
-      }
+      let responses = try await h.getConcurrently("/hot", count: 10)
       #expect(responses.count == 10)
       #expect(responses.allSatisfy { $0.status == 200 && $0.body == "shared body" })
       #expect(h.origin.count("/hot") == 1)
@@ -52,12 +47,7 @@ import Testing
         "/stale", body: "stored",
         fields: [.init("Content-Length", "6"), .init("ETag", "\"s1\""), .init("Cache-Control", "max-age=60")],
         secondsAgo: 65)
-      let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
-        for _ in 0..<8 { group.addTask { try await h.get("/stale") } }
-        var all: [TestResponse] = []
-        for try await response in group { all.append(response) }
-        return all
-      }
+      let responses = try await h.getConcurrently("/stale", count: 8)
       #expect(responses.allSatisfy { $0.status == 200 && $0.body == "stored" }, "\(responses.map(\.body))")
       #expect(h.origin.count("/stale") == 1, "\(responses.map(\.cacheStatus))")
       let revalidated = responses.filter { $0.cacheStatus.contains("fwd=stale; fwd-status=304") }

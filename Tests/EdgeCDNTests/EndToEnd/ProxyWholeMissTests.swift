@@ -51,12 +51,7 @@ import Testing
         reply.delayMilliseconds = 300
         return reply
       }
-      let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
-        for _ in 0..<5 { group.addTask { try await h.get("/together") } }
-        var all: [TestResponse] = []
-        for try await response in group { all.append(response) }
-        return all
-      }
+      let responses = try await h.getConcurrently("/together", count: 5)
       #expect(responses.count == 5)
       #expect(responses.allSatisfy { $0.status == 200 && $0.body == Self.body })
       #expect(h.origin.count("/together") == 1)

@@ -234,6 +234,16 @@ struct ProxyHarness: Sendable {
       initialAge: initialAge)
   }
 
+  /// `count` GETs of `path` at once (coalescing), their responses in completion order.
+  func getConcurrently(_ path: String, count: Int) async throws -> [TestResponse] {
+    try await withThrowingTaskGroup(of: TestResponse.self) { group in
+      for _ in 0..<count { group.addTask { try await get(path) } }
+      var all: [TestResponse] = []
+      for try await response in group { all.append(response) }
+      return all
+    }
+  }
+
   /// Waits (bounded) until `condition` holds; fills and background refreshes are async.
   func eventually(_ what: String, _ condition: @Sendable () async -> Bool) async throws {
     for _ in 0..<200 {
