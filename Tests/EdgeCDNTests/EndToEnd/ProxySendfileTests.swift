@@ -212,10 +212,16 @@ import Testing
   /// writer only once a third of the (4 MB) send buffer has drained, so at that pace no
   /// write went out for over 2 s, and the server rightly closed a client that slow; the
   /// test failed every time under `--filter "Tiered|Proxy"`.
+  ///
+  /// Now 5 s and 16 KiB every 25 ms (about 13 s for the body; unsliced, the client has
+  /// about 7.5 of 8 MiB when it is cut): the server's own slice
+  /// loop runs on the cooperative pool too, and the whole suite held it for over 2 s
+  /// between two slices (a client cut after exactly 5 MiB, three CI runs): an idle timer
+  /// that counts our own stall as the client's (noted, not mended).
   @Test func aSlowClientGetsAWholeBodyPastTheIdleTimeout() async throws {
     try await ProxyHarness.run(configure: {
       $0.immediateHitMaxBodyBytes = 0
-      $0.idleTimeoutSeconds = 2
+      $0.idleTimeoutSeconds = 5
     }) { h in
       let size = (8 << 20) - (64 << 10)
       // Straight into the store: a miss of 8 MiB through a proxy with a short idle timeout
@@ -244,7 +250,7 @@ import Testing
       }
       let start = NIODeadline.now()
       let pace = PacedReads()
-      let reads = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(10)) { _ in
+      let reads = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(25)) { _ in
         pace.read(channel)
       }
       let deadline = ContinuousClock.now + .seconds(30)
@@ -264,28 +270,19 @@ import Testing
         return
       }
       // The kernel wakes the server's writer only once about a third of the (4 MB) send
-      // buffer has drained; a client taking under about 0.65 MB/s leaves it without a write
-      // for the 2 s timeout and is rightly cut, sliced or not. Paced at 1.6 MB/s, an
-      // unsliced body is cut at 2 s; a client slowed below 1 MB/s by the suite's load
+      // buffer has drained; a client taking under about 0.27 MB/s leaves it without a write
+      // for the 5 s timeout and is rightly cut, sliced or not. Paced at 0.65 MB/s, an
+      // unsliced body is cut at 5 s; a client slowed below 0.4 MB/s by the suite's load
       // (0.3 MB/s in one CI run) proves nothing either way.
-      // The server's own slice writes run on the cooperative pool, which the store's suites
-      // can hold for seconds: a body that stopped coming for over a second while the client
-      // read on (5 MiB, then nothing for 2 s, in two CI runs) is a stalled server, not the
-      // bug, which cuts a body still flowing.
-      let dataGap = collector.longestDataGap.withLock { $0 }
-      if received <= size, dataGap > .seconds(1) {
-        print("voided: the body stopped coming for \(dataGap.nanoseconds / 1_000_000) ms while the client read")
-        return
-      }
       let rate = Double(received) / max(0.001, Double(elapsed.nanoseconds) / 1e9)
-      if received <= size, rate < 1_000_000 {
+      if received <= size, rate < 400_000 {
         print("voided: the client took \(Int(rate / 1000)) kB/s, too slow to tell a sliced body from a whole one")
         return
       }
       #expect(
         received > size,
         "\(received) bytes in \(elapsed.nanoseconds / 1_000_000) ms, connection \(closed ? "closed" : "open")")
-      #expect(elapsed > .milliseconds(2500), "slower than the idle timeout: \(elapsed.nanoseconds / 1_000_000) ms")
+      #expect(elapsed > .milliseconds(6000), "slower than the idle timeout: \(elapsed.nanoseconds / 1_000_000) ms")
     }
   }
 

@@ -17,19 +17,11 @@ final class RawClient: Sendable {
     /// When the last bytes arrived, as the event loop saw it: a test's own task can be
     /// late to look, which would stretch a time measured from there.
     let lastReadAt = Mutex<NIODeadline?>(nil)
-    /// The longest time between two arrivals of bytes: a server that stopped sending while
-    /// the client was ready to read.
-    let longestDataGap = Mutex<TimeAmount>(.zero)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
       let buffer = unwrapInboundIn(data)
       received.withLock { $0.append(contentsOf: buffer.readableBytesView) }
-      let now = NIODeadline.now()
-      let last = lastReadAt.withLock { last in
-        defer { last = now }
-        return last
-      }
-      if let last { longestDataGap.withLock { $0 = max($0, now - last) } }
+      lastReadAt.withLock { $0 = .now() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
