@@ -82,7 +82,8 @@ public struct ProxyConfiguration: Sendable, Hashable {
   public var maxHeaderBytes = 32 << 10
   /// Request body limit (bodies of methods passed to the origin): larger gets 413.
   public var maxRequestBodyBytes = 16 << 20
-  /// A connection with neither reads nor writes for this long is closed.
+  /// A connection with neither reads nor writes for this long, in the client's turn, is
+  /// closed (`ConnectionIdleTimer`: waiting on the origin is not the client's idleness).
   public var idleTimeoutSeconds: Int64 = 60
   public var originConnectTimeoutSeconds: Int64 = 5
   public var originResponseTimeoutSeconds: Int64 = 30

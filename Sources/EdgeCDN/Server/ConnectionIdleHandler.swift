@@ -9,8 +9,8 @@ final class ConnectionIdleHandler: ChannelDuplexHandler, RemovableChannelHandler
 
   private let idle: ConnectionIdleTimer
 
-  init(timeout: TimeAmount) {
-    self.idle = ConnectionIdleTimer(timeout: timeout)
+  init(timeout: TimeAmount, exchanges: OpenExchanges) {
+    self.idle = ConnectionIdleTimer(timeout: timeout, exchanges: exchanges)
   }
 
   func handlerAdded(context: ChannelHandlerContext) {

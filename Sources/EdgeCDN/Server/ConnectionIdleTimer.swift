@@ -1,9 +1,19 @@
 import NIOCore
 
 /// Closes a client connection that has seen neither a read nor a write for `timeout`
-/// (within a quarter of it): what `IdleStateHandler(allTimeout:)` plus a close did. The
-/// handler that sees the connection's reads and writes sets `active`; a timer on the
-/// connection's event loop looks at it four times per timeout.
+/// (within a quarter of it) while it was the client's turn: what nginx's
+/// `keepalive_timeout`, `client_header_timeout`, `client_body_timeout` and `send_timeout`
+/// do together. The handler that sees the connection's reads and writes sets `active`; a
+/// timer on the connection's event loop looks at it four times per timeout.
+///
+/// It is the server's turn, and never idleness, while a request has arrived whole, its
+/// response has not ended (`OpenExchanges.owesResponse`) and the socket takes more
+/// (`isWritable`): the server is waiting on the origin, a cache fill or its own tasks,
+/// which the origin's timeouts and the cache lock's bound. Why: counted as idleness, a
+/// slow origin's head, or the response's writer held for seconds by a busy cooperative
+/// pool, closed a client that was doing nothing wrong, mid-body. A client that stops
+/// reading leaves the socket unwritable, so it is still closed after the timeout, as is
+/// one that stops sending its request midway.
 ///
 /// Why not `IdleStateHandler`: it times write completions, so every write part (head,
 /// each body chunk, end) pays a promise, a future hop, a callback and a clock read;
@@ -20,11 +30,13 @@ final class ConnectionIdleTimer {
   /// A read or a write since the last check.
   var active = false
   private let timeout: TimeAmount
+  private let exchanges: OpenExchanges
   private var quietChecks = 0
   private var timer: RepeatedTask?
 
-  init(timeout: TimeAmount) {
+  init(timeout: TimeAmount, exchanges: OpenExchanges) {
     self.timeout = timeout
+    self.exchanges = exchanges
   }
 
   func start(context: ChannelHandlerContext) {
@@ -43,7 +55,7 @@ final class ConnectionIdleTimer {
   }
 
   private func check(context: ChannelHandlerContext) {
-    if active {
+    if active || (exchanges.owesResponse && context.channel.isWritable) {
       active = false
       quietChecks = 0
       return

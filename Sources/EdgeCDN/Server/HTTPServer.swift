@@ -83,10 +83,10 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
         channel.eventLoop.makeCompletedFuture {
           // First, so that it sees each socket read and write once, whichever handler answers;
           // with a responder, `WireResponder` is first and does this work.
-          if responder == nil {
-            try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle))
-          }
           let exchanges = OpenExchanges()
+          if responder == nil {
+            try channel.pipeline.syncOperations.addHandler(ConnectionIdleHandler(timeout: idle, exchanges: exchanges))
+          }
           try ResponseEncoder.configureServerPipeline(
             channel.pipeline.syncOperations, exchanges: exchanges,
             front: responder.map {

@@ -20,6 +20,11 @@ final class OpenExchanges {
   var declinedInFront = false
   /// The decoder failed on the input (`ProtocolErrorHandler` answered 400 and closes).
   var failed = false
+  /// Requests whose end reached `ResponseEncoder`, and responses it ended: counted apart
+  /// from `open` because a response may end before its request's body has all arrived
+  /// (an early 413 or error), and then the client's part is not done.
+  var requestEnds = 0
+  var responseEnds = 0
 
   init() {}
 
@@ -63,6 +68,10 @@ final class OpenExchanges {
       closeWhenWritten = true
     }
   }
+
+  /// A request has arrived whole and its response has not ended: the server's turn, which
+  /// the idle timer does not count against the client (`ConnectionIdleTimer`).
+  var owesResponse: Bool { requestEnds &- responseEnds > 0 }
 
   /// Whether a request arriving now may be answered ahead of the pipelining handler.
   var isIdle: Bool { open == 0 && !closing && !failed }

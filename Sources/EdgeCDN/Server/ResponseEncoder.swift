@@ -61,10 +61,13 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    if case .head(let head) = unwrapInboundIn(data) {
+    switch unwrapInboundIn(data) {
+    case .head(let head):
       methods.append(head.method)
       exchanges.open += 1
       if !head.isKeepAlive { exchanges.closing = true }
+    case .end: exchanges.requestEnds &+= 1
+    case .body: break
     }
     context.fireChannelRead(data)
   }
@@ -96,6 +99,7 @@ final class ResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
       }
     case .end:
       exchanges.open -= 1
+      exchanges.responseEnds &+= 1
       switch mode {
       case .encoding: encoder.write(context: context, data: data, promise: promise)
       case .preEncoded, .bodiless:

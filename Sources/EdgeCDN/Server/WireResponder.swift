@@ -67,7 +67,7 @@ final class WireResponder: ChannelDuplexHandler, RemovableChannelHandler {
     responder: any ImmediateResponder, shuttingDown: Flag, exchanges: OpenExchanges, maxRequestLineBytes: Int,
     maxHeaderBytes: Int, idleTimeout: TimeAmount? = nil
   ) {
-    self.idle = idleTimeout.map { ConnectionIdleTimer(timeout: $0) }
+    self.idle = idleTimeout.map { ConnectionIdleTimer(timeout: $0, exchanges: exchanges) }
     self.responder = responder
     self.shuttingDown = shuttingDown
     self.exchanges = exchanges

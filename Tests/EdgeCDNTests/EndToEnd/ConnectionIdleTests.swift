@@ -5,8 +5,34 @@ import Testing
 
 @testable import EdgeCDN
 
-/// `ConnectionIdleHandler`: idle means neither reads nor writes for the timeout.
+/// `ConnectionIdleTimer`: idle means neither reads nor writes for the timeout while it is
+/// the client's turn; the server's own waits (the origin, a fill) are not the client's.
 @Suite struct ConnectionIdleTests {
+  /// An origin slow to answer (2.5 s, on the fill) or slow between chunks (1.5 s, on both),
+  /// behind a 1 s idle timeout: the client, which sent its whole request, gets the whole
+  /// response on its connection. Before, the server's silence was taken for the client's and the
+  /// connection closed after about a second. Once the response is out, the quiet is the
+  /// client's again.
+  @Test func aSlowOriginIsNotTakenForAnIdleClient() async throws {
+    try await ProxyHarness.run(configure: { $0.idleTimeoutSeconds = 1 }) { h in
+      let chunks = ["first,", "second,", "third"]
+      for (path, cacheControl, headDelay) in [("/slow-fill", "max-age=60", 2500), ("/slow-pass", "no-store", 0)] {
+        h.origin.route(path) { _, _ in
+          OriginReply(
+            status: .ok, headers: ["Cache-Control": cacheControl, "Content-Length": "18"], chunks: chunks,
+            delayMilliseconds: Int64(headDelay), chunkDelayMilliseconds: 1500)
+        }
+        let client = try await RawClient(port: h.app.server.localAddress?.port ?? 0)
+        try await client.send("GET \(path) HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        _ = try await client.waitFor(milliseconds: 20000) { $0.text.hasSuffix("first,second,third") || $0.isClosed }
+        #expect(client.text.hasPrefix("HTTP/1.1 200"), "\(path): \(client.text.debugDescription)")
+        #expect(client.text.hasSuffix("first,second,third"), "\(path): cut (closed: \(client.isClosed))")
+        #expect(try await client.waitFor(milliseconds: 5000) { $0.isClosed }, "\(path): quiet after its response")
+        await client.close()
+      }
+    }
+  }
+
   @Test func activeConnectionStaysOpenAndClosesOnceQuiet() async throws {
     try await ProxyHarness.run(configure: { $0.idleTimeoutSeconds = 4 }) { h in
       // Stored directly: a miss would leave the client's connection silent while the origin
