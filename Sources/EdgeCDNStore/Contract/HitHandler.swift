@@ -40,6 +40,14 @@ public protocol HitHandler: Sendable {
   /// end, as if `readBody` had returned every chunk. Nil (the default) when the tier
   /// has no such file for it now: read with `readBody`.
   mutating func takeFileBody() -> FileBody?
+
+  /// The write this handler reads while it is still in progress (its
+  /// `MissHandler.streamingWriteTag`); nil for a committed object (the default).
+  ///
+  /// Why: a store over this tier that may move such a write elsewhere midway (the tiered
+  /// store, when a write outgrows RAM and goes on on disk alone) hands the reader over by
+  /// this tag, or the reader would be cut where this tier stopped.
+  var streamingWriteTag: StreamingWriteTag? { get }
 }
 
 extension HitHandler {
@@ -52,4 +60,6 @@ extension HitHandler {
   public var shouldCountAccess: Bool { true }
 
   public mutating func takeFileBody() -> FileBody? { nil }
+
+  public var streamingWriteTag: StreamingWriteTag? { nil }
 }

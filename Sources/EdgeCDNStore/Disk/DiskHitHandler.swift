@@ -1,6 +1,8 @@
 public import NIOCore
 
-/// Reads one object from the disk tier, a bounded piece at a time.
+/// Reads one object from the disk tier, a bounded piece at a time: a committed object,
+/// or a write in progress that a tag found (`DiskStore.lookupStreamingWrite`), which it
+/// follows a fragment at a time as the writer appends them (`DiskWriteProgress`).
 ///
 /// The head (meta, fragment table, block CRCs, the small tail of the body) was read
 /// and checked at lookup. Body bytes are read per fragment, at most `maxReadSize` per
@@ -12,56 +14,91 @@ public struct DiskHitHandler: HitHandler {
   static let maxReadSize = 256 << 10
 
   let store: DiskStore
-  let head: HeadRecord
+  let hash: CacheHash
+  /// The committed head's offset, for dropping a damaged object from the index; nil for
+  /// a write in progress, which the index does not hold yet.
+  let headOffset: Int?
   public let evictionWeight: Int
-  /// Body offset where each fragment starts, and the index of its first block CRC.
-  private let starts: [Int]
-  private let blockBases: [Int]
+  private var layout: DiskBodyLayout
+  private var tail: DiskBodyLayout.Tail?
+  /// Nil while a followed write has not reached its end.
+  private var bodyLength: Int?
+  private let following: DiskWriteProgress?
+  /// The followed write's state this reader last looked at, and its failure if it
+  /// failed: it ends the read only where bytes are missing (a failed commit does not
+  /// take back bytes the writer had already given).
+  private var seenVersion = -1
+  private var failure: CacheError?
   private var position = 0
-  private var end: Int
+  private var end: Int?
   private var seeked = false
 
   init(store: DiskStore, head: HeadRecord, weight: Int) {
     self.store = store
-    self.head = head
+    self.hash = head.hash
+    self.headOffset = head.offset
     self.evictionWeight = weight
-    var starts: [Int] = []
-    var bases: [Int] = []
-    starts.reserveCapacity(head.fragments.count)
-    bases.reserveCapacity(head.fragments.count)
-    var start = 0
-    var base = 0
-    for fragment in head.fragments {
-      starts.append(start)
-      bases.append(base)
-      start += fragment.length
-      base += (fragment.length + RecordFormat.checkBlockSize - 1) / RecordFormat.checkBlockSize
-    }
-    self.starts = starts
-    self.blockBases = bases
-    self.end = head.bodyLength
+    let layout = DiskBodyLayout(fragments: head.fragments, blockCRCs: head.blockCRCs)
+    self.layout = layout
+    self.tail = DiskBodyLayout.Tail(start: layout.fragmented, bytes: head.inline)
+    self.bodyLength = head.bodyLength
+    self.following = nil
+  }
+
+  /// A reader of the write in progress that `progress` describes.
+  init(store: DiskStore, hash: CacheHash, following progress: DiskWriteProgress, weight: Int) {
+    self.store = store
+    self.hash = hash
+    self.headOffset = nil
+    self.evictionWeight = weight
+    self.layout = DiskBodyLayout()
+    self.tail = nil
+    self.bodyLength = nil
+    self.following = progress
   }
 
   public mutating func readBody() async throws(CacheError) -> ByteBuffer? {
-    let limit = min(end, head.bodyLength)
-    guard position < limit else { return nil }
-    let fragmented = (starts.last ?? 0) + (head.fragments.last?.length ?? 0)
-    if position >= fragmented {
-      let from = position - fragmented
-      let count = min(limit - position, Self.maxReadSize)
-      position += count
-      return head.inline.getSlice(at: head.inline.readerIndex + from, length: count) ?? ByteBuffer()
+    while true {
+      if let bodyLength {
+        if position > bodyLength {
+          throw .invalidRange(key: hash, start: position, end: end, bodySize: bodyLength)
+        }
+        if position >= min(end ?? bodyLength, bodyLength) { return nil }
+      } else if let end, position >= end {
+        return nil
+      }
+      let limit = min(end ?? .max, bodyLength ?? .max)
+      if position < layout.fragmented {
+        return try await readFragments(upTo: limit)
+      }
+      if let tail, position >= tail.start {
+        let count = min(limit - position, Self.maxReadSize)
+        defer { position += count }
+        return tail.bytes.getSlice(at: tail.bytes.readerIndex + position - tail.start, length: count) ?? ByteBuffer()
+      }
+      // A followed write without these bytes yet: wait for its next fragment or its end.
+      guard let following else {
+        throw corrupt("no fragment holds body offset \(position) of \(bodyLength ?? -1)")
+      }
+      if let failure { throw failure }
+      if seenVersion >= 0 { await following.changed(after: seenVersion) }
+      try Task.checkCancellation(key: hash)
+      let snapshot = following.snapshot
+      failure = snapshot.failure
+      seenVersion = snapshot.version
+      layout = snapshot.layout
+      tail = snapshot.tail
+      bodyLength = snapshot.bodyLength
     }
-    var low = 0
-    var high = starts.count - 1
-    while low < high {
-      let mid = (low + high + 1) / 2
-      if starts[mid] <= position { low = mid } else { high = mid - 1 }
-    }
-    let i = low
-    let fragment = head.fragments[i]
-    let within = position - starts[i]
-    let wantEnd = min(limit - starts[i], fragment.length, within + Self.maxReadSize)
+  }
+
+  /// The wanted bytes from `position` in the fragment holding it, read and checked.
+  private mutating func readFragments(upTo limit: Int) async throws(CacheError) -> ByteBuffer {
+    let i = layout.fragmentIndex(at: position)
+    let fragment = layout.fragments[i]
+    let start = layout.starts[i]
+    let within = position - start
+    let wantEnd = min(limit - start, fragment.length, within + Self.maxReadSize)
     let block = RecordFormat.checkBlockSize
     let blockStart = within / block * block
     let blockEnd = min(fragment.length, (wantEnd + block - 1) / block * block)
@@ -70,47 +107,59 @@ public struct DiskHitHandler: HitHandler {
       expectedSequence: fragment.sequence)
     guard let (bytes, _) = read else {
       throw .unavailable(
-        tier: DiskStore.tierName, reason: "object \(head.hash.hex) was evicted (its region reclaimed) during the read")
+        tier: DiskStore.tierName, reason: "object \(hash.hex) was evicted (its region reclaimed) during the read")
     }
     guard bytes.readableBytes == blockEnd - blockStart else {
       throw corrupt("fragment \(i) read short: \(bytes.readableBytes) of \(blockEnd - blockStart) bytes")
     }
-    let firstBlock = blockBases[i] + blockStart / block
+    let firstBlock = layout.blockBases[i] + blockStart / block
+    let crcs = layout.blockCRCs
     let valid = bytes.withUnsafeReadableBytes { raw -> Bool in
       var k = 0
       var offset = 0
       while offset < raw.count {
         let size = min(block, raw.count - offset)
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)]))
-        guard firstBlock + k < head.blockCRCs.count, crc == head.blockCRCs[firstBlock + k] else { return false }
+        guard firstBlock + k < crcs.count, crc == crcs[firstBlock + k] else { return false }
         k += 1
         offset += size
       }
       return true
     }
     guard valid else { throw corrupt("fragment \(i) fails its block CRC") }
-    position = starts[i] + wantEnd
+    position = start + wantEnd
     return bytes.getSlice(at: bytes.readerIndex + within - blockStart, length: wantEnd - within) ?? ByteBuffer()
   }
 
   private func corrupt(_ reason: String) -> CacheError {
-    store.dropCorrupt(head.hash, at: head.offset, weight: evictionWeight, reason: reason)
-    return .corruptBody(key: head.hash, reason: reason)
+    // A write in progress is not in the index yet: nothing there is this reader's to drop.
+    if let headOffset { store.dropCorrupt(hash, at: headOffset, weight: evictionWeight, reason: reason) }
+    return .corruptBody(key: hash, reason: reason)
   }
 
   public mutating func finish() async throws(CacheError) {}
 
   public var canSeek: Bool { true }
 
+  /// On a followed write whose end is not known yet, a range is checked against the body
+  /// once it is: reading then fails with `invalidRange` if it starts past the end.
   public mutating func seek(start: Int, end: Int?) async throws(CacheError) {
-    guard start >= 0, start < head.bodyLength, end.map({ $0 > start }) ?? true else {
-      throw .invalidRange(key: head.hash, start: start, end: end, bodySize: head.bodyLength)
+    guard start >= 0, end.map({ $0 > start }) ?? true, bodyLength.map({ start < $0 }) ?? true else {
+      throw .invalidRange(key: hash, start: start, end: end, bodySize: bodyLength ?? -1)
     }
     position = start
-    self.end = min(end ?? head.bodyLength, head.bodyLength)
+    self.end = bodyLength.map { min(end ?? $0, $0) } ?? end
     seeked = true
   }
 
-  /// A ranged read is not a full hit: it should not promote the object as one would.
-  public var shouldCountAccess: Bool { !seeked }
+  /// A ranged read, or a read of a write in progress, is not a full hit: it should not
+  /// promote the object as one would.
+  public var shouldCountAccess: Bool { !seeked && following == nil }
+}
+
+extension Task where Success == Never, Failure == Never {
+  /// `checkCancellation` with the store's typed error.
+  static func checkCancellation(key: CacheHash) throws(CacheError) {
+    if isCancelled { throw .cancelled(key: key) }
+  }
 }

@@ -8,6 +8,9 @@ import Synchronization
 /// chunk being written, whatever the object size. `finish()` appends the head last
 /// (meta, the fragment table with block CRCs, the tail of the body): only then is the
 /// object in the index, so a crash or an abort never leaves half an object visible.
+///
+/// Readers that hold the write's tag follow it as it goes (`DiskWriteProgress`): each
+/// fragment once appended, the tail once the body has ended.
 public final class DiskMissHandler: MissHandler {
   private enum Phase {
     case open
@@ -27,6 +30,8 @@ public final class DiskMissHandler: MissHandler {
     var blockCRCs: [UInt32] = []
     /// The most body bytes held at once, for tests of the RAM bound.
     var peakBuffered = 0
+    /// Readers were told where the body ends.
+    var endPublished = false
   }
 
   private let store: DiskStore
@@ -34,17 +39,26 @@ public final class DiskMissHandler: MissHandler {
   private let meta: CacheMeta
   private let metaBytes: ByteBuffer
   private let state = Mutex(State())
+  private let tag: StreamingWriteTag
+  let progress: DiskWriteProgress
 
   init(store: DiskStore, key: CacheKey, meta: CacheMeta, metaBytes: ByteBuffer) {
     self.store = store
     self.key = key
     self.meta = meta
     self.metaBytes = metaBytes
+    (tag, progress) = store.writes.begin(key.combinedHash, meta: meta, metaLength: metaBytes.readableBytes)
   }
 
-  /// Nothing to undo on release: fragments already written are unreachable without a
-  /// head and go with their region.
-  public var streamingWriteTag: StreamingWriteTag? { nil }
+  /// A write dropped unfinished fails for its readers. Nothing else to undo: fragments
+  /// already written are unreachable without a head and go with their region.
+  deinit {
+    guard state.withLock({ $0.phase != .finished }) else { return }
+    progress.failed(.writerFailed(key: key.combinedHash, reason: "the disk write was dropped unfinished"))
+    store.writes.ended(tag, committedAt: nil)
+  }
+
+  public var streamingWriteTag: StreamingWriteTag? { tag }
 
   /// The most body bytes this write held in RAM at once.
   var peakBufferedBytes: Int { state.withLock { $0.peakBuffered } }
@@ -60,14 +74,39 @@ public final class DiskMissHandler: MissHandler {
       let total = s.bodyLength + data.readableBytes
       guard total <= limit else {
         s.phase = .aborted
-        return .failure(.objectTooLarge(key: hash, size: total, limit: limit))
+        let error = CacheError.objectTooLarge(key: hash, size: total, limit: limit)
+        progress.failed(error)
+        return .failure(error)
       }
       s.bodyLength = total
       if eof { s.phase = .eofWritten }
       return .success(Self.cut(data, into: &s, fragmentSize: fragmentSize, staging: store.staging))
     }
     for (piece, ours) in try pieces.get() { try await writeFragment(piece, reuseStorage: ours) }
+    if eof { publishEnd() }
   }
+
+  /// Tells readers where the body ends, and gives them its tail when the head will hold
+  /// it (`finish()`): a copy, since the tail is a staging buffer the next write reuses. A
+  /// longer tail reaches them as the last fragment.
+  /// `tail`: the body's end, when the caller has taken it out of the state (`finish()`).
+  private func publishEnd(tail taken: ByteBuffer? = nil) {
+    let end = state.withLock { s -> (Int, ByteBuffer)? in
+      guard !s.endPublished else { return nil }
+      s.endPublished = true
+      return (s.bodyLength, taken ?? s.pending)
+    }
+    guard let (bodyLength, tail) = end else { return }
+    var published = ByteBuffer()
+    if tail.readableBytes <= Self.inlineTailBytes {
+      published = ByteBufferAllocator().buffer(capacity: tail.readableBytes)
+      published.writeImmutableBuffer(tail)
+    }
+    progress.reachedEnd(bodyLength: bodyLength, tail: published)
+  }
+
+  /// A tail up to this long rides in the head record; a longer one becomes a last fragment.
+  static let inlineTailBytes = RecordFormat.checkBlockSize
 
   /// Splits the bytes written so far into whole fragments, copying as little as it can:
   /// the partial fragment held from earlier writes is filled up (one copy), whole
@@ -139,13 +178,15 @@ public final class DiskMissHandler: MissHandler {
       }
     } catch {
       state.withLock { $0.phase = .aborted }
+      progress.failed(error)
       throw error
     }
+    let fragment = FragmentRef(offset: location.offset, sequence: location.sequence, length: piece.readableBytes)
     state.withLock { s in
-      s.fragments.append(
-        FragmentRef(offset: location.offset, sequence: location.sequence, length: piece.readableBytes))
+      s.fragments.append(fragment)
       s.blockCRCs.append(contentsOf: crcs)
     }
+    progress.appended(fragment, blockCRCs: crcs)
     // The region holds a copy now.
     if reuseStorage { store.staging.give(piece) }
   }
@@ -176,9 +217,11 @@ public final class DiskMissHandler: MissHandler {
     guard var (tail, isStaging) = taken else {
       throw .invalidState(key: hash, reason: "finish after finish or abort")
     }
+    // A writer may finish without a last write marked `eof`.
+    publishEnd(tail: tail)
     do throws(CacheError) {
       // A long tail becomes a last, shorter fragment; a short one rides in the head.
-      if tail.readableBytes > RecordFormat.checkBlockSize {
+      if tail.readableBytes > Self.inlineTailBytes {
         try await writeFragment(tail, reuseStorage: isStaging)
         tail = ByteBuffer()
         isStaging = false
@@ -187,23 +230,31 @@ public final class DiskMissHandler: MissHandler {
       let payload = HeadRecord.encodePayload(
         meta: metaBytes, bodyLength: bodyLength, fragments: fragments, blockCRCs: crcs, inline: tail)
       let weight = HeadRecord.weight(metaLength: metaBytes.readableBytes, bodyLength: bodyLength)
-      try await store.commitHead(key: key, payload: payload, fragments: fragments, weight: weight, meta: meta)
+      let offset = try await store.commitHead(
+        key: key, payload: payload, fragments: fragments, weight: weight, meta: meta)
       state.withLock { $0.phase = .finished }
+      store.writes.ended(tag, committedAt: offset)
       // The head payload holds a copy of the tail.
       if isStaging { store.staging.give(tail) }
       return .created(size: weight)
     } catch {
       state.withLock { $0.phase = .aborted }
+      progress.failed(error)
+      store.writes.ended(tag, committedAt: nil)
       throw error
     }
   }
 
   public func abort(reason: String) async {
-    state.withLock { s in
+    let finished = state.withLock { s -> Bool in
       if s.phase != .finished { s.phase = .aborted }
       s.pending = ByteBuffer()
       s.pendingIsStaging = false
+      return s.phase == .finished
     }
+    guard !finished else { return }
+    progress.failed(.writerFailed(key: key.combinedHash, reason: "the disk write was aborted: \(reason)"))
+    store.writes.ended(tag, committedAt: nil)
   }
 }
 

@@ -22,7 +22,10 @@ import Synchronization
 /// - Opening replays the log to rebuild the index; `flush()` (on a timer every
 ///   `flushIntervalMilliseconds`) is the durability point.
 ///
-/// Streaming partial writes are not supported: an object is visible once finished.
+/// An object is visible to `lookup` once finished. A write in progress is read only
+/// through its tag (`lookupStreamingWrite`), a fragment at a time as it is appended
+/// (`DiskWriteProgress`): so `supportsStreamingPartialWrite` stays false, and the
+/// tiered store's readers of a write that left RAM follow it here.
 public final class DiskStore: Storage {
   public typealias Hit = DiskHitHandler
   public typealias Miss = DiskMissHandler
@@ -44,6 +47,8 @@ public final class DiskStore: Storage {
   let counters = DiskCounters()
   /// Buffers in which writes gather partial fragments.
   let staging: StagingBuffers
+  /// Writes a tag finds: in progress, and just committed.
+  let writes = DiskWrites()
   let logger = Logger(label: "edge-cdn-store.disk")
   private let flushTask = Mutex<Task<Void, Never>?>(nil)
   private let closed = Atomic<Bool>(false)
@@ -254,6 +259,27 @@ public final class DiskStore: Storage {
     return nil
   }
 
+  /// With a tag, that write only: a reader following it while it is in progress, or the
+  /// object it committed while it is still the key's (and among the last
+  /// `DiskWrites.rememberedCommits` commits); nil otherwise.
+  public func lookupStreamingWrite(
+    _ key: CacheKey, tag: StreamingWriteTag?
+  ) async throws(CacheError) -> CacheHit<DiskHitHandler>? {
+    guard let tag else { return try await lookup(key) }
+    try checkOpen()
+    let hash = key.combinedHash
+    switch writes.find(tag, hash: hash) {
+    case .writing(let progress, let meta, let metaLength):
+      return CacheHit(
+        meta: meta, handler: DiskHitHandler(store: self, hash: hash, following: progress, weight: metaLength))
+    case .committed(let offset):
+      guard let hit = try await lookup(key), hit.handler.headOffset == offset else { return nil }
+      return hit
+    case nil:
+      return nil
+    }
+  }
+
   public func missHandler(for key: CacheKey, meta: CacheMeta) async throws(CacheError) -> DiskMissHandler {
     try checkOpen()
     let metaBytes = meta.encoded()
@@ -401,9 +427,11 @@ public final class DiskStore: Storage {
 
   /// Appends a finished object's head and makes it the key's object, in one step under
   /// the index shard's lock.
+  /// Returns the head's offset.
+  @discardableResult
   func commitHead(
     key: CacheKey, payload: ByteBuffer, fragments: [FragmentRef], weight: Int, meta: CacheMeta
-  ) async throws(CacheError) {
+  ) async throws(CacheError) -> Int {
     let hash = key.combinedHash
     let crc = payload.withUnsafeReadableBytes { CRC32C.checksum($0) }
     for _ in 0..<(2 * writer.regionCount) {
@@ -412,14 +440,14 @@ public final class DiskStore: Storage {
           kind: .head, hash: hash, payload: payload, payloadCRC: crc, dependsOn: fragments, weight: weight)
       }
       switch outcome {
-      case .appended:
+      case .appended(let location):
         if let evictionManager {
           for victim in evictionManager.admit(key.compact, size: weight, freshUntil: meta.freshUntil)
           where victim != key.compact {
             _ = try? await purge(victim, reason: .eviction)
           }
         }
-        return
+        return location.offset
       case .needsRoom:
         try await reclaimOldest(for: hash)
       case .busy(let write):

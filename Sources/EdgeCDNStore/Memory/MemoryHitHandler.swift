@@ -21,6 +21,9 @@ public struct MemoryHitHandler: HitHandler {
   private var seeked = false
   public let evictionWeight: Int
 
+  /// A write still in progress: one without a complete body yet.
+  public var streamingWriteTag: StreamingWriteTag? { snapshot == nil ? object?.tag : nil }
+
   init(hash: CacheHash, object: MemoryObject?, snapshot: MemoryBody?, weight: Int) {
     self.hash = hash
     self.object = object

@@ -11,6 +11,9 @@ public struct InstrumentedHitHandler<Base: HitHandler>: HitHandler {
   @usableFromInline var inFlight = true
 
   @inlinable
+  public var streamingWriteTag: StreamingWriteTag? { base.streamingWriteTag }
+
+  @inlinable
   init(base: Base, probe: OperationProbe, start: NIODeadline?) {
     self.base = base
     self.probe = probe

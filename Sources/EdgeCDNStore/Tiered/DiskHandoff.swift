@@ -1,8 +1,9 @@
 import Synchronization
 
 /// Lets readers of a client write keep reading when the write leaves RAM midway while
-/// disk goes on with it: they wait for disk to commit, then read the rest from there
-/// (`FollowedWrite`).
+/// disk goes on with it: they follow disk's write by its tag (`diskTag`), or, when the
+/// disk tier cannot be read before a commit, wait for it to commit and read the rest from
+/// there (`FollowedWrite`).
 ///
 /// Why: readers of a write in progress read RAM's copy (`lookupStreamingWrite` names
 /// the write by its RAM tag). A write leaves RAM when it grows past RAM's maximum object
@@ -28,12 +29,15 @@ final class DiskHandoff: Sendable {
   /// The meta the write stores, so that a reader takes disk's copy only if it is this
   /// write's and not a newer write's of the same key.
   let meta: CacheMeta
+  /// Disk's tag for its half of the write, when the disk tier has tags.
+  let diskTag: StreamingWriteTag?
   private let state = Mutex(State())
   private let registry: DiskHandoffs
 
-  fileprivate init(tag: StreamingWriteTag, meta: CacheMeta, registry: DiskHandoffs) {
+  fileprivate init(tag: StreamingWriteTag, meta: CacheMeta, diskTag: StreamingWriteTag?, registry: DiskHandoffs) {
     self.tag = tag
     self.meta = meta
+    self.diskTag = diskTag
     self.registry = registry
   }
 
@@ -82,8 +86,8 @@ final class DiskHandoff: Sendable {
 final class DiskHandoffs: Sendable {
   private let byTag = Mutex<[StreamingWriteTag: DiskHandoff]>([:])
 
-  func register(_ tag: StreamingWriteTag, meta: CacheMeta) -> DiskHandoff {
-    let handoff = DiskHandoff(tag: tag, meta: meta, registry: self)
+  func register(_ tag: StreamingWriteTag, meta: CacheMeta, diskTag: StreamingWriteTag? = nil) -> DiskHandoff {
+    let handoff = DiskHandoff(tag: tag, meta: meta, diskTag: diskTag, registry: self)
     byTag.withLock { $0[tag] = handoff }
     return handoff
   }

@@ -1,12 +1,12 @@
 import NIOCore
 
 /// A reader of a client write in progress: it reads RAM's copy as it comes and, if the
-/// write leaves RAM midway while disk goes on (`DiskHandoff`), waits for disk to commit
-/// and reads the rest from there, from the byte it had reached.
+/// write leaves RAM midway while disk goes on (`DiskHandoff`), reads the rest from disk,
+/// from the byte it had reached.
 ///
-/// The reader then waits for the whole body to reach disk before its next byte: RAM
-/// cannot hold the object, and disk's write cannot be read before it commits. That is
-/// the price of bounded RAM; a cut response was the price before.
+/// On disk it follows the write by disk's tag, a fragment at a time as disk appends them
+/// (`DiskWriteProgress`). A disk tier without tags is read once it commits: the reader
+/// then waits for the whole body to reach disk before its next byte.
 struct FollowedWrite<Memory: Storage, Disk: Storage>: Sendable {
   private var memory: Memory.Hit?
   private var disk: Disk.Hit?
@@ -32,7 +32,7 @@ struct FollowedWrite<Memory: Storage, Disk: Storage>: Sendable {
   /// commits there; nil when it failed or disk now holds another version.
   init?(onDisk diskTier: Disk, handoff: DiskHandoff, key: CacheKey) async throws(CacheError) {
     self.init(memory: nil, diskTier: diskTier, handoff: handoff, key: key)
-    guard await handoff.diskCommitted(), try await openDisk() else { return nil }
+    guard try await followDisk() else { return nil }
   }
 
   var canSeek: Bool { memory?.canSeek ?? disk?.canSeek ?? false }
@@ -85,21 +85,29 @@ struct FollowedWrite<Memory: Storage, Disk: Storage>: Sendable {
     if let failure { throw failure }
   }
 
-  /// RAM's read failed: when that is the write leaving RAM and disk commits it, the
+  /// RAM's read failed: when that is the write leaving RAM and disk goes on with it, the
   /// read goes on from disk; otherwise the RAM error stands. RAM's handler is let go
-  /// before the wait, which lasts as long as the rest of the body takes to reach disk.
+  /// first.
   private mutating func leaveMemory(after error: CacheError, seeking: Bool = false) async throws(CacheError) {
     try? await memory?.finish()
     memory = nil
-    guard case .writerFailed = error, await handoff.diskCommitted(), try await openDisk(seeking: seeking) else {
-      throw error
-    }
+    guard case .writerFailed = error, try await followDisk(seeking: seeking) else { throw error }
   }
 
-  /// Opens disk's copy of this write at the reader's position; false when disk now
-  /// holds another version (a newer write of the key committed after this one).
-  private mutating func openDisk(seeking: Bool = false) async throws(CacheError) -> Bool {
-    guard let hit = try await diskTier.lookup(key) else { return false }
+  /// Goes on with disk's write at the reader's position: following it by its tag while
+  /// it is in progress or just committed, or else once it commits (the wait lasts as long
+  /// as the rest of the body takes to reach disk). False when disk's write failed or disk
+  /// now holds another version (a newer write of the key committed after this one).
+  private mutating func followDisk(seeking: Bool = false) async throws(CacheError) -> Bool {
+    if let tag = handoff.diskTag, let hit = try await diskTier.lookupStreamingWrite(key, tag: tag) {
+      return try await open(hit, seeking: seeking)
+    }
+    guard await handoff.diskCommitted(), let hit = try await diskTier.lookup(key) else { return false }
+    return try await open(hit, seeking: seeking)
+  }
+
+  /// Reads on from `hit` at the reader's position when it is this write's.
+  private mutating func open(_ hit: CacheHit<Disk.Hit>, seeking: Bool) async throws(CacheError) -> Bool {
     var handler = hit.handler
     guard hit.meta == handoff.meta else {
       try? await handler.finish()

@@ -170,7 +170,7 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
       onFinish = { key in queue.enqueue(key) }
     }
     let tag = diskMiss == nil ? nil : memoryMiss?.streamingWriteTag
-    let handoff = tag.map { handoffs.register($0, meta: meta) }
+    let handoff = tag.map { handoffs.register($0, meta: meta, diskTag: diskMiss?.streamingWriteTag) }
     return TeeMissHandler(
       key: key, memory: memoryMiss, disk: diskMiss, memoryLimit: memoryLimit, metrics: metrics, logger: logger,
       onFinish: onFinish, writes: writes, handoff: handoff)

@@ -66,10 +66,30 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
 
   /// The RAM tier is asked for its meta and handler as two values (`lookupParts`), so
   /// the handler moves into the tiered one: taking it out of a `CacheHit` would copy it.
+  ///
+  /// RAM may answer with a write still in progress; when disk takes that write too, the
+  /// reader follows it onto disk if it outgrows RAM (`FollowedWrite`), as a tagged
+  /// reader does. Before, a request that found the write this way (after the fill's lock
+  /// was released) was cut where RAM stopped.
   @inlinable
   public func lookup(_ key: CacheKey) async throws(CacheError) -> CacheHit<Hit>? {
     guard let (meta, handler) = try await memory.lookupParts(key) else { return try await core.lookupBelow(key) }
+    if let tag = handler.streamingWriteTag,
+      let followed = try await followedWrite(key, tag: tag, memoryHit: CacheHit(meta: meta, handler: handler))
+    {
+      return followed
+    }
     return CacheHit(meta: consume meta, handler: Hit(memory: consume handler))
+  }
+
+  /// A reader of RAM's write in progress that follows it onto disk; nil when disk does not
+  /// take that write (RAM's reader then reads on alone).
+  @usableFromInline
+  func followedWrite(
+    _ key: CacheKey, tag: StreamingWriteTag, memoryHit: CacheHit<Memory.Hit>
+  ) async throws(CacheError) -> CacheHit<Hit>? {
+    guard let handoff = core.handoffs.handoff(for: tag) else { return nil }
+    return try await core.followedWrite(key, handoff: handoff, memoryHit: memoryHit)
   }
 
   /// With a tag, the write of that tag: RAM's copy while it is written there, and disk's

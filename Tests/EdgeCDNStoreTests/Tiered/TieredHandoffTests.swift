@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import EdgeCDNStore
@@ -42,7 +43,7 @@ struct TieredHandoffTests {
     try await TieredFixture.close(store)
   }
 
-  @Test("a reader that asks after the write left RAM waits for disk's commit and reads it whole")
+  @Test("a reader that asks after the write left RAM follows disk's write and reads it whole")
   func readerAfterRAMLeft() async throws {
     let store = try await Self.store()
     let body = TieredFixture.body(size: 200_000, seed: 8)
@@ -55,13 +56,45 @@ struct TieredHandoffTests {
       guard var hit = try await store.lookupStreamingWrite(Self.key, tag: tag) else { return [UInt8]?.none }
       return try await TieredFixture.readAll(&hit.handler)
     }
-    // The rest only once the reader waits: a reader that asks after the commit finds no
-    // write of that tag (the handoff has left the registry), as with RAM alone.
-    #expect(try await TieredFixture.eventually { handoff.waitingReaders == 1 })
+    // The rest only once the reader waits for disk's next fragment, having read the first:
+    // a reader that asks after the commit finds no write of that tag (the handoff has left
+    // the registry), as with RAM alone.
+    #expect(try await TieredFixture.eventually { Self.diskWaiters(store, handoff) == 1 })
+    #expect(handoff.waitingReaders == 0, "it follows disk's write, not waiting for its commit")
     try await Self.write(miss, body, from: 98_304)
     _ = try await miss.finish()
     #expect(try await reader.value == body)
     #expect(store.core.handoffs.count == 0, "the write ended: its handoff is gone")
+    try await TieredFixture.close(store)
+  }
+
+  /// Disk's write is followed a fragment (64 KiB here) at a time: the reader has the
+  /// fragments disk appended while the write is still open, not only after its commit.
+  @Test("a reader past RAM's part gets disk's fragments before the write ends")
+  func readerGetsFragmentsBeforeTheEnd() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 400_000, seed: 14)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let tag = try #require(miss.streamingWriteTag)
+    let hit = try #require(try await store.lookupStreamingWrite(Self.key, tag: tag))
+    let received = Mutex<[UInt8]>([])
+    let reader = Task { [hit] in
+      var handler = hit.handler
+      while let chunk = try await handler.readBody() { received.withLock { $0 += chunk.readableBytesView } }
+      try await handler.finish()
+    }
+    // 320 KiB written, not ended: disk holds five whole fragments of it.
+    try await Self.write(Array(body[0..<327_680]), into: miss)
+    #expect(
+      try await TieredFixture.eventually { received.withLock { $0.count } == 327_680 },
+      "read \(received.withLock { $0.count }) bytes of the 327,680 disk holds in fragments")
+    let prefixMatches = received.withLock { $0 == Array(body[0..<327_680]) }
+    #expect(prefixMatches, "the fragments read are not the body's first 327,680 bytes")
+    try await Self.write(miss, body, from: 327_680)
+    _ = try await miss.finish()
+    try await reader.value
+    let whole = received.withLock { $0 == body }
+    #expect(whole, "read \(received.withLock { $0.count }) bytes, not the body's \(body.count)")
     try await TieredFixture.close(store)
   }
 
@@ -119,9 +152,10 @@ struct TieredHandoffTests {
     let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
     let (tag, reader) = try await Self.follow(miss, in: store)
     try await Self.write(Array(body[0..<100_000]), into: miss)
-    // The reader is now waiting for disk's commit, which does not come until we finish.
+    // The reader is now waiting for disk's next fragment, which does not come until we
+    // write on.
     let handoff = try #require(store.core.handoffs.handoff(for: tag))
-    #expect(try await TieredFixture.eventually { handoff.waitingReaders == 1 })
+    #expect(try await TieredFixture.eventually { Self.diskWaiters(store, handoff) == 1 })
     reader.cancel()
     await #expect(throws: CacheError.self) { _ = try await reader.value }
     try await Self.write(miss, body, from: 100_000)
@@ -130,7 +164,7 @@ struct TieredHandoffTests {
     try await TieredFixture.close(store)
   }
 
-  @Test("a write dropped without finish or abort fails its waiting reader and leaves no handoff")
+  @Test("a write dropped without finish or abort fails its following reader and leaves no handoff")
   func droppedWriteFailsTheReader() async throws {
     let store = try await Self.store()
     let body = TieredFixture.body(size: 100_000, seed: 13)
@@ -143,7 +177,7 @@ struct TieredHandoffTests {
     }
     if let writing = miss { try await Self.write(body, into: writing) }
     let handoff = try #require(store.core.handoffs.handoff(for: tag))
-    #expect(try await TieredFixture.eventually { handoff.waitingReaders == 1 })
+    #expect(try await TieredFixture.eventually { Self.diskWaiters(store, handoff) == 1 })
     miss = nil
     await #expect(throws: CacheError.self) { _ = try await reader.value }
     #expect(store.core.handoffs.count == 0)
@@ -164,6 +198,14 @@ struct TieredHandoffTests {
       return body
     }
     return (tag, reader)
+  }
+
+  /// Readers waiting for disk's next fragment of the write `handoff` hands over.
+  static func diskWaiters(_ store: Tiered, _ handoff: DiskHandoff) -> Int {
+    guard let tag = handoff.diskTag,
+      case .writing(let progress, _, _) = store.disk?.writes.find(tag, hash: Self.key.combinedHash)
+    else { return -1 }
+    return progress.waitingReaders
   }
 
   static func write(_ prefix: [UInt8], into miss: some MissHandler) async throws {

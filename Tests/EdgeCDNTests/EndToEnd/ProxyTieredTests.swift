@@ -152,6 +152,32 @@ import Testing
       }
     }
   }
+
+  /// A request that comes during that fill, once the leader has released the cache lock,
+  /// finds the write in progress in RAM (a hit on it) and reads it through the store: RAM's
+  /// part, then disk's write as disk appends its 64 KiB fragments. It was cut where RAM
+  /// stopped; a tagged reader waited for disk's commit, the whole body.
+  @Test func aRequestDuringAFillPastRAMsLimitGetsBytesBeforeTheEnd() async throws {
+    try await withTimeout(seconds: 150) {
+      let (origin, chunks) = Self.slowLetters()
+      try await Self.withTieredProxy(origin) { port, store in
+        let leader = try await RawClient(port: port)
+        try await leader.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        #expect(try await leader.waitFor(milliseconds: 8000) { $0.text.contains("AAAAAAAA") })
+        let during = try await RawClient(port: port)
+        try await during.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        // Chunk 10 ("K"): in disk's third fragment, past RAM's 64 KiB (four chunks).
+        #expect(try await during.waitFor(milliseconds: 8000) { $0.text.contains("KKKKKKKK") })
+        #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
+        #expect(during.text.contains("edge-cdn; hit"), "a hit on the write: \(during.text.prefix(300))")
+        #expect(try await during.waitFor(milliseconds: 20000) { $0.text.hasSuffix(chunks.joined()) })
+        #expect(origin.count("/large") == 1)
+        await leader.close()
+        await during.close()
+        try await Self.waitForCommit(store)
+      }
+    }
+  }
 }
 
 /// Cacheable responses without Content-Length: the fill relays the body to the request that
