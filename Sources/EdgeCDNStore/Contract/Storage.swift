@@ -42,10 +42,11 @@ public protocol Storage: Sendable {
   /// Whether readers may read an object while it is being written.
   var supportsStreamingPartialWrite: Bool { get }
 
-  /// How much of a write readers can follow as it comes; past it they wait for its commit
-  /// (nil: no such limit). The tiered store's writes past RAM's maximum object size go on
-  /// on disk alone, which is read only once committed. A caller that must not wait (the
-  /// proxy's leader of a larger fill) then takes the body from elsewhere.
+  /// How much of a write readers can follow chunk by chunk as it comes; past it they get
+  /// it in coarser steps, or only once it commits (nil: no such limit). The tiered store's
+  /// writes past RAM's maximum object size go on on disk alone, which readers follow a
+  /// fragment at a time. A caller that must not wait that long (the proxy's leader of a
+  /// larger fill) then takes the body from elsewhere.
   var streamingPartialWriteLimit: Int? { get }
 }
 

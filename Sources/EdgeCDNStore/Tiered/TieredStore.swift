@@ -61,7 +61,8 @@ public struct TieredStore<Memory: Storage, Disk: Storage>: Storage {
 
   public var supportsStreamingPartialWrite: Bool { memory.supportsStreamingPartialWrite }
 
-  /// RAM's maximum object size when a disk tier takes larger writes (see DiskHandoff).
+  /// RAM's maximum object size when a disk tier takes larger writes: past it readers follow
+  /// disk's write a fragment at a time (see DiskHandoff).
   public var streamingPartialWriteLimit: Int? { core.disk == nil ? nil : core.memoryLimit }
 
   /// The RAM tier is asked for its meta and handler as two values (`lookupParts`), so
