@@ -245,6 +245,13 @@ public final class HTTPServer<Handler: HTTPRequestHandler>: Service, Sendable {
             try await writer.respond(status: .internalServerError, text: "internal error\n", close: true)
             return
           }
+          // A handler that returned without ending its response leaves the pipelining handler
+          // waiting for that end, so nothing more can be served, and the idle timer would take
+          // the connection for the server's turn for ever: it closes.
+          guard writer.completed else {
+            logger.debug("response not ended by its handler: closing", metadata: ["uri": "\(head.uri)"])
+            return
+          }
           // What the handler left of the body is read and dropped (bounded by the limit): the
           // next request must parse, and closing with unread bytes would make the kernel reset
           // the connection, which can destroy the response before the client reads it. On a

@@ -50,7 +50,13 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    if closing { return }
+    if closing {
+      // Dropped: the connection closes after the response that said so, and owes these
+      // requests nothing (or the idle timer would count it as the server's turn for ever
+      // while a client that stopped reading holds that response unsent).
+      if case .end = unwrapInboundIn(data) { exchanges.responseEnds &+= 1 }
+      return
+    }
     switch unwrapInboundIn(data) {
     case .head(let head):
       if head.method == .GET || head.method == .HEAD {

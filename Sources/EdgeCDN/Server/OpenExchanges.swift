@@ -20,7 +20,8 @@ final class OpenExchanges {
   var declinedInFront = false
   /// The decoder failed on the input (`ProtocolErrorHandler` answered 400 and closes).
   var failed = false
-  /// Requests whose end reached `ResponseEncoder`, and responses it ended: counted apart
+  /// Requests whose end reached `ResponseEncoder`, and responses it ended (or requests
+  /// dropped unanswered because an earlier response closes the connection): counted apart
   /// from `open` because a response may end before its request's body has all arrived
   /// (an early 413 or error), and then the client's part is not done.
   var requestEnds = 0

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import Synchronization
 import Testing
 
 @testable import EdgeCDN
@@ -107,6 +108,41 @@ import Testing
     #expect(!exchanges.owesResponse)
     channel.embeddedEventLoop.advanceTime(by: .seconds(6))
     #expect(!channel.isActive)
+  }
+
+  /// Requests pipelined after one answered with a closing response (the server is shutting
+  /// down) are dropped unanswered: they are owed nothing. Counted as owed, a client that
+  /// stopped reading the closing response (its flush, and so the close, never completes)
+  /// would hold the connection for ever. (After a request that itself says
+  /// `Connection: close`, the decoder takes nothing more.)
+  @Test func requestsDroppedAfterAClosingResponseAreNotOwed() throws {
+    let channel = EmbeddedChannel()
+    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    defer { _ = try? channel.finish() }
+    let exchanges = OpenExchanges()
+    let shuttingDown = Flag()
+    let stub = WireResponderTests.Stub()
+    try ResponseEncoder.configureServerPipeline(
+      channel.pipeline.syncOperations, exchanges: exchanges,
+      front: WireResponder(
+        responder: stub, shuttingDown: shuttingDown, exchanges: exchanges, maxRequestLineBytes: 1 << 10,
+        maxHeaderBytes: 1 << 10, idleTimeout: Self.timeout))
+    try channel.pipeline.syncOperations.addHandler(
+      ImmediateResponseHandler(
+        responder: stub, shuttingDown: shuttingDown, exchanges: exchanges, maxRequestLineBytes: 1 << 10,
+        maxHeaderBytes: 1 << 10))
+    try channel.writeInbound(
+      ByteBuffer(
+        string: "GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /fast HTTP/1.1\r\nHost: t\r\n\r\n"
+          + "GET /fast-too HTTP/1.1\r\nHost: t\r\n\r\n"))
+    #expect(exchanges.owesResponse)
+    // /slow is answered from behind; /fast then closes (the server is shutting down), and
+    // /fast-too is dropped.
+    shuttingDown.value.store(true, ordering: .relaxed)
+    try respond(channel, body: "slow")
+    #expect(exchanges.closing)
+    #expect(exchanges.requestEnds == 3, "every request was decoded")
+    #expect(!exchanges.owesResponse, "\(exchanges.requestEnds) requests, \(exchanges.responseEnds) answered or dropped")
   }
 
   /// The body's end after an early response does not make the server owe one more.
