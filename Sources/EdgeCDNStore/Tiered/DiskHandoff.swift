@@ -26,6 +26,7 @@ final class DiskHandoff: Sendable {
   }
 
   let tag: StreamingWriteTag
+  let key: CacheHash
   /// The meta the write stores, so that a reader takes disk's copy only if it is this
   /// write's and not a newer write's of the same key.
   let meta: CacheMeta
@@ -34,8 +35,11 @@ final class DiskHandoff: Sendable {
   private let state = Mutex(State())
   private let registry: DiskHandoffs
 
-  fileprivate init(tag: StreamingWriteTag, meta: CacheMeta, diskTag: StreamingWriteTag?, registry: DiskHandoffs) {
+  fileprivate init(
+    tag: StreamingWriteTag, key: CacheHash, meta: CacheMeta, diskTag: StreamingWriteTag?, registry: DiskHandoffs
+  ) {
     self.tag = tag
+    self.key = key
     self.meta = meta
     self.diskTag = diskTag
     self.registry = registry
@@ -82,24 +86,39 @@ final class DiskHandoff: Sendable {
   }
 }
 
-/// The handoffs of the client writes under way, by RAM tag.
+/// The handoffs of the client writes under way, by RAM tag, and the latest by key: a
+/// request whose lookup no longer finds the write in RAM (it left) follows it on disk.
 final class DiskHandoffs: Sendable {
-  private let byTag = Mutex<[StreamingWriteTag: DiskHandoff]>([:])
+  private struct Tables {
+    var byTag: [StreamingWriteTag: DiskHandoff] = [:]
+    var byKey: [CacheHash: DiskHandoff] = [:]
+  }
 
-  func register(_ tag: StreamingWriteTag, meta: CacheMeta, diskTag: StreamingWriteTag? = nil) -> DiskHandoff {
-    let handoff = DiskHandoff(tag: tag, meta: meta, diskTag: diskTag, registry: self)
-    byTag.withLock { $0[tag] = handoff }
+  private let tables = Mutex(Tables())
+
+  func register(
+    _ tag: StreamingWriteTag, key: CacheHash, meta: CacheMeta, diskTag: StreamingWriteTag? = nil
+  ) -> DiskHandoff {
+    let handoff = DiskHandoff(tag: tag, key: key, meta: meta, diskTag: diskTag, registry: self)
+    tables.withLock {
+      $0.byTag[tag] = handoff
+      $0.byKey[key] = handoff
+    }
     return handoff
   }
 
-  func handoff(for tag: StreamingWriteTag) -> DiskHandoff? { byTag.withLock { $0[tag] } }
+  func handoff(for tag: StreamingWriteTag) -> DiskHandoff? { tables.withLock { $0.byTag[tag] } }
+
+  /// The latest write of `key` under way.
+  func handoff(forKey key: CacheHash) -> DiskHandoff? { tables.withLock { $0.byKey[key] } }
 
   /// The writes under way that readers could follow onto disk (for tests).
-  var count: Int { byTag.withLock { $0.count } }
+  var count: Int { tables.withLock { $0.byTag.count } }
 
   fileprivate func remove(_ handoff: DiskHandoff) {
-    byTag.withLock { table in
-      if table[handoff.tag] === handoff { table[handoff.tag] = nil }
+    tables.withLock { tables in
+      if tables.byTag[handoff.tag] === handoff { tables.byTag[handoff.tag] = nil }
+      if tables.byKey[handoff.key] === handoff { tables.byKey[handoff.key] = nil }
     }
   }
 }

@@ -76,6 +76,13 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     let epoch = self.epoch
     // Read before the lower tiers: a client write that commits after this is seen.
     let stamp = writes.stamp(key.combinedHash)
+    // A write of this key that left RAM and goes on on disk: followed there. Without this
+    // every request during the rest of a large fill missed and fetched the object again.
+    if let handoff = handoffs.handoff(forKey: key.combinedHash),
+      let followed = try await followedWrite(key, handoff: handoff, memoryHit: nil)
+    {
+      return followed
+    }
     if let disk {
       do {
         if let hit = try await disk.lookup(key) { return await diskHit(key, hit, epoch: epoch, stamp: stamp) }
@@ -170,7 +177,9 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
       onFinish = { key in queue.enqueue(key) }
     }
     let tag = diskMiss == nil ? nil : memoryMiss?.streamingWriteTag
-    let handoff = tag.map { handoffs.register($0, meta: meta, diskTag: diskMiss?.streamingWriteTag) }
+    let handoff = tag.map {
+      handoffs.register($0, key: key.combinedHash, meta: meta, diskTag: diskMiss?.streamingWriteTag)
+    }
     return TeeMissHandler(
       key: key, memory: memoryMiss, disk: diskMiss, memoryLimit: memoryLimit, metrics: metrics, logger: logger,
       onFinish: onFinish, writes: writes, handoff: handoff)

@@ -98,6 +98,37 @@ struct TieredHandoffTests {
     try await TieredFixture.close(store)
   }
 
+  /// A request that does not hold the write's tag (it came during the fill, after the
+  /// proxy's lock was released) finds it by key: in RAM while RAM has it, then on disk.
+  /// Before, a lookup after the write left RAM missed, and the proxy fetched again.
+  @Test("an untagged lookup finds a write in progress, in RAM and after it left RAM")
+  func untaggedLookupFollowsTheWrite() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 300_000, seed: 15)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    try await Self.write(Array(body[0..<20_000]), into: miss)
+    let inRAM = try #require(try await store.lookup(Self.key), "the write in RAM")
+    try await Self.write(miss, Array(body[0..<150_000]), from: 20_000, eof: false)
+    #expect(try await store.memoryTier.lookup(Self.key) == nil, "the write left RAM")
+    let onDisk = try #require(try await store.lookup(Self.key), "the write on disk, by key")
+    let readers = [inRAM, onDisk].map { hit in
+      Task {
+        var handler = hit.handler
+        let read = try await TieredFixture.readAll(&handler)
+        try await handler.finish()
+        return read
+      }
+    }
+    try await Self.write(miss, body, from: 150_000)
+    _ = try await miss.finish()
+    for reader in readers {
+      let read = try await reader.value
+      let whole = read == body
+      #expect(whole, "read \(read.count) bytes, not the body's \(body.count)")
+    }
+    try await TieredFixture.close(store)
+  }
+
   @Test("a range beyond RAM's part is read from disk, exactly")
   func rangeBeyondRAM() async throws {
     let store = try await Self.store()

@@ -154,9 +154,10 @@ import Testing
   }
 
   /// A request that comes during that fill, once the leader has released the cache lock,
-  /// finds the write in progress in RAM (a hit on it) and reads it through the store: RAM's
-  /// part, then disk's write as disk appends its 64 KiB fragments. It was cut where RAM
-  /// stopped; a tagged reader waited for disk's commit, the whole body.
+  /// finds the write in progress (a hit on it) and reads it through the store: from RAM
+  /// while RAM has it (it was then cut where RAM stopped), or from disk's write by key once
+  /// it left RAM (it then missed and fetched the object again), following disk's 64 KiB
+  /// fragments as disk appends them.
   @Test func aRequestDuringAFillPastRAMsLimitGetsBytesBeforeTheEnd() async throws {
     try await withTimeout(seconds: 150) {
       let (origin, chunks) = Self.slowLetters()
