@@ -112,6 +112,11 @@ final class DiskHandoffs: Sendable {
   /// The latest write of `key` under way.
   func handoff(forKey key: CacheHash) -> DiskHandoff? { tables.withLock { $0.byKey[key] } }
 
+  /// Lookups by key no longer find the write under way (a purge); readers by tag do.
+  func forget(key: CacheHash) {
+    _ = tables.withLock { $0.byKey.removeValue(forKey: key) }
+  }
+
   /// The writes under way that readers could follow onto disk (for tests).
   var count: Int { tables.withLock { $0.byTag.count } }
 

@@ -76,10 +76,12 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     let epoch = self.epoch
     // Read before the lower tiers: a client write that commits after this is seen.
     let stamp = writes.stamp(key.combinedHash)
-    // A write of this key that left RAM and goes on on disk: followed there. Without this
-    // every request during the rest of a large fill missed and fetched the object again.
-    if let handoff = handoffs.handoff(forKey: key.combinedHash),
-      let followed = try await followedWrite(key, handoff: handoff, memoryHit: nil)
+    // A write of this key that left RAM and goes on on disk: followed there, by disk's tag
+    // (never waiting for a commit inside a lookup). Without this every request during the
+    // rest of a large fill missed and fetched the object again. A failure here is a miss
+    // of this path: the lookups below decide.
+    if let handoff = handoffs.handoff(forKey: key.combinedHash), handoff.diskTag != nil,
+      let followed = try? await followedWrite(key, handoff: handoff, memoryHit: nil)
     {
       return followed
     }
@@ -180,6 +182,8 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
     let handoff = tag.map {
       handoffs.register($0, key: key.combinedHash, meta: meta, diskTag: diskMiss?.streamingWriteTag)
     }
+    // A newer write that cannot be followed by key: lookups must not follow an older one.
+    if handoff == nil { handoffs.forget(key: key.combinedHash) }
     return TeeMissHandler(
       key: key, memory: memoryMiss, disk: diskMiss, memoryLimit: memoryLimit, metrics: metrics, logger: logger,
       onFinish: onFinish, writes: writes, handoff: handoff)
@@ -209,6 +213,9 @@ final class TieredCore<Memory: Storage, Disk: Storage>: Sendable {
 
   func purge(_ key: CompactCacheKey, reason: PurgeReason) async throws(CacheError) -> Bool {
     purgeEpoch.add(1, ordering: .releasing)
+    // A write in progress is hidden from lookups by key, as RAM hides its own; its readers
+    // by tag go on.
+    handoffs.forget(key: key.combinedHash)
     var removed = false
     var firstError: CacheError?
     do { removed = try await memory.purge(key, reason: reason) } catch { firstError = error }

@@ -129,6 +129,25 @@ struct TieredHandoffTests {
     try await TieredFixture.close(store)
   }
 
+  /// A purge hides the write in progress from lookups by key, as RAM alone hides its own;
+  /// a reader holding the tag reads on.
+  @Test("after a purge, an untagged lookup misses a write in progress that left RAM")
+  func purgeHidesTheWriteFromLookups() async throws {
+    let store = try await Self.store()
+    let body = TieredFixture.body(size: 300_000, seed: 16)
+    let miss = try await store.missHandler(for: Self.key, meta: TieredFixture.meta())
+    let (_, reader) = try await Self.follow(miss, in: store)
+    try await Self.write(Array(body[0..<150_000]), into: miss)
+    #expect(try await store.lookup(Self.key) != nil, "found by key before the purge")
+    _ = try await store.purge(Self.key.compact, reason: .invalidation)
+    #expect(try await store.lookup(Self.key) == nil, "found by key after the purge")
+    try await Self.write(miss, body, from: 150_000)
+    _ = try await miss.finish()
+    let whole = try await reader.value == body
+    #expect(whole, "the tagged reader reads on")
+    try await TieredFixture.close(store)
+  }
+
   @Test("a range beyond RAM's part is read from disk, exactly")
   func rangeBeyondRAM() async throws {
     let store = try await Self.store()

@@ -184,9 +184,10 @@ import Testing
         try await Task.sleep(for: .milliseconds(50))
         await client.close()
       }
-      // And some that read a little first.
+      // And some that read a little first (through a small window, so that they leave
+      // mid-body).
       for _ in 0..<4 {
-        let client = try await RawClient(port: port)
+        let client = try await RawClient(port: port, receiveBuffer: 64 << 10)
         try await client.send("GET /l HTTP/1.1\r\nHost: example.test\r\n\r\n")
         _ = try await client.waitFor(milliseconds: 5000) { $0.text.utf8.count > 1000 }
         await client.close()

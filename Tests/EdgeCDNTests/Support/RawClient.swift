@@ -35,13 +35,18 @@ final class RawClient: Sendable {
   /// default buffer: it used to ask for 0, which the kernel takes as its minimum (about
   /// 4.5 KB), and a 1 MiB response to such a window, with the sender's and the receiver's
   /// small-window avoidance and the persist timer's backoff, took over 20 s under load.
-  init(port: Int, autoRead: Bool = true) async throws {
+  /// `receiveBuffer`: a reading client's receive buffer, to make the server's writes wait
+  /// on it (a client that leaves mid-body).
+  init(port: Int, autoRead: Bool = true, receiveBuffer: Int? = nil) async throws {
     let collector = Collector()
     self.collector = collector
     var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
       .channelOption(.autoRead, value: autoRead)
-    if !autoRead { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: 64 << 10) }
-    self.channel = try await bootstrap
+    if let size = receiveBuffer ?? (autoRead ? nil : 64 << 10) {
+      bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: size)
+    }
+    self.channel =
+      try await bootstrap
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
       }
