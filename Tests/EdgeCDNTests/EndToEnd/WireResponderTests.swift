@@ -50,11 +50,12 @@ import Testing
   }
 
   /// The server's pipeline as `HTTPServer` builds it with a responder.
-  func serverChannel(behind: Bool = true, stub: Stub = Stub()) throws -> (EmbeddedChannel, OpenExchanges) {
+  func serverChannel(
+    behind: Bool = true, stub: Stub = Stub(), shuttingDown flag: Flag = Flag()
+  ) throws -> (EmbeddedChannel, OpenExchanges) {
     let channel = EmbeddedChannel()
     try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     let exchanges = OpenExchanges()
-    let flag = Flag()
     try ResponseEncoder.configureServerPipeline(
       channel.pipeline.syncOperations, exchanges: exchanges,
       front: WireResponder(

@@ -38,12 +38,7 @@ import Testing
   }
 
   func respond(_ channel: EmbeddedChannel, body: String) throws {
-    var headers = HTTPHeaders()
-    headers.add(name: "Content-Length", value: "\(body.utf8.count)")
-    channel.write(
-      HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)), promise: nil)
-    channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil)
-    try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+    try WireResponderTests().respond(channel, body)
   }
 
   /// A slow origin, a cache fill or a starved task pool: no read and no write for three
@@ -116,21 +111,9 @@ import Testing
   /// would hold the connection for ever. (After a request that itself says
   /// `Connection: close`, the decoder takes nothing more.)
   @Test func requestsDroppedAfterAClosingResponseAreNotOwed() throws {
-    let channel = EmbeddedChannel()
-    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-    defer { _ = try? channel.finish() }
-    let exchanges = OpenExchanges()
     let shuttingDown = Flag()
-    let stub = WireResponderTests.Stub()
-    try ResponseEncoder.configureServerPipeline(
-      channel.pipeline.syncOperations, exchanges: exchanges,
-      front: WireResponder(
-        responder: stub, shuttingDown: shuttingDown, exchanges: exchanges, maxRequestLineBytes: 1 << 10,
-        maxHeaderBytes: 1 << 10, idleTimeout: Self.timeout))
-    try channel.pipeline.syncOperations.addHandler(
-      ImmediateResponseHandler(
-        responder: stub, shuttingDown: shuttingDown, exchanges: exchanges, maxRequestLineBytes: 1 << 10,
-        maxHeaderBytes: 1 << 10))
+    let (channel, exchanges) = try WireResponderTests().serverChannel(shuttingDown: shuttingDown)
+    defer { _ = try? channel.finish() }
     try channel.writeInbound(
       ByteBuffer(
         string: "GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /fast HTTP/1.1\r\nHost: t\r\n\r\n"
