@@ -18,6 +18,8 @@ public struct DiskHitHandler: HitHandler {
   /// The committed head's offset, for dropping a damaged object from the index; nil for
   /// a write in progress, which the index does not hold yet.
   let headOffset: Int?
+  /// The committed head's region use (its sequence), with its offset naming the record.
+  let headSequence: UInt64?
   public let evictionWeight: Int
   private var layout: DiskBodyLayout
   private var tail: DiskBodyLayout.Tail?
@@ -37,6 +39,7 @@ public struct DiskHitHandler: HitHandler {
     self.store = store
     self.hash = head.hash
     self.headOffset = head.offset
+    self.headSequence = head.sequence
     self.evictionWeight = weight
     let layout = DiskBodyLayout(fragments: head.fragments, blockCRCs: head.blockCRCs)
     self.layout = layout
@@ -50,6 +53,7 @@ public struct DiskHitHandler: HitHandler {
     self.store = store
     self.hash = hash
     self.headOffset = nil
+    self.headSequence = nil
     self.evictionWeight = weight
     self.layout = DiskBodyLayout()
     self.tail = nil

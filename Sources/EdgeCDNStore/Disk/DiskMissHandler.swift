@@ -230,10 +230,10 @@ public final class DiskMissHandler: MissHandler {
       let payload = HeadRecord.encodePayload(
         meta: metaBytes, bodyLength: bodyLength, fragments: fragments, blockCRCs: crcs, inline: tail)
       let weight = HeadRecord.weight(metaLength: metaBytes.readableBytes, bodyLength: bodyLength)
-      let offset = try await store.commitHead(
+      let head = try await store.commitHead(
         key: key, payload: payload, fragments: fragments, weight: weight, meta: meta)
       state.withLock { $0.phase = .finished }
-      store.writes.ended(tag, committedAt: offset)
+      store.writes.ended(tag, committedAt: head)
       // The head payload holds a copy of the tail.
       if isStaging { store.staging.give(tail) }
       return .created(size: weight)
@@ -245,14 +245,17 @@ public final class DiskMissHandler: MissHandler {
     }
   }
 
+  /// During `finish()` the commit decides: an abort then would fail readers of a write
+  /// that may still commit.
   public func abort(reason: String) async {
-    let finished = state.withLock { s -> Bool in
-      if s.phase != .finished { s.phase = .aborted }
+    let ends = state.withLock { s -> Bool in
+      guard s.phase != .finished, s.phase != .finishing else { return false }
+      s.phase = .aborted
       s.pending = ByteBuffer()
       s.pendingIsStaging = false
-      return s.phase == .finished
+      return true
     }
-    guard !finished else { return }
+    guard ends else { return }
     progress.failed(.writerFailed(key: key.combinedHash, reason: "the disk write was aborted: \(reason)"))
     store.writes.ended(tag, committedAt: nil)
   }

@@ -272,8 +272,12 @@ public final class DiskStore: Storage {
     case .writing(let progress, let meta, let metaLength):
       return CacheHit(
         meta: meta, handler: DiskHitHandler(store: self, hash: hash, following: progress, weight: metaLength))
-    case .committed(let offset):
-      guard let hit = try await lookup(key), hit.handler.headOffset == offset else { return nil }
+    case .committed(let head):
+      // The offset and the region's use: a newer write of the key may sit at the same
+      // offset of the region reused.
+      guard let hit = try await lookup(key), hit.handler.headOffset == head.offset,
+        hit.handler.headSequence == head.sequence
+      else { return nil }
       return hit
     case nil:
       return nil
@@ -427,11 +431,11 @@ public final class DiskStore: Storage {
 
   /// Appends a finished object's head and makes it the key's object, in one step under
   /// the index shard's lock.
-  /// Returns the head's offset.
+  /// Returns where the head went.
   @discardableResult
   func commitHead(
     key: CacheKey, payload: ByteBuffer, fragments: [FragmentRef], weight: Int, meta: CacheMeta
-  ) async throws(CacheError) -> Int {
+  ) async throws(CacheError) -> RecordLocation {
     let hash = key.combinedHash
     let crc = payload.withUnsafeReadableBytes { CRC32C.checksum($0) }
     for _ in 0..<(2 * writer.regionCount) {
@@ -447,7 +451,7 @@ public final class DiskStore: Storage {
             _ = try? await purge(victim, reason: .eviction)
           }
         }
-        return location.offset
+        return location
       case .needsRoom:
         try await reclaimOldest(for: hash)
       case .busy(let write):

@@ -14,8 +14,8 @@ final class DiskWrites: Sendable {
   enum Found {
     /// In progress: what it stores, and its readers' view of it.
     case writing(DiskWriteProgress, meta: CacheMeta, metaLength: Int)
-    /// Committed with its head at this offset.
-    case committed(offset: Int)
+    /// Committed with its head there.
+    case committed(RecordLocation)
   }
 
   static let rememberedCommits = 4096
@@ -29,7 +29,7 @@ final class DiskWrites: Sendable {
 
   private struct Committed {
     var hash: CacheHash
-    var offset: Int
+    var head: RecordLocation
   }
 
   private struct State {
@@ -52,11 +52,11 @@ final class DiskWrites: Sendable {
     return (tag, progress)
   }
 
-  /// The write of `tag` ended: committed with its head at `offset`, or not (nil).
-  func ended(_ tag: StreamingWriteTag, committedAt offset: Int?) {
+  /// The write of `tag` ended: committed with its head at `head`, or not (nil).
+  func ended(_ tag: StreamingWriteTag, committedAt head: RecordLocation?) {
     state.withLock { state in
-      guard let open = state.open.removeValue(forKey: tag), let offset else { return }
-      state.committed[tag] = Committed(hash: open.hash, offset: offset)
+      guard let open = state.open.removeValue(forKey: tag), let head else { return }
+      state.committed[tag] = Committed(hash: open.hash, head: head)
       state.order.append(tag)
       if state.order.count > Self.rememberedCommits, let oldest = state.order.popFirst() {
         state.committed[oldest] = nil
@@ -69,7 +69,7 @@ final class DiskWrites: Sendable {
       if let open = state.open[tag], open.hash == hash {
         return .writing(open.progress, meta: open.meta, metaLength: open.metaLength)
       }
-      if let committed = state.committed[tag], committed.hash == hash { return .committed(offset: committed.offset) }
+      if let committed = state.committed[tag], committed.hash == hash { return .committed(committed.head) }
       return nil
     }
   }
