@@ -13,19 +13,22 @@ public import NIOCore
 public struct DiskHitHandler: HitHandler {
   static let maxReadSize = 256 << 10
 
+  /// What is read: a committed object, named by its head record (for dropping a damaged
+  /// object from the index, and for telling one commit of a key from another), or a
+  /// write in progress, which the index does not hold yet.
+  enum Source {
+    case committed(head: RecordLocation)
+    case following(DiskWriteProgress)
+  }
+
   let store: DiskStore
   let hash: CacheHash
-  /// The committed head's offset, for dropping a damaged object from the index; nil for
-  /// a write in progress, which the index does not hold yet.
-  let headOffset: Int?
-  /// The committed head's region use (its sequence), with its offset naming the record.
-  let headSequence: UInt64?
+  let source: Source
   public let evictionWeight: Int
   private var layout: DiskBodyLayout
   private var tail: DiskBodyLayout.Tail?
   /// Nil while a followed write has not reached its end.
   private var bodyLength: Int?
-  private let following: DiskWriteProgress?
   /// The followed write's state this reader last looked at, and its failure if it
   /// failed: it ends the read only where bytes are missing (a failed commit does not
   /// take back bytes the writer had already given).
@@ -38,27 +41,29 @@ public struct DiskHitHandler: HitHandler {
   init(store: DiskStore, head: HeadRecord, weight: Int) {
     self.store = store
     self.hash = head.hash
-    self.headOffset = head.offset
-    self.headSequence = head.sequence
+    self.source = .committed(head: RecordLocation(offset: head.offset, sequence: head.sequence))
     self.evictionWeight = weight
     let layout = DiskBodyLayout(fragments: head.fragments, blockCRCs: head.blockCRCs)
     self.layout = layout
     self.tail = DiskBodyLayout.Tail(start: layout.fragmented, bytes: head.inline)
     self.bodyLength = head.bodyLength
-    self.following = nil
   }
 
   /// A reader of the write in progress that `progress` describes.
   init(store: DiskStore, hash: CacheHash, following progress: DiskWriteProgress, weight: Int) {
     self.store = store
     self.hash = hash
-    self.headOffset = nil
-    self.headSequence = nil
+    self.source = .following(progress)
     self.evictionWeight = weight
     self.layout = DiskBodyLayout()
     self.tail = nil
     self.bodyLength = nil
-    self.following = progress
+  }
+
+  /// The committed head this handler reads; nil for a write in progress.
+  var committedHead: RecordLocation? {
+    if case .committed(let head) = source { return head }
+    return nil
   }
 
   public mutating func readBody() async throws(CacheError) -> ByteBuffer? {
@@ -81,7 +86,7 @@ public struct DiskHitHandler: HitHandler {
         return tail.bytes.getSlice(at: tail.bytes.readerIndex + position - tail.start, length: count) ?? ByteBuffer()
       }
       // A followed write without these bytes yet: wait for its next fragment or its end.
-      guard let following else {
+      guard case .following(let following) = source else {
         throw corrupt("no fragment holds body offset \(position) of \(bodyLength ?? -1)")
       }
       if let failure { throw failure }
@@ -137,7 +142,7 @@ public struct DiskHitHandler: HitHandler {
 
   private func corrupt(_ reason: String) -> CacheError {
     // A write in progress is not in the index yet: nothing there is this reader's to drop.
-    if let headOffset { store.dropCorrupt(hash, at: headOffset, weight: evictionWeight, reason: reason) }
+    if let head = committedHead { store.dropCorrupt(hash, at: head.offset, weight: evictionWeight, reason: reason) }
     return .corruptBody(key: hash, reason: reason)
   }
 
@@ -158,7 +163,7 @@ public struct DiskHitHandler: HitHandler {
 
   /// A ranged read, or a read of a write in progress, is not a full hit: it should not
   /// promote the object as one would.
-  public var shouldCountAccess: Bool { !seeked && following == nil }
+  public var shouldCountAccess: Bool { !seeked && committedHead != nil }
 }
 
 extension Task where Success == Never, Failure == Never {

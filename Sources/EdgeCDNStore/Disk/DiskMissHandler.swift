@@ -26,8 +26,6 @@ public final class DiskMissHandler: MissHandler {
     /// `pending` came from the store's staging buffers (not a slice of the caller's bytes).
     var pendingIsStaging = false
     var bodyLength = 0
-    var fragments: [FragmentRef] = []
-    var blockCRCs: [UInt32] = []
     /// The most body bytes held at once, for tests of the RAM bound.
     var peakBuffered = 0
     /// Readers were told where the body ends.
@@ -87,20 +85,25 @@ public final class DiskMissHandler: MissHandler {
   }
 
   /// Tells readers where the body ends, and gives them its tail when the head will hold
-  /// it (`finish()`): a copy, since the tail is a staging buffer the next write reuses. A
-  /// longer tail reaches them as the last fragment.
-  /// `tail`: the body's end, when the caller has taken it out of the state (`finish()`).
-  private func publishEnd(tail taken: ByteBuffer? = nil) {
-    let end = state.withLock { s -> (Int, ByteBuffer)? in
+  /// it (`finish()`); a longer tail reaches them as the last fragment. A tail in a staging
+  /// buffer, which the next write reuses, is copied; the caller's own bytes are not.
+  /// `taken`: the body's end, when the caller has taken it out of the state (`finish()`).
+  private func publishEnd(taken: (tail: ByteBuffer, staging: Bool)? = nil) {
+    let end = state.withLock { s -> (Int, ByteBuffer, staging: Bool)? in
       guard !s.endPublished else { return nil }
       s.endPublished = true
-      return (s.bodyLength, taken ?? s.pending)
+      let (tail, staging) = taken ?? (s.pending, s.pendingIsStaging)
+      return (s.bodyLength, tail, staging)
     }
-    guard let (bodyLength, tail) = end else { return }
+    guard let (bodyLength, tail, staging) = end else { return }
     var published = ByteBuffer()
     if tail.readableBytes <= Self.inlineTailBytes {
-      published = ByteBufferAllocator().buffer(capacity: tail.readableBytes)
-      published.writeImmutableBuffer(tail)
+      if staging {
+        published = ByteBufferAllocator().buffer(capacity: tail.readableBytes)
+        published.writeImmutableBuffer(tail)
+      } else {
+        published = tail
+      }
     }
     progress.reachedEnd(bodyLength: bodyLength, tail: published)
   }
@@ -181,11 +184,9 @@ public final class DiskMissHandler: MissHandler {
       progress.failed(error)
       throw error
     }
+    // The fragment table lives in the progress only: readers follow it, and `finish()`
+    // writes it into the head.
     let fragment = FragmentRef(offset: location.offset, sequence: location.sequence, length: piece.readableBytes)
-    state.withLock { s in
-      s.fragments.append(fragment)
-      s.blockCRCs.append(contentsOf: crcs)
-    }
     progress.appended(fragment, blockCRCs: crcs)
     // The region holds a copy now.
     if reuseStorage { store.staging.give(piece) }
@@ -218,7 +219,7 @@ public final class DiskMissHandler: MissHandler {
       throw .invalidState(key: hash, reason: "finish after finish or abort")
     }
     // A writer may finish without a last write marked `eof`.
-    publishEnd(tail: tail)
+    publishEnd(taken: (tail, isStaging))
     do throws(CacheError) {
       // A long tail becomes a last, shorter fragment; a short one rides in the head.
       if tail.readableBytes > Self.inlineTailBytes {
@@ -226,9 +227,11 @@ public final class DiskMissHandler: MissHandler {
         tail = ByteBuffer()
         isStaging = false
       }
-      let (fragments, crcs, bodyLength) = state.withLock { ($0.fragments, $0.blockCRCs, $0.bodyLength) }
+      let bodyLength = state.withLock { $0.bodyLength }
+      let layout = progress.snapshot.layout
+      let fragments = layout.fragments
       let payload = HeadRecord.encodePayload(
-        meta: metaBytes, bodyLength: bodyLength, fragments: fragments, blockCRCs: crcs, inline: tail)
+        meta: metaBytes, bodyLength: bodyLength, fragments: fragments, blockCRCs: layout.blockCRCs, inline: tail)
       let weight = HeadRecord.weight(metaLength: metaBytes.readableBytes, bodyLength: bodyLength)
       let head = try await store.commitHead(
         key: key, payload: payload, fragments: fragments, weight: weight, meta: meta)

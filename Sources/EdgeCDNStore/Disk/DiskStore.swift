@@ -275,9 +275,7 @@ public final class DiskStore: Storage {
     case .committed(let head):
       // The offset and the region's use: a newer write of the key may sit at the same
       // offset of the region reused.
-      guard let hit = try await lookup(key), hit.handler.headOffset == head.offset,
-        hit.handler.headSequence == head.sequence
-      else { return nil }
+      guard let hit = try await lookup(key), hit.handler.committedHead == head else { return nil }
       return hit
     case nil:
       return nil
