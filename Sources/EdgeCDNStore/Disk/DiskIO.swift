@@ -92,49 +92,58 @@ final class FileDiskIO: DiskIO {
   func writeDirect(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(CacheError) {
     try using("pwrite") { () throws(CacheError) in
       guard directFD >= 0, directWorks.load(ordering: .relaxed) else { return try write(bytes, at: offset) }
-      var done = 0
-      while done < bytes.count {
-        let n = pwrite(directFD, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
-        if n < 0 {
-          if errno == EINTR { continue }
-          if errno == EINVAL {
-            directWorks.store(false, ordering: .relaxed)
-            return try write(UnsafeRawBufferPointer(rebasing: bytes[done...]), at: offset + done)
-          }
-          throw .io(key: nil, operation: "pwrite", path: path, errno: errno)
-        }
-        done += n
+      let (done, failure) = Self.repeating(bytes.count) { done in
+        pwrite(directFD, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
       }
+      if failure == EINVAL {
+        directWorks.store(false, ordering: .relaxed)
+        return try write(UnsafeRawBufferPointer(rebasing: bytes[done...]), at: offset + done)
+      }
+      try wrote(done, of: bytes.count, failure)
     }
   }
 
   func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(CacheError) -> Int {
     try using("pread") { () throws(CacheError) in
-      var done = 0
-      while done < buffer.count {
-        let n = pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
-        if n < 0 {
-          if errno == EINTR { continue }
-          throw .io(key: nil, operation: "pread", path: path, errno: errno)
-        }
-        if n == 0 { break }
-        done += n
+      let (done, failure) = Self.repeating(buffer.count) { done in
+        pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
       }
-      return done
+      if let failure { throw .io(key: nil, operation: "pread", path: path, errno: failure) }
+      return done  // short at the end of the file
     }
   }
 
   func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(CacheError) {
     try using("pwrite") { () throws(CacheError) in
-      var done = 0
-      while done < bytes.count {
-        let n = pwrite(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
-        if n < 0 {
-          if errno == EINTR { continue }
-          throw .io(key: nil, operation: "pwrite", path: path, errno: errno)
-        }
-        done += n
+      let (done, failure) = Self.repeating(bytes.count) { done in
+        pwrite(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
       }
+      try wrote(done, of: bytes.count, failure)
+    }
+  }
+
+  /// Repeats `call` (one pread or pwrite of the rest, `done` bytes in) until `count` bytes
+  /// went through, retrying EINTR; stops at a call that moved nothing (a read at the end
+  /// of the file) or failed. Returns the bytes moved and the failed call's errno.
+  private static func repeating(_ count: Int, _ call: (_ done: Int) -> Int) -> (done: Int, errno: Int32?) {
+    var done = 0
+    while done < count {
+      let n = call(done)
+      if n < 0 {
+        if errno == EINTR { continue }
+        return (done, errno)
+      }
+      if n == 0 { break }
+      done += n
+    }
+    return (done, nil)
+  }
+
+  /// A write that failed, or stopped short (a pwrite that moved nothing: the loop used to
+  /// spin on it), is an I/O error.
+  private func wrote(_ done: Int, of count: Int, _ failure: Int32?) throws(CacheError) {
+    guard failure == nil, done == count else {
+      throw .io(key: nil, operation: "pwrite", path: path, errno: failure ?? EIO)
     }
   }
 
