@@ -67,6 +67,20 @@ import Testing
     return (origin, chunks)
   }
 
+  /// Runs `body` against a slow fill of `/large` (`slowLetters`) through the tiered proxy,
+  /// then waits for the fill to commit: the store closes after the test.
+  static func withSlowFill(
+    _ body: @escaping @Sendable (_ port: Int, _ origin: TestOrigin, _ chunks: [String]) async throws -> Void
+  ) async throws {
+    try await withTimeout(seconds: 150) {
+      let (origin, chunks) = slowLetters()
+      try await withTieredProxy(origin) { port, store in
+        try await body(port, origin, chunks)
+        try await waitForCommit(store)
+      }
+    }
+  }
+
   /// Waits (bounded) for the fill of `/large` to commit on disk: the store closes after
   /// the test, and a fill still writing would write to a closed file.
   static func waitForCommit(_ store: Store) async throws {
@@ -121,35 +135,27 @@ import Testing
   /// A range asked by the leader of a fill past RAM's limit (relayed) is answered once its
   /// bytes went by, not after the whole fill.
   @Test func aRangeLeaderOfARelayedFillDoesNotWaitForTheRest() async throws {
-    try await withTimeout(seconds: 150) {
-      let (origin, chunks) = Self.slowLetters()
-      try await Self.withTieredProxy(origin) { port, store in
-        let client = try await RawClient(port: port)
-        // Bytes 100 000 to 100 009: in chunk 6 ("G"), 1.5 s into the origin's 6 s.
-        try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\nRange: bytes=100000-100009\r\n\r\n")
-        #expect(try await client.waitFor(milliseconds: 8000) { $0.text.hasSuffix("GGGGGGGGGG") })
-        #expect(client.text.hasPrefix("HTTP/1.1 206"), "\(client.text.prefix(200))")
-        #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "answered before the origin's end")
-        await client.close()
-        try await Self.waitForCommit(store)
-      }
+    try await Self.withSlowFill { port, origin, chunks in
+      let client = try await RawClient(port: port)
+      // Bytes 100 000 to 100 009: in chunk 6 ("G"), 1.5 s into the origin's 6 s.
+      try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\nRange: bytes=100000-100009\r\n\r\n")
+      #expect(try await client.waitFor(milliseconds: 8000) { $0.text.hasSuffix("GGGGGGGGGG") })
+      #expect(client.text.hasPrefix("HTTP/1.1 206"), "\(client.text.prefix(200))")
+      #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "answered before the origin's end")
+      await client.close()
     }
   }
 
   /// The leader of a fill with a Content-Length past RAM's limit gets its first bytes while
   /// the origin still sends (it waited for the whole body to reach disk).
   @Test func theLeaderOfAFillPastRAMsLimitGetsBytesBeforeTheEnd() async throws {
-    try await withTimeout(seconds: 150) {
-      let (origin, chunks) = Self.slowLetters()
-      try await Self.withTieredProxy(origin) { port, store in
-        let client = try await RawClient(port: port)
-        try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
-        // Chunk 10 ("K"), past RAM's 64 KiB (four chunks).
-        #expect(try await client.waitFor(milliseconds: 8000) { $0.text.contains("KKKKKKKK") })
-        #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
-        await client.close()
-        try await Self.waitForCommit(store)
-      }
+    try await Self.withSlowFill { port, origin, chunks in
+      let client = try await RawClient(port: port)
+      try await client.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      // Chunk 10 ("K"), past RAM's 64 KiB (four chunks).
+      #expect(try await client.waitFor(milliseconds: 8000) { $0.text.contains("KKKKKKKK") })
+      #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
+      await client.close()
     }
   }
 
@@ -159,24 +165,20 @@ import Testing
   /// it left RAM (it then missed and fetched the object again), following disk's 64 KiB
   /// fragments as disk appends them.
   @Test func aRequestDuringAFillPastRAMsLimitGetsBytesBeforeTheEnd() async throws {
-    try await withTimeout(seconds: 150) {
-      let (origin, chunks) = Self.slowLetters()
-      try await Self.withTieredProxy(origin) { port, store in
-        let leader = try await RawClient(port: port)
-        try await leader.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
-        #expect(try await leader.waitFor(milliseconds: 8000) { $0.text.contains("AAAAAAAA") })
-        let during = try await RawClient(port: port)
-        try await during.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
-        // Chunk 10 ("K"): in disk's third fragment, past RAM's 64 KiB (four chunks).
-        #expect(try await during.waitFor(milliseconds: 8000) { $0.text.contains("KKKKKKKK") })
-        #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
-        #expect(during.text.contains("edge-cdn; hit"), "a hit on the write: \(during.text.prefix(300))")
-        #expect(try await during.waitFor(milliseconds: 20000) { $0.text.hasSuffix(chunks.joined()) })
-        #expect(origin.count("/large") == 1)
-        await leader.close()
-        await during.close()
-        try await Self.waitForCommit(store)
-      }
+    try await Self.withSlowFill { port, origin, chunks in
+      let leader = try await RawClient(port: port)
+      try await leader.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      #expect(try await leader.waitFor(milliseconds: 8000) { $0.text.contains("AAAAAAAA") })
+      let during = try await RawClient(port: port)
+      try await during.send("GET /large HTTP/1.1\r\nHost: example.test\r\n\r\n")
+      // Chunk 10 ("K"): in disk's third fragment, past RAM's 64 KiB (four chunks).
+      #expect(try await during.waitFor(milliseconds: 8000) { $0.text.contains("KKKKKKKK") })
+      #expect(origin.chunksWritten.withLock { $0 } < chunks.count, "the origin was still sending")
+      #expect(during.text.contains("edge-cdn; hit"), "a hit on the write: \(during.text.prefix(300))")
+      #expect(try await during.waitFor(milliseconds: 20000) { $0.text.hasSuffix(chunks.joined()) })
+      #expect(origin.count("/large") == 1)
+      await leader.close()
+      await during.close()
     }
   }
 }
