@@ -8,12 +8,12 @@ import NIOCore
 ///
 /// Why: a body of unknown length can turn out larger than the store takes. The store's
 /// write then fails midway, and a reader of that write was cut there (a chunked 12 MiB
-/// body ended at the RAM tier's 8 MiB limit); and a body past the tiered store's RAM limit
-/// can be read only once on disk, so its leader waited for all of it. The relay goes on
-/// whatever the store does, as pingora's miss does. The price is pingora's too: the fill
-/// reads the origin at the leader's pace (the pipe holds a few chunks), so a slow leader
-/// slows the waiters, which for a body past RAM's limit wait for the commit. Other bodies
-/// keep the read-back, which does not couple them.
+/// body ended at the RAM tier's 8 MiB limit); and past the tiered store's RAM limit a
+/// reader follows the write only a disk fragment at a time. The relay goes on whatever
+/// the store does, as pingora's miss does, and hands over each chunk as it comes. The
+/// price is pingora's too: the fill reads the origin at the leader's pace (the pipe holds
+/// a few chunks), so a slow leader slows the waiters, which follow the store's write.
+/// Other bodies keep the read-back, which does not couple them.
 ///
 /// Served through `HitResponder` like any hit. A seek skips forward (a single range of a
 /// body whose length is known); multipart ranges are not offered (a whole 200 instead).
